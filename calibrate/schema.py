@@ -1,0 +1,157 @@
+"""What `calibrate` writes: calibration profiles (`results/calibration/*.json`) and law files.
+
+A profile is the per-hardware set of constants the solver consumes in place of the paper's
+assumed 50 % / 1 % MFU: the achieved FLOP rate of each phase (paper convention, 2·N flop per
+token) with a 95 % bootstrap interval, the peak it was divided by, the price, and the measured
+decode curve. The solver needs only dollars per useful FLOP per phase = usd_per_h / 3600 /
+achieved_flop_per_s; MFU is kept beside it so a profile stays valid whatever peak table is right.
+
+Bump the schema_version on any breaking change.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROFILE_SCHEMA_VERSION = 1
+LAW_SCHEMA_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Estimate(Strict):
+    """A point estimate with its 95 % bootstrap interval (low <= value <= high)."""
+
+    value: float
+    low: float
+    high: float
+    n_boot: int = 0  # bootstrap resamples behind the interval (0: no interval could be computed)
+
+
+class ProfileHardware(Strict):
+    name: str
+    kind: Literal["gpu", "cpu", "remote"]
+    device_name: str
+    device_count: int = Field(gt=0)
+    peak_dtype: str
+    peak_flop_per_s: float | None  # per device; None when unknown (then MFU is None too)
+    peak_source: str
+    memory_bytes: int | None = None
+    memory_bandwidth_bytes_per_s: float | None = None
+    bandwidth_source: str | None = None
+    usd_per_h: float = Field(gt=0)  # per device-hour
+    usd_per_h_source: str
+
+
+class ProfileModel(Strict):
+    name: str
+    quantization: str
+    params_matmul: int
+    params_total: int
+    num_layers: int
+    hidden_size: int
+    num_kv_heads: int
+    head_dim: int
+    weight_bytes: int | None = None
+    bytes_per_param: float | None = None  # weight_bytes / params_total, as served
+
+
+class CurvePoint(Strict):
+    """Decode measured at one concurrency (decode-workload runs)."""
+
+    concurrency: int
+    output_tokens_per_s: float
+    achieved_flop_per_s: float  # paper convention, all devices
+    mfu_output: float | None
+    mbu_output: float | None = None
+    tpot_p90_s: float | None = None
+    ttft_p90_s: float | None = None
+    run_ids: list[str]
+
+
+class Slo(Strict):
+    ttft_p90_s: float = Field(gt=0)
+    tpot_p90_s: float = Field(gt=0)
+    source: str  # why these limits ("default: ...", "command line")
+
+
+class OperatingPoint(Strict):
+    """The highest-throughput measured decode concurrency that meets the SLO."""
+
+    concurrency: int
+    output_tokens_per_s: float
+    mfu_output: float | None
+    meets_slo: bool  # False when no measured point met it (then the lowest concurrency is used)
+
+
+class Costs(Strict):
+    usd_per_request_paper_mix: Estimate  # 70 input + 215 output tokens (the paper's LMSYS means)
+    usd_per_request_measured_mix: Estimate | None = None
+    measured_mix_input_tokens: float | None = None
+    measured_mix_output_tokens: float | None = None
+    usd_per_million_input_tokens: Estimate
+    usd_per_million_output_tokens: Estimate
+    energy_j_per_request: float | None = None  # where NVML measured energy
+
+
+class RunRef(Strict):
+    path: str
+    sha256: str  # of run.json
+    run_id: str
+
+
+class Dropped(Strict):
+    path: str
+    reason: str
+
+
+class ProfileProvenance(Strict):
+    runs: list[RunRef]
+    dropped: list[Dropped]
+    vllm_version: str | None
+    created_utc: str
+    tool: str  # "calibrate <version>" + git commit
+    method: str  # how the constants were computed, in words
+    inputs: Literal["bench", "vllm-bench-serve", "guidellm", "mixed", "synthetic"] = "bench"
+
+
+class Profile(Strict):
+    schema_version: Literal[1] = PROFILE_SCHEMA_VERSION
+    kind: Literal["calibration_profile"] = "calibration_profile"
+    hardware: ProfileHardware
+    model: ProfileModel
+    operating_concurrency: int | None  # the concurrency the per-token costs below are taken at
+    seconds_per_input_token: Estimate  # device-seconds per token at that concurrency (joint fit)
+    seconds_per_output_token: Estimate
+    achieved_flop_per_s_input: Estimate  # 2·N / seconds_per_input_token
+    achieved_flop_per_s_output: Estimate
+    mfu_input: Estimate | None  # achieved / (peak * devices); None when the peak is unknown
+    mfu_output: Estimate | None
+    phase_isolated: dict[str, float | None] = Field(default_factory=dict)  # mfu from prefill-only / decode-only runs
+    decode_curve: list[CurvePoint]
+    slo: Slo
+    operating_point: OperatingPoint | None
+    costs: Costs
+    provenance: ProfileProvenance
+
+
+class LawFile(Strict):
+    """A loss-law coefficient set L(N, D) = E + A/N^alpha + B/D^beta, as `solver --law FILE` reads it.
+
+    `intervals` holds optional 95 % bootstrap intervals as {"A": [low, high], ...}.
+    """
+
+    schema_version: Literal[1] = LAW_SCHEMA_VERSION
+    kind: Literal["loss_law"] = "loss_law"
+    name: str
+    A: float = Field(gt=0)
+    B: float = Field(gt=0)
+    E: float = Field(gt=0)
+    alpha: float = Field(gt=0)
+    beta: float = Field(gt=0)
+    intervals: dict[str, tuple[float, float]] | None = None
+    provenance: dict[str, object]
