@@ -70,7 +70,7 @@ class HardwareInfo(Strict):
     memory_bytes: int | None = None  # per device
     memory_bandwidth_bytes_per_s: float | None = None  # per device
     bandwidth_source: str | None = None
-    usd_per_h: float  # per device-hour
+    usd_per_h: float | None  # per device-hour; None when no price is known (unknown GPU, table row without one) nor given
     usd_per_h_source: str  # "table: ..." | "override" | "assumption: ..."
 
 
@@ -165,7 +165,7 @@ class Derived(Strict):
     energy_j: float | None = None
     energy_j_per_request: float | None = None
     energy_j_per_token: float | None = None
-    usd_per_h: float
+    usd_per_h: float | None  # None when the hardware has no price (then the usd_* fields are None)
     usd_per_request: float | None = None
     usd_per_million_tokens: float | None = None
     vllm_flop_delta: float | None = None  # vllm:estimated_flops_per_gpu_total after - before (x devices)

@@ -1,0 +1,344 @@
+"""`python -m bench prepare|run|sweep`: the command line of the benchmark (all printing lives here).
+
+    prepare  build a tiny Llama model and quantize it to INT8 W8A8 (bench.prepare)
+    run      measure workload x concurrency (or rate) now, always into new run directories
+    sweep    the same from a TOML config; runs already complete are skipped, so a crashed or
+             interrupted sweep resumes where it stopped
+
+Exit status: 0 every run complete; 1 a run failed or the server died; 2 bad input (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.config import DEFAULT_RESULTS, ConfigError, SweepConfig, load_config, with_overrides
+
+PROG = "python -m bench"
+
+PREPARE_EPILOG = f"""examples:
+  {PROG} prepare                                   # tiny Llama (14.7 M) -> models/tiny-llama-h512-l4-w8a8
+  {PROG} prepare --hidden-size 256 --num-layers 2  # smaller and faster (~2 M)
+  {PROG} prepare --model /models/llama-3.1-8b      # quantize a local checkpoint to INT8 W8A8
+  {PROG} prepare --quantization bnb-int8           # bitsandbytes LLM.int8 instead"""
+
+RUN_EPILOG = f"""examples:
+  {PROG} run --model models/tiny-llama-w8a8 --workload prefill --input-tokens 512 --concurrency 1,4
+  {PROG} run --model models/tiny-llama-w8a8 --workload decode --output-tokens 128 --concurrency 1,2,4,8
+  {PROG} run --model models/tiny-llama-w8a8 --workload mixed --request-rate 0.5,1,2 --num-requests 50
+  {PROG} run --model ./llama-8b-w8a8 --endpoint http://gpu-node:8000 --api-key-env VLLM_API_KEY \\
+      --served-name llama-8b --hardware-name a100-80gb --workload decode --concurrency 1,16,64
+Results go to <results>/<hardware>/<model>/<run_id>/ (run.json, requests.jsonl, ...)."""
+
+SWEEP_EPILOG = f"""examples:
+  {PROG} sweep --config bench/data/sweep_cpu.toml
+  {PROG} sweep --config bench/data/sweep_a100.toml --model ./llama-8b-w8a8 --usd-per-hour 1.10
+  {PROG} sweep --config bench/data/sweep_cpu.toml --concurrency 1,2 --num-requests 8   # flags beat the file
+Runs already complete are skipped; a failed or interrupted run is measured again in a new directory."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line and exits 2 (no usage dump, no traceback)."""
+
+    def error(self, message: str):  # noqa: D401
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 1,2,4") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: concurrencies must be positive integers, e.g. 1,2,4")
+    return vals
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers, e.g. 0.5,1,2") from None
+    if not vals or any(not v > 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: request rates must be > 0 requests/s")
+    return vals
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _nonneg_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0")
+    return v
+
+
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+
+
+def _peak(text: str) -> tuple[str, float]:
+    dtype, sep, value = text.partition("=")
+    dtype = dtype.strip().lower()
+    if not sep or dtype not in DTYPES:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected DTYPE=FLOP_PER_S with DTYPE one of {', '.join(DTYPES)}, e.g. int8=624e12")
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {value!r} is not a number of flop/s, e.g. int8=624e12") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the peak must be > 0 flop/s")
+    return dtype, v
+
+
+def add_measure_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to measure")
+    g.add_argument("--config", metavar="FILE.toml", help="sweep config (see bench/data/sweep_cpu.toml); flags override it")
+    g.add_argument("--model", metavar="DIR", help="local model directory (config.json; weights unless --endpoint)")
+    g.add_argument("--model-name", help="short name used in result paths (default: the directory name)")
+    g.add_argument("--workload", choices=("prefill", "decode", "mixed", "distribution"),
+                   help="replaces the config's runs with this one workload")
+    g.add_argument("--input-tokens", type=_positive_int, metavar="P")
+    g.add_argument("--output-tokens", type=_positive_int, metavar="G")
+    g.add_argument("--distribution-file", metavar="CSV", help="(input, output) pairs for --workload distribution")
+    g.add_argument("--concurrency", type=_int_list, metavar="1,2,4", help="closed-loop requests in flight")
+    g.add_argument("--request-rate", type=_float_list, metavar="R1,R2", help="Poisson arrivals, requests/s")
+    g.add_argument("--num-requests", type=_positive_int, metavar="N", help="measured requests per run")
+    g.add_argument("--warmup", type=_nonneg_int, metavar="N", help="warm-up requests per run (not measured)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--slo-ttft-s", type=_positive_float, help="goodput SLO: time to first token")
+    g.add_argument("--slo-tpot-s", type=_positive_float, help="goodput SLO: time per output token")
+    g.add_argument("--results", metavar="DIR", help=f"results root (default {DEFAULT_RESULTS})")
+    s = p.add_argument_group("server")
+    s.add_argument("--endpoint", metavar="URL", help="measure this running OpenAI-compatible server instead of starting vLLM")
+    s.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the endpoint's API key (never written)")
+    s.add_argument("--served-name", help="model name the server answers to")
+    s.add_argument("--quantization", help="vLLM --quantization (compressed-tensors W8A8 is auto-detected)")
+    s.add_argument("--dtype", help="vLLM --dtype (default bfloat16)")
+    s.add_argument("--max-model-len", type=_positive_int)
+    s.add_argument("--max-num-seqs", type=_positive_int)
+    s.add_argument("--tensor-parallel-size", type=_positive_int)
+    h = p.add_argument_group("hardware (override detected / table values)")
+    h.add_argument("--hardware-name", help="table key or alias (a100-40gb, ...), or a free name for --endpoint")
+    h.add_argument("--usd-per-hour", type=_nonneg_float, metavar="USD", help="price per device-hour")
+    h.add_argument("--peak-flop-per-s", type=_peak, action="append", metavar="DTYPE=VALUE",
+                   help="dense peak per device, e.g. int8=624e12 (repeatable)")
+    h.add_argument("--memory-bandwidth", type=_positive_float, metavar="BYTES_PER_S", help="per device")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description="Measure prefill/decode MFU, energy and $ per request with vLLM.",
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog=f"examples:\n  {PROG} prepare --help\n  {PROG} sweep --config bench/data/sweep_cpu.toml")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    prep = sub.add_parser("prepare", help="build / quantize a model (INT8 W8A8)", epilog=PREPARE_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        from bench.prepare import add_prepare_args
+
+        add_prepare_args(prep)
+    except ImportError as exc:  # bench.prepare missing: say so when used, not at import
+        prep.set_defaults(_prepare_missing=str(exc))
+    run = sub.add_parser("run", help="measure now (always new run directories)", epilog=RUN_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_measure_args(run)
+    sw = sub.add_parser("sweep", help="measure a TOML sweep; skips complete runs, resumes after a crash",
+                        epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_measure_args(sw)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SweepConfig:
+    """The TOML config (or an empty one) with every given flag applied on top."""
+    cfg = load_config(args.config) if args.config else SweepConfig()
+    ov: dict = {
+        "model": args.model, "model_name": args.model_name, "results": args.results,
+        "seed": args.seed, "num_requests": args.num_requests, "warmup": args.warmup,
+        "slo_ttft_s": args.slo_ttft_s, "slo_tpot_s": args.slo_tpot_s,
+        "server.endpoint": args.endpoint, "server.api_key_env": args.api_key_env,
+        "server.served_name": args.served_name, "server.quantization": args.quantization,
+        "server.dtype": args.dtype, "server.max_model_len": args.max_model_len,
+        "server.max_num_seqs": args.max_num_seqs, "server.tensor_parallel_size": args.tensor_parallel_size,
+        "hardware.name": args.hardware_name, "hardware.usd_per_hour": args.usd_per_hour,
+        "hardware.memory_bandwidth_bytes_per_s": args.memory_bandwidth,
+        "hardware.peak_flop_per_s": dict(args.peak_flop_per_s) if args.peak_flop_per_s else None,
+    }  # fmt: skip
+    if args.workload:
+        if not (args.concurrency or args.request_rate):
+            raise ConfigError("--workload needs --concurrency 1,2,.. or --request-rate R1,R2,..")
+        ov["runs"] = [{
+            "workload": args.workload, "input_tokens": args.input_tokens, "output_tokens": args.output_tokens,
+            "distribution_file": args.distribution_file, "concurrency": args.concurrency,
+            "request_rate_per_s": args.request_rate,
+        }]  # fmt: skip
+    else:
+        for flag in ("input_tokens", "output_tokens", "distribution_file"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --workload (it describes one workload)")
+        if args.concurrency and args.request_rate:
+            raise ConfigError("give --concurrency or --request-rate, not both")
+        ov["concurrency"] = args.concurrency
+        ov["request_rate_per_s"] = args.request_rate
+    # ordered: "runs" first so per-run overrides (concurrency, num_requests) apply to the new list
+    ordered = {"runs": ov.pop("runs")} if "runs" in ov else {}
+    ordered.update(ov)
+    return with_overrides(cfg, ordered)
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def _ms(x):
+    return "-" if x is None else f"{x * 1e3:.1f}"
+
+
+def _pct(x):
+    return "-" if x is None else f"{x:.3%}"
+
+
+def summary_table(results, title: str):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in ("run", "status", "ok/fail", "dur s", "in tok/s", "out tok/s", "TTFT p50 ms",
+                "TPOT p50 ms", "MFU in", "MFU out", "MFU all", "MBU", "$/req", "$/1M tok", "FLOP/vLLM"):
+        t.add_column(col, justify="left" if col in ("run", "status") else "right", no_wrap=col == "run")
+    for r in results:
+        rec, s, d = r.record, r.record.summary, r.record.derived
+        status = "skipped" if r.skipped else rec.status
+        if s is None:
+            t.add_row(rec.run_id, status, *["-"] * 13)
+            continue
+        t.add_row(
+            rec.run_id, status, f"{s.num_ok}/{s.num_failed}", f"{s.duration_s:.2f}",
+            f"{s.input_tokens_per_s:.0f}", f"{s.output_tokens_per_s:.0f}", _ms(s.ttft_s.p50), _ms(s.tpot_s.p50),
+            _pct(d and d.mfu_input), _pct(d and d.mfu_output), _pct(d and d.mfu), _pct(d and d.mbu_output),
+            "-" if not d or d.usd_per_request is None else f"{d.usd_per_request:.3g}",
+            "-" if not d or d.usd_per_million_tokens is None else f"{d.usd_per_million_tokens:.3g}",
+            "-" if not d or d.flop_ratio_to_vllm is None else f"{d.flop_ratio_to_vllm:.4f}",
+        )
+    return t
+
+
+def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
+    from rich.console import Console
+
+    from bench.run import run_from_config
+
+    # rich wraps at 80 columns when not on a terminal (CI logs, pipes): give tables room there
+    console = Console(stderr=False, width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    specs = cfg.specs()
+    progress = not args.no_progress
+    bars: dict = {}
+
+    def on_status(msg: str) -> None:
+        err.print(f"[dim]{msg}[/dim]")
+
+    def runs_bar():
+        # created on the first run, so bad input is reported before any bar is drawn
+        if progress and "runs" not in bars:
+            from tqdm import tqdm
+
+            bars["runs"] = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, position=0)
+
+    def on_run_start(spec, run_dir):
+        runs_bar()
+        if progress:
+            from tqdm import tqdm
+
+            bars["req"] = tqdm(total=spec.warmup_requests + spec.num_requests, desc=spec.label(),
+                               unit="req", leave=False, file=sys.stderr, position=1)
+
+    def on_record(rec):
+        if "req" in bars:
+            bars["req"].update(1)
+
+    def on_run_end(res):
+        runs_bar()
+        if "req" in bars:
+            bars.pop("req").close()
+        if "runs" in bars:
+            bars["runs"].update(1)
+        if not res.skipped:
+            console.print(summary_table([res], title=f"run {res.record.run_id}"))
+            if res.record.error:
+                err.print(f"[red]run failed:[/red] {res.record.error}")
+
+    try:
+        outcome = run_from_config(cfg, skip_complete=skip_complete, on_status=on_status,
+                                  on_run_start=on_run_start, on_record=on_record, on_run_end=on_run_end)
+    except (ValueError, ConfigError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # server failed to start, etc.: the message carries the log tail
+        from bench.server import ServerError
+
+        if isinstance(exc, ServerError):
+            print(f"{PROG} {args.command}: server error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    finally:
+        for bar in bars.values():
+            bar.close()
+    console.print(summary_table(outcome.results, title="sweep summary"))
+    if outcome.not_run:
+        err.print(f"[red]the server died; {len(outcome.not_run)} run(s) not measured:[/red] "
+                  + ", ".join(s.label() for s in outcome.not_run) + f" (re-run `{PROG} sweep` to resume)")
+    new = [r for r in outcome.results if not r.skipped]
+    failed = [r for r in new if r.record.status != "complete"]
+    print(f"wrote {len(new)} run director{'y' if len(new) == 1 else 'ies'} "
+          f"({len(failed)} failed, {len(outcome.results) - len(new)} already complete) under {outcome.base}")
+    return 0 if outcome.ok else 1
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    missing = getattr(args, "_prepare_missing", None)
+    if missing:
+        print(f"{PROG} prepare: error: bench.prepare is not available ({missing})", file=sys.stderr)
+        return 2
+    from bench.prepare import run_prepare
+
+    return int(run_prepare(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "prepare":
+        return cmd_prepare(args)
+    return cmd_measure(args, skip_complete=args.command == "sweep")

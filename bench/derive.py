@@ -1,0 +1,285 @@
+"""Derived figures of one run: FLOP per token, MFU per phase, MBU, roofline, energy and dollars.
+
+Physics (why two MFUs). A prefill step pushes P tokens of one prompt through every matmul at once:
+it is compute-bound, so its MFU can be high. A decode step pushes ONE token per running sequence
+through every weight: it reads all weights (and the KV cache) once per step, so at small batch it is
+bandwidth-bound and its MFU is tiny (roughly batch x 2N / (bytes read / bandwidth) / peak). The
+paper (Sardana et al. 2024, Eq. 6) prices input and output tokens with separate MFUs for exactly
+this reason; its defaults are 50 % (input) and 1 % (output). This module measures both.
+
+FLOP conventions (see bench/flops.py for the estimators):
+  paper     2 N flop per token (Kaplan et al.; the paper's Eq. 6), N = matmul parameters.
+  hardware  2 N + attention score/value flop at the token's actual context length c:
+            attention_flop_per_token(c) = 4 * layers * heads * head_dim * c.
+            Context per token: input token i (1-based) of a prompt of P attends to i positions
+            (causal), so prefill tokens see P/2 on average ((P + 1)/2 exactly); output token k
+            (k = 1..G) attends to P + k positions, so decode tokens see P + (G + 1)/2 on average.
+
+MFU = achieved FLOP/s (paper convention) / (dense peak of the matmul datatype x devices).
+
+Everything here is pure: no I/O, no printing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bench import flops
+from bench.metrics import is_ok as _ok
+from bench.schema import Derived, HardwareInfo, RequestRecord, RunConfig, Summary
+
+VLLM_FLOP_COUNTER = "vllm:estimated_flops_per_gpu_total"
+
+
+# --------------------------------------------------------------------------- token / context sums
+
+
+def attention_context_sum(input_tokens: int, output_tokens: int) -> float:
+    """Sum over every token of one request of the context length it attends to (hardware convention).
+
+    prefill: sum_{i=1..P} i = P (P + 1) / 2 ;  decode: sum_{k=1..G} (P + k) = G P + G (G + 1) / 2.
+    """
+    p, g = float(input_tokens), float(output_tokens)
+    return p * (p + 1.0) / 2.0 + g * p + g * (g + 1.0) / 2.0
+
+
+def request_flop_hardware(info, input_tokens: int, output_tokens: int) -> float:
+    """Hardware-convention flop of one request: 2N per token + attention at each token's context.
+
+    attention_flop_per_token is linear in the context, so the per-token attention summed over the
+    request equals attention_flop_per_token(info, sum of contexts).
+    """
+    tokens = input_tokens + output_tokens
+    return flops.flop_per_token_paper(info) * tokens + flops.attention_flop_per_token(
+        info, attention_context_sum(input_tokens, output_tokens)
+    )
+
+
+def vllm_convention_flop(info, input_tokens: int, output_tokens: int) -> float:
+    """What vLLM's `--enable-mfu-metrics` counter adds for one request (all devices), replicated.
+
+    From vllm/v1/metrics/perf.py (0.32): each scheduled token goes through the layer matmuls
+    (2 x layer matmul params); the LM head (2 x hidden x vocab) runs only for tokens that need
+    logits: the last prompt token and each decode step; attention is 4 x layers x heads x head_dim
+    x (tokens x context) with NO causal halving (a prompt of P counts P x P). The prompt's P tokens
+    and G - 1 decode steps are scheduled (the first output token comes out of the prefill step).
+    Assumes no prefix-cache hits and that `params_matmul` includes the LM head once.
+    """
+    p, g = int(input_tokens), int(output_tokens)
+    lm_head = info.hidden_size * info.vocab_size
+    layer_matmul = info.params_matmul - lm_head
+    scheduled = p + max(g - 1, 0)
+    logits_tokens = 1 + max(g - 1, 0)
+    ctx_product = p * p + sum(p + k for k in range(1, g))
+    attn = 4.0 * info.num_layers * info.num_attention_heads * info.head_dim * ctx_product
+    return 2.0 * layer_matmul * scheduled + 2.0 * lm_head * logits_tokens + attn
+
+
+def counted_vllm_delta(before: Mapping[str, float] | None, after: Mapping[str, float] | None,
+                       device_count: int) -> float | None:
+    """vLLM's counter over the run, all devices: (after - before) x devices (it counts per GPU)."""
+    if not before or not after or VLLM_FLOP_COUNTER not in after:
+        return None
+    return (after[VLLM_FLOP_COUNTER] - before.get(VLLM_FLOP_COUNTER, 0.0)) * device_count
+
+
+# --------------------------------------------------------------------------- derive
+
+
+def derive(
+    config: RunConfig,
+    summary: Summary,
+    hardware: HardwareInfo,
+    records: Sequence[RequestRecord],
+    vllm_metrics_before: Mapping[str, float] | None = None,
+    vllm_metrics_after: Mapping[str, float] | None = None,
+    energy_j: float | None = None,
+) -> Derived:
+    """Derived figures of one run (run.json `derived`).
+
+    records: every record of the run INCLUDING warm-up ones (flagged `warmup`): the MFU uses the
+    measured ones (through `summary`), the comparison with vLLM's counter uses all of them because
+    the metrics are scraped before the warm-up and after the last request (bench.run).
+
+    Formulas (D = summary.duration_s, dev = devices, peak per device):
+      achieved_flop_per_s = 2N (input + output tokens) / D;  mfu = achieved / (peak dev)
+      prefill: mfu_input  = 2N input tokens / D / (peak dev)     (paper Eq. 6 MFU_inp)
+      decode:  mfu_output = 2N output tokens / D / (peak dev)    (paper Eq. 6 MFU_out)
+      mbu_output = decode_bytes_per_step(batch, mean context) / TPOT / (bandwidth dev),
+                   batch = output tokens/s x mean TPOT (tokens per step), capped at the concurrency
+      roofline_fraction = achieved / min(peak dev, intensity x bandwidth dev)
+      usd_per_request = usd_per_h dev D / 3600 / requests ; usd_per_million_tokens likewise per 1e6 tokens
+    """
+    info = config.model
+    notes: list[str] = []
+    dev = hardware.device_count
+    duration_s = summary.duration_s
+    measured = [r for r in records if not r.warmup and _ok(r)]
+    in_tokens = summary.input_tokens_total
+    out_tokens = summary.output_tokens_total
+    tokens = in_tokens + out_tokens
+
+    fpt_paper = flops.flop_per_token_paper(info)
+    # token-weighted mean context over the measured requests (hardware convention, see module doc)
+    ctx_sum = sum(attention_context_sum(r.input_tokens, r.output_tokens) for r in measured)
+    tok_sum = sum(r.input_tokens + r.output_tokens for r in measured)
+    mean_context = ctx_sum / tok_sum if tok_sum else 0.0
+    fpt_hardware = flops.flop_per_token_hardware(info, mean_context)
+    mean_in = in_tokens / len(measured) if measured else 0.0
+    mean_out = out_tokens / len(measured) if measured else 0.0
+    notes.append(
+        f"hardware convention: attention at the token-weighted mean context {mean_context:.1f} tokens "
+        f"(prefill token i sees i positions, mean (P+1)/2; decode token k sees P+k, mean P+(G+1)/2; "
+        f"mean P={mean_in:.1f}, G={mean_out:.1f})"
+    )
+
+    peak_dtype = info.matmul_dtype
+    peak = hardware.peak_flop_per_s.get(peak_dtype)
+    if peak is None:
+        notes.append(f"no peak for dtype {peak_dtype!r} on {hardware.name}: MFU left null")
+    total_peak = peak * dev if peak else None
+
+    def frac(rate: float | None) -> float | None:
+        return rate / total_peak if (rate is not None and total_peak) else None
+
+    achieved = fpt_paper * tokens / duration_s if duration_s > 0 else 0.0
+    kind = config.workload.kind
+    phase = {"prefill": "input", "decode": "output"}.get(kind, "mixed")
+    ach_in = ach_out = None
+    mfu_in = mfu_out = mbu_out = roofline = None
+    bw = hardware.memory_bandwidth_bytes_per_s
+    batch = _mean_batch(config, summary)
+
+    if duration_s > 0 and phase == "input":
+        ach_in = fpt_paper * in_tokens / duration_s
+        mfu_in = frac(ach_in)
+        share = out_tokens / tokens if tokens else 0.0
+        notes.append(
+            f"prefill run: mfu_input counts input tokens only; the output tokens ({share:.2%} of "
+            "tokens, one per request) are left out, their time is not"
+        )
+        if bw and measured:
+            # one prefill step of `batch` prompts of mean length P reads the weights (+ the KV it writes)
+            step_bytes = flops.decode_bytes_per_step(info, max(batch, 1.0), mean_in)
+            intensity = fpt_paper * mean_in * max(batch, 1.0) / step_bytes
+            roofline = _roofline(ach_in, total_peak, intensity, bw * dev)
+    elif duration_s > 0 and phase == "output":
+        ach_out = fpt_paper * out_tokens / duration_s
+        mfu_out = frac(ach_out)
+        share = in_tokens / tokens if tokens else 0.0
+        notes.append(
+            f"decode run: mfu_output counts output tokens only; the short prompts ({share:.2%} of "
+            "tokens) are left out but their prefill time is in the duration (slight underestimate)"
+        )
+        tpot = summary.tpot_s.mean
+        if bw and tpot and tpot > 0 and measured:
+            ctx = mean_in + (mean_out + 1.0) / 2.0
+            step_bytes = flops.decode_bytes_per_step(info, batch, ctx)
+            mbu_out = step_bytes / tpot / (bw * dev)
+            intensity = fpt_paper * batch / step_bytes
+            roofline = _roofline(ach_out, total_peak, intensity, bw * dev)
+            notes.append(
+                f"mbu_output: {step_bytes:.4g} bytes read per decode step (weights + KV at mean context "
+                f"{ctx:.1f}, batch {batch:.2f} = output tokens/s x mean TPOT), one step per mean TPOT "
+                f"{tpot * 1e3:.3f} ms"
+            )
+        elif not bw:
+            notes.append("no memory bandwidth known: mbu_output and roofline_fraction left null")
+    else:
+        notes.append(
+            "mixed run: one MFU over all tokens; input and output MFUs come from the joint fit in "
+            "calibrate (time ~ a input tokens + b output tokens)"
+        )
+
+    # energy (NVML counter) and dollars
+    e_req = e_tok = None
+    if energy_j is not None and summary.num_ok > 0:
+        e_req = energy_j / summary.num_ok
+        e_tok = energy_j / tokens if tokens else None
+    elif energy_j is None:
+        notes.append("energy not measured (no NVML)")
+    usd_req = usd_mtok = None
+    if hardware.usd_per_h is None:
+        notes.append("no $/device-hour known for this hardware: usd_* left null (give --usd-per-hour)")
+    else:
+        cost_usd = hardware.usd_per_h * dev * duration_s / 3600.0
+        usd_req = cost_usd / summary.num_ok if summary.num_ok > 0 else None
+        usd_mtok = cost_usd / tokens * 1e6 if tokens else None
+        notes.append(
+            f"dollars: {hardware.usd_per_h} $/device-hour x {dev} device(s) ({hardware.usd_per_h_source}) "
+            "x duration; per million tokens counts input + output tokens"
+        )
+
+    # vLLM's own counter: scraped before the warm-up and after the last request, so every request of
+    # the run (warm-up included) is in it; ours counts the same requests.
+    vllm_delta = counted_vllm_delta(vllm_metrics_before, vllm_metrics_after, dev)
+    ratio = None
+    if vllm_delta is None:
+        notes.append(f"{VLLM_FLOP_COUNTER} not available (server without --enable-mfu-metrics?)")
+    elif vllm_delta > 0:
+        all_ok = [r for r in records if _ok(r)]
+        ours = sum(request_flop_hardware(info, r.input_tokens, r.output_tokens) for r in all_ok)
+        replica = sum(vllm_convention_flop(info, r.input_tokens, r.output_tokens) for r in all_ok)
+        ratio = ours / vllm_delta
+        notes.append(
+            f"flop_ratio_to_vllm over {len(all_ok)} requests (warm-up included): ours {ours:.6g} / "
+            f"vLLM {vllm_delta:.6g}; vLLM's formula replicated gives {replica:.6g} "
+            f"(expected ratio {ours / replica:.4f}: vLLM runs the LM head only for tokens needing "
+            "logits and counts prompt attention as P x P, no causal halving)"
+        )
+        failed = sum(1 for r in records if not _ok(r))
+        if failed:
+            notes.append(f"{failed} failed request(s) may be in vLLM's count but not in ours")
+
+    over = [n for n, v in (("mfu", frac(achieved)), ("mfu_input", mfu_in), ("mfu_output", mfu_out)) if v and v > 1]
+    if over:
+        # not clamped: a value above 1 says the peak is wrong (e.g. a CPU peak measured while other
+        # jobs loaded the machine), and the achieved rate stays valid whatever the peak
+        notes.append(f"{', '.join(over)} > 1: the peak {peak:.4g} flop/s ({hardware.peak_source}) is below "
+                     "what this run achieved; re-measure it on a quiet machine (python -m bench.hardware --remeasure)")
+
+    return Derived(
+        params_matmul=info.params_matmul,
+        flop_per_token_paper=fpt_paper,
+        flop_per_token_hardware=fpt_hardware,
+        peak_dtype=peak_dtype,
+        peak_flop_per_s=peak,
+        device_count=dev,
+        achieved_flop_per_s=achieved,
+        mfu=frac(achieved),
+        phase=phase,
+        achieved_flop_per_s_input=ach_in,
+        achieved_flop_per_s_output=ach_out,
+        mfu_input=mfu_in,
+        mfu_output=mfu_out,
+        mbu_output=mbu_out,
+        roofline_fraction=roofline,
+        energy_j=energy_j,
+        energy_j_per_request=e_req,
+        energy_j_per_token=e_tok,
+        usd_per_h=hardware.usd_per_h,
+        usd_per_request=usd_req,
+        usd_per_million_tokens=usd_mtok,
+        vllm_flop_delta=vllm_delta,
+        flop_ratio_to_vllm=ratio,
+        notes=notes,
+    )
+
+
+def _mean_batch(config: RunConfig, summary: Summary) -> float:
+    """Sequences per decode step: output tokens/s x mean TPOT (each running sequence gets one token
+    per step), capped at the closed-loop concurrency; 1 when unknown."""
+    tpot = summary.tpot_s.mean
+    batch = summary.output_tokens_per_s * tpot if tpot else 1.0
+    if config.concurrency:
+        batch = min(batch, float(config.concurrency))
+    return max(batch, 1.0)
+
+
+def _roofline(achieved: float, total_peak: float | None, intensity_flop_per_byte: float,
+              total_bw: float) -> float | None:
+    """achieved / attainable, attainable = min(peak, arithmetic intensity x bandwidth) (Williams 2009)."""
+    attainable = intensity_flop_per_byte * total_bw
+    if total_peak:
+        attainable = min(attainable, total_peak)
+    return achieved / attainable if attainable > 0 else None

@@ -1,0 +1,267 @@
+"""`python -m calibrate profile RUN_DIR ...`: calibration profile from measured runs (I/O only;
+the computing is in calibrate.profile and calibrate.ingest).
+
+Examples:
+  python -m calibrate profile results/runs/cpu-epyc/tiny-llama-w8a8
+  python -m calibrate profile results/runs --slo-tpot-p90-s 0.05 --slo-ttft-p90-s 1 --out my.json
+  python -m calibrate profile --vllm-bench-json c1.json c8.json prefill.json \\
+      --params 6738415616 --hardware a100-40gb-sxm --model-name llama2-7b-w8a8 --quantization w8a8-int8
+
+Output: results/calibration/<hardware>-<model>-<quantization>.json unless --out. An existing file
+is never replaced unless --force (the run is refused with exit 2 naming the file). A short table
+is printed; the last line is the path written. With --json the profile JSON alone goes to stdout
+(the path to stderr). Bad input (no runs, runs of different hardware or models, missing fields,
+NaN) exits 2 with one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DEFAULT_OUT_DIR = Path("results/calibration")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    from calibrate.profile import (DEFAULT_BOOTSTRAP, DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS,
+                                   DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S)
+
+    p.description = __doc__.split("\n\n")[0]
+    p.epilog = "\n\n".join(__doc__.split("\n\n")[1:])
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                   help="run directories, or directories searched recursively for run.json")
+    p.add_argument("--out", type=Path, default=None, help="profile file to write (default: %s/"
+                   "<hardware>-<model>-<quantization>.json)" % DEFAULT_OUT_DIR)
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--slo-tpot-p90-s", type=float, default=DEFAULT_SLO_TPOT_P90_S,
+                   help="TPOT p90 limit for the operating point (default %(default)s s: 10 tokens/s per stream)")
+    p.add_argument("--slo-ttft-p90-s", type=float, default=DEFAULT_SLO_TTFT_P90_S,
+                   help="TTFT p90 limit for the operating point (default %(default)s s)")
+    p.add_argument("--allow-mixed", action="store_true", help="combine runs of different hardware or models")
+    p.add_argument("--drop-bad", action="store_true",
+                   help="drop (and list in provenance) run.json files that fail validation or hold NaN, "
+                   "instead of exiting 2")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--min-requests", type=int, default=DEFAULT_MIN_REQUESTS,
+                   help="drop runs with fewer ok requests (default %(default)s)")
+    p.add_argument("--min-tokens", type=int, default=DEFAULT_MIN_TOKENS,
+                   help="drop runs with fewer tokens in all (default %(default)s)")
+    p.add_argument("--usd-per-hour", type=float, default=None,
+                   help="price per device-hour (overrides the runs' price; required for foreign results "
+                   "on hardware not in the table)")
+    p.add_argument("--peak-flop-per-s", type=float, default=None,
+                   help="dense peak per device of the matmul datatype, overriding the runs' (and the table's)")
+    p.add_argument("--json", action="store_true", help="print the profile JSON instead of the table")
+    g = p.add_argument_group("results of other tools (model and hardware given here)")
+    g.add_argument("--vllm-bench-json", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="`vllm bench serve --save-result` files (use --save-detailed for intervals)")
+    g.add_argument("--guidellm-json", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="guidellm benchmarks.json files")
+    g.add_argument("--params", type=int, default=None, help="N: parameters in matrix multiplies")
+    g.add_argument("--params-total", type=int, default=None)
+    g.add_argument("--hardware", default=None, help="hardware table key or a name of your own")
+    g.add_argument("--device-count", type=int, default=1, help="devices serving (tensor parallel size)")
+    g.add_argument("--peak-dtype", default="int8", help="datatype of the matmuls, picks the peak (default int8)")
+    g.add_argument("--model-name", default="auto", help="default: the tool's model id")
+    g.add_argument("--quantization", default="unknown")
+    g.add_argument("--workload", choices=["prefill", "decode", "mixed", "distribution"], default=None,
+                   help="workload kind of every foreign run (default: inferred from token lengths)")
+    g.add_argument("--concurrency", type=int, default=None, help="override the concurrency of foreign runs")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unknown"
+
+
+def default_out_path(profile) -> Path:
+    return DEFAULT_OUT_DIR / f"{_slug(profile.hardware.name)}-{_slug(profile.model.name)}-{_slug(profile.model.quantization)}.json"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _tool() -> str:
+    try:
+        from importlib.metadata import version
+
+        v = version("infercost")
+    except Exception:  # noqa: BLE001 - not installed as a distribution: still a usable tool string
+        v = "unknown"
+    commit = _git_commit()
+    return f"calibrate {v}" + (f" (git {commit})" if commit else "")
+
+
+def _rel(path: str) -> str:
+    """Paths inside the working directory are recorded relative to it (portable provenance)."""
+    base, _, frag = path.partition("#")
+    try:
+        rel = os.path.relpath(Path(base).resolve(), Path.cwd())
+        if not rel.startswith(".."):
+            base = rel
+    except ValueError:
+        pass
+    return base + (f"#{frag}" if frag else "")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a results file should be readable like any other
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(e, scale=1.0, spec=".3g") -> str:
+    if e is None:
+        return "n/a"
+    return f"{e.value * scale:{spec}} [{e.low * scale:{spec}}, {e.high * scale:{spec}}]"
+
+
+def format_table(profile, out: Path) -> str:
+    hw, m, c = profile.hardware, profile.model, profile.costs
+    lines = [
+        f"profile {hw.name} x{hw.device_count} | {m.name} ({m.quantization}, N={m.params_matmul:,}) | "
+        f"{len(profile.provenance.runs)} runs, {len(profile.provenance.dropped)} dropped",
+        f"peak {hw.peak_flop_per_s} flop/s per device ({hw.peak_dtype}); {hw.usd_per_h} $/device-hour",
+        f"operating concurrency {profile.operating_concurrency}  (value [95% interval])",
+        f"  s/input token      {_fmt(profile.seconds_per_input_token)}",
+        f"  s/output token     {_fmt(profile.seconds_per_output_token)}",
+        f"  mfu_input  %       {_fmt(profile.mfu_input, 100)}",
+        f"  mfu_output %       {_fmt(profile.mfu_output, 100)}",
+        f"  $/request 70/215   {_fmt(c.usd_per_request_paper_mix)}",
+        f"  $/1M input tokens  {_fmt(c.usd_per_million_input_tokens)}",
+        f"  $/1M output tokens {_fmt(c.usd_per_million_output_tokens)}",
+    ]
+    if c.energy_j_per_request is not None:
+        lines.append(f"  J/request 70/215   {c.energy_j_per_request:.4g}")
+    if profile.decode_curve:
+        lines.append("decode curve: concurrency  out tok/s  mfu_output %  tpot p90 s  ttft p90 s")
+        for p in profile.decode_curve:
+            mfu = "n/a" if p.mfu_output is None else f"{100 * p.mfu_output:.3g}"
+            tp = "n/a" if p.tpot_p90_s is None else f"{p.tpot_p90_s:.4g}"
+            tt = "n/a" if p.ttft_p90_s is None else f"{p.ttft_p90_s:.4g}"
+            lines.append(f"  {p.concurrency:>11}  {p.output_tokens_per_s:9.4g}  {mfu:>12}  {tp:>10}  {tt:>10}")
+    op = profile.operating_point
+    if op is not None:
+        lines.append(f"operating point under SLO (TPOT p90 <= {profile.slo.tpot_p90_s} s, TTFT p90 <= "
+                     f"{profile.slo.ttft_p90_s} s): concurrency {op.concurrency}"
+                     + ("" if op.meets_slo else " (NO measured point meets the SLO)"))
+    method = profile.provenance.method
+    if "WARNING:" in method:
+        lines.append(method[method.index("WARNING:"):])
+    for d in profile.provenance.dropped:
+        lines.append(f"dropped {d.path}: {d.reason}")
+    lines.append(str(out))
+    return "\n".join(lines)
+
+
+def _foreign_runs(args):
+    from calibrate.ingest import hardware_info, load_guidellm_json, load_vllm_bench_json, model_info
+    from calibrate.profile import ProfileInputError
+
+    if not (args.vllm_bench_json or args.guidellm_json):
+        return []
+    if args.params is None:
+        raise ProfileInputError(None, "--params", "required with --vllm-bench-json / --guidellm-json")
+    if args.hardware is None:
+        raise ProfileInputError(None, "--hardware", "required with --vllm-bench-json / --guidellm-json")
+    model = model_info(name=args.model_name, params_matmul=args.params, params_total=args.params_total,
+                       quantization=args.quantization, matmul_dtype=args.peak_dtype)
+    hw = hardware_info(name=args.hardware, device_count=args.device_count, peak_dtype=args.peak_dtype,
+                       peak_flop_per_s=args.peak_flop_per_s, usd_per_h=args.usd_per_hour)
+    runs = []
+    for f in args.vllm_bench_json:
+        runs += load_vllm_bench_json(f, model=model, hardware=hw, workload=args.workload,
+                                     concurrency=args.concurrency)
+    if args.guidellm_json and model.name == "auto":
+        model = model.model_copy(update={"name": "guidellm-model"})
+    for f in args.guidellm_json:
+        runs += load_guidellm_json(f, model=model, hardware=hw, workload=args.workload)
+    return runs
+
+
+def main(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from calibrate.profile import ProfileInputError, build_profile, load_runs
+
+    try:
+        if args.device_count < 1:
+            raise ProfileInputError(None, "--device-count", f"{args.device_count} must be >= 1")
+        for flag, v in (("--slo-tpot-p90-s", args.slo_tpot_p90_s), ("--slo-ttft-p90-s", args.slo_ttft_p90_s)):
+            if not (math.isfinite(v) and v > 0):
+                raise ProfileInputError(None, flag, f"{v} must be a number of seconds > 0")
+        if args.bootstrap < 0:
+            raise ProfileInputError(None, "--bootstrap", f"{args.bootstrap} must be >= 0")
+        if args.usd_per_hour is not None and not (math.isfinite(args.usd_per_hour) and args.usd_per_hour > 0):
+            raise ProfileInputError(None, "--usd-per-hour", f"{args.usd_per_hour} must be > 0")
+        if not args.run_dirs and not (args.vllm_bench_json or args.guidellm_json):
+            raise ProfileInputError(None, "RUN_DIR", "give at least one run directory (or --vllm-bench-json FILE)")
+        runs, dropped = load_runs(args.run_dirs, on_error="drop" if args.drop_bad else "raise")
+        runs += _foreign_runs(args)
+        for r in runs:
+            r.path = _rel(r.path)
+        dropped = [d.model_copy(update={"path": _rel(d.path)}) for d in dropped]
+        if not runs:
+            where = ", ".join(args.run_dirs)
+            raise ProfileInputError(where, None, "no runs found (no run.json below it)"
+                                    + (f"; {len(dropped)} dropped, e.g. {dropped[0].reason}" if dropped else ""))
+        profile = build_profile(
+            runs, dropped=dropped, slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s,
+            allow_mixed=args.allow_mixed, n_boot=args.bootstrap, seed=args.seed,
+            min_requests=args.min_requests, min_tokens=args.min_tokens, usd_per_h=args.usd_per_hour,
+            peak_flop_per_s=args.peak_flop_per_s, tool=_tool())
+    except ProfileInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a value from the command line the schemas refuse
+        err = exc.errors()[0]
+        print(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    out = args.out or default_out_path(profile)
+    if out.exists() and not args.force:
+        print(f"error: {out}: exists; pass --force to replace it or --out another file", file=sys.stderr)
+        return 2
+    text = profile.model_dump_json(indent=2) + "\n"
+    try:
+        write_atomic(out, text)
+    except OSError as exc:
+        print(f"error: {out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(text)
+        print(str(out), file=sys.stderr)
+    else:
+        print(format_table(profile, out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m calibrate profile")
+    add_args(p)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main(build_parser().parse_args()))

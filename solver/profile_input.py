@@ -1,0 +1,329 @@
+"""Calibration profiles as solver input: dollars per useful FLOP of each phase.
+
+A profile (`calibrate.schema.Profile`, written by `python -m calibrate profile`) carries the
+*achieved* FLOP rate of prefill (input tokens) and decode (output tokens) on one piece of
+hardware, under the paper's convention of 2·N flop per inference token, and the price of that
+hardware. The paper's Eq. 6 needs, per phase, C_inf / MFU = dollars per useful FLOP:
+
+    usd_per_flop = usd_per_h × device_count / 3600 / achieved_flop_per_s        (Eq. 6 constants)
+
+where achieved_flop_per_s is the rate of all `device_count` devices together. The equivalent MFU
+at the profile's peak, achieved / (peak × devices), is reported beside it (None when the profile
+does not know its peak): the dollars per FLOP do not depend on which peak table is right.
+
+A training profile (`--train-profile`) is read the same way, with one stated assumption: training
+runs at the profile's *prefill* FLOP rate per device (the paper's 50 %/50 % convention treats
+training and prefill alike: both are large dense matmuls). The 6·N training FLOP of Eq. 6 are then
+priced at that rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+SECONDS_PER_HOUR = 3600.0
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used; the message is one line naming the file and the field."""
+
+
+@dataclass(frozen=True)
+class PhaseCosts:
+    """Dollars per useful FLOP (paper convention) of each inference phase, from one profile."""
+
+    usd_per_flop_input: float
+    usd_per_flop_output: float
+    achieved_flop_per_s_input: float  # all devices
+    achieved_flop_per_s_output: float  # all devices, at the profile's operating concurrency
+    mfu_input: float | None  # achieved / (peak * devices); None when the peak is unknown
+    mfu_output: float | None
+    peak_flop_per_s: float | None  # per device, of peak_dtype
+    peak_dtype: str
+    device_count: int
+    usd_per_h: float  # per device-hour
+    hardware_name: str
+    model_name: str
+    operating_concurrency: int | None
+
+
+def load_profile(path: str | Path):
+    """Read and validate a profile JSON file -> `calibrate.schema.Profile`.
+
+    Raises ProfileError with one line "profile FILE: FIELD: problem" on anything wrong.
+    """
+    from pydantic import ValidationError
+
+    from calibrate.schema import Profile
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"profile {p}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile {p}: cannot read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"profile {p}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {p}: top level must be a JSON object, got {type(data).__name__}")
+    if data.get("kind") not in (None, "calibration_profile"):
+        raise ProfileError(
+            f"profile {p}: kind: {data.get('kind')!r} is not 'calibration_profile' "
+            "(a law file goes to --law, a run.json to `python -m calibrate profile`)"
+        )
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
+        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        raise ProfileError(f"profile {p}: {field}: {err.get('msg', 'invalid')}{more}") from None
+    _check_usable(profile, p)
+    return profile
+
+
+def _check_usable(profile, path: Path) -> None:
+    """The numbers the solver divides by must be finite and positive."""
+    import math
+
+    checks = {
+        "achieved_flop_per_s_input.value": profile.achieved_flop_per_s_input.value,
+        "achieved_flop_per_s_output.value": profile.achieved_flop_per_s_output.value,
+        "hardware.usd_per_h": profile.hardware.usd_per_h,
+        "model.params_matmul": float(profile.model.params_matmul),
+    }
+    if profile.hardware.peak_flop_per_s is not None:
+        checks["hardware.peak_flop_per_s"] = profile.hardware.peak_flop_per_s
+    for i, pt in enumerate(profile.decode_curve):
+        checks[f"decode_curve.{i}.achieved_flop_per_s"] = pt.achieved_flop_per_s
+        checks[f"decode_curve.{i}.concurrency"] = float(pt.concurrency)
+    for field, value in checks.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ProfileError(f"profile {path}: {field}: must be a finite number > 0, got {value!r}")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def usd_per_flop(usd_per_h: float, device_count: int, achieved_flop_per_s: float) -> float:
+    """usd_per_h × devices / 3600 / achieved_flop_per_s (C/MFU of the paper's Eq. 6)."""
+    return usd_per_h * device_count / SECONDS_PER_HOUR / achieved_flop_per_s
+
+
+def equivalent_mfu(achieved_flop_per_s: float, peak_flop_per_s: float | None, device_count: int) -> float | None:
+    """achieved / (peak × devices): the MFU that gives the same dollars per FLOP at that peak."""
+    if peak_flop_per_s is None:
+        return None
+    return achieved_flop_per_s / (peak_flop_per_s * device_count)
+
+
+def phase_costs(profile, *, usd_per_h: float | None = None) -> PhaseCosts:
+    """Dollars per useful FLOP of the input and output phases of a profile (pure).
+
+    `usd_per_h` overrides the profile's price per device-hour (e.g. --inference-usd-per-hour).
+    """
+    hw = profile.hardware
+    price = hw.usd_per_h if usd_per_h is None else usd_per_h
+    a_in = profile.achieved_flop_per_s_input.value
+    a_out = profile.achieved_flop_per_s_output.value
+    return PhaseCosts(
+        usd_per_flop_input=usd_per_flop(price, hw.device_count, a_in),
+        usd_per_flop_output=usd_per_flop(price, hw.device_count, a_out),
+        achieved_flop_per_s_input=a_in,
+        achieved_flop_per_s_output=a_out,
+        mfu_input=equivalent_mfu(a_in, hw.peak_flop_per_s, hw.device_count),
+        mfu_output=equivalent_mfu(a_out, hw.peak_flop_per_s, hw.device_count),
+        peak_flop_per_s=hw.peak_flop_per_s,
+        peak_dtype=hw.peak_dtype,
+        device_count=hw.device_count,
+        usd_per_h=price,
+        hardware_name=hw.name,
+        model_name=profile.model.name,
+        operating_concurrency=profile.operating_concurrency,
+    )
+
+
+def train_usd_per_flop_from_profile(profile, *, usd_per_h: float | None = None) -> float:
+    """Training $/FLOP from a profile: assumption, training runs at the prefill FLOP rate."""
+    hw = profile.hardware
+    price = hw.usd_per_h if usd_per_h is None else usd_per_h
+    return usd_per_flop(price, hw.device_count, profile.achieved_flop_per_s_input.value)
+
+
+def profile_provenance(profile, path: str | Path) -> dict:
+    """What a result computed from this profile must carry to be traceable."""
+    return {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "hardware": profile.hardware.name,
+        "kind": profile.hardware.kind,
+        "device_name": profile.hardware.device_name,
+        "device_count": profile.hardware.device_count,
+        "model": profile.model.name,
+        "quantization": profile.model.quantization,
+        "usd_per_h": profile.hardware.usd_per_h,
+        "usd_per_h_source": profile.hardware.usd_per_h_source,
+        "peak_flop_per_s": profile.hardware.peak_flop_per_s,
+        "peak_dtype": profile.hardware.peak_dtype,
+        "peak_source": profile.hardware.peak_source,
+        "created_utc": profile.provenance.created_utc,
+        "inputs": profile.provenance.inputs,
+        "tool": profile.provenance.tool,
+    }
+
+
+# --------------------------------------------------------------------------- CLI glue
+
+
+def add_profile_args(parser) -> None:
+    """`--inference-profile P` and `--train-profile P` for `python -m solver optimize|report`."""
+    parser.add_argument(
+        "--inference-profile",
+        metavar="FILE",
+        default=None,
+        help="calibration profile JSON (python -m calibrate profile): its achieved prefill/decode FLOP "
+        "rates and price replace --inference-gpu/--mfu-input/--mfu-output",
+    )
+    parser.add_argument(
+        "--train-profile",
+        metavar="FILE",
+        default=None,
+        help="calibration profile JSON whose prefill FLOP rate and price stand for training "
+        "(assumption: training runs at the prefill rate); replaces --train-gpu/--mfu-train",
+    )
+
+
+def costs_from_profiles(args) -> tuple[float | None, float | None, float | None, dict]:
+    """(train_usd_per_flop, input_usd_per_flop, output_usd_per_flop, provenance) from the CLI args.
+
+    An entry is None where no profile was given for it (the caller keeps its GPU/MFU path).
+    `args.inference_usd_per_hour` / `args.train_usd_per_hour`, if present and set, override
+    the profile's price. Raises ProfileError (one line) on a bad file.
+    """
+    provenance: dict = {}
+    train = inp = out = None
+    inf_path = getattr(args, "inference_profile", None)
+    if inf_path:
+        prof = load_profile(inf_path)
+        costs = phase_costs(prof, usd_per_h=getattr(args, "inference_usd_per_hour", None))
+        inp, out = costs.usd_per_flop_input, costs.usd_per_flop_output
+        provenance["inference_profile"] = profile_provenance(prof, inf_path) | {
+            "usd_per_flop_input": inp,
+            "usd_per_flop_output": out,
+            "mfu_input_equivalent": costs.mfu_input,
+            "mfu_output_equivalent": costs.mfu_output,
+            "usd_per_h_used": costs.usd_per_h,
+            "formula": "usd_per_h * device_count / 3600 / achieved_flop_per_s (paper convention, 2N flop/token)",
+        }
+    train_path = getattr(args, "train_profile", None)
+    if train_path:
+        prof = load_profile(train_path)
+        train = train_usd_per_flop_from_profile(prof, usd_per_h=getattr(args, "train_usd_per_hour", None))
+        provenance["train_profile"] = profile_provenance(prof, train_path) | {
+            "usd_per_flop_train": train,
+            "assumption": "training runs at the profile's prefill (input) FLOP rate per device",
+        }
+    return train, inp, out, provenance
+
+
+def synthetic_profile(
+    *,
+    hardware_name: str = "synthetic-a100-40gb",
+    device_name: str = "synthetic A100-SXM4-40GB (paper constants)",
+    peak_flop_per_s: float | None = 624e12,
+    memory_bytes: int | None = 40 * 10**9,
+    memory_bandwidth_bytes_per_s: float | None = 1555e9,
+    usd_per_h: float = 1.10,
+    mfu_input: float = 0.5,
+    curve: dict[int, float] | None = None,
+    mfu_output: float = 0.01,
+    operating_concurrency: int = 8,
+    params_matmul: int = 7_000_000_000,
+    tpot_p90_s: float = 0.2,
+    ttft_p90_s: float = 2.0,
+    energy_j_per_request: float | None = None,
+    device_count: int = 1,
+    model_name: str = "synthetic",
+):
+    """A `calibrate.schema.Profile` built from stated constants, not from measurements.
+
+    Defaults reproduce the paper's inference setting (A100-40GB INT8 peak, $1.10/h, MFU 50 %/1 %).
+    `curve` maps concurrency -> decode MFU (flat at `mfu_output` when None). Marked
+    provenance.inputs = "synthetic" so nothing downstream mistakes it for a measurement.
+    For tests and for reports made before any profile was measured.
+    """
+    from calibrate.schema import (
+        Costs, CurvePoint, Estimate, OperatingPoint, Profile, ProfileHardware, ProfileModel,
+        ProfileProvenance, Slo,
+    )
+
+    peak = peak_flop_per_s if peak_flop_per_s is not None else 1e14  # rates need some scale
+    curve = curve or {c: mfu_output for c in (1, 2, 4, 8, 16, 32, 64)}
+    n2 = 2.0 * params_matmul
+    a_in = mfu_input * peak * device_count
+    a_out = curve.get(operating_concurrency, mfu_output) * peak * device_count
+
+    def est(v):
+        return Estimate(value=v, low=v, high=v, n_boot=0)
+
+    s_in, s_out = n2 * device_count / a_in, n2 * device_count / a_out
+    usd_dev_s = usd_per_h / SECONDS_PER_HOUR
+
+    def mfu_or_none(v):
+        return None if peak_flop_per_s is None else est(v)
+
+    return Profile(
+        hardware=ProfileHardware(
+            name=hardware_name, kind="gpu", device_name=device_name, device_count=device_count,
+            peak_dtype="int8", peak_flop_per_s=peak_flop_per_s, peak_source="assumption: synthetic",
+            memory_bytes=memory_bytes, memory_bandwidth_bytes_per_s=memory_bandwidth_bytes_per_s,
+            bandwidth_source="assumption: synthetic", usd_per_h=usd_per_h, usd_per_h_source="assumption: synthetic",
+        ),
+        model=ProfileModel(
+            name=model_name, quantization="w8a8-int8", params_matmul=params_matmul,
+            params_total=params_matmul, num_layers=32, hidden_size=4096, num_kv_heads=8, head_dim=128,
+            weight_bytes=params_matmul, bytes_per_param=1.0,
+        ),
+        operating_concurrency=operating_concurrency,
+        seconds_per_input_token=est(s_in),
+        seconds_per_output_token=est(s_out),
+        achieved_flop_per_s_input=est(a_in),
+        achieved_flop_per_s_output=est(a_out),
+        mfu_input=mfu_or_none(mfu_input),
+        mfu_output=mfu_or_none(a_out / (peak * device_count)),
+        decode_curve=[
+            CurvePoint(
+                concurrency=c, output_tokens_per_s=m * peak * device_count / n2,
+                achieved_flop_per_s=m * peak * device_count, mfu_output=None if peak_flop_per_s is None else m,
+                tpot_p90_s=c * n2 / (m * peak * device_count), run_ids=[f"synthetic-c{c}"],
+            )
+            for c, m in sorted(curve.items())
+        ],
+        slo=Slo(ttft_p90_s=ttft_p90_s, tpot_p90_s=tpot_p90_s, source="assumption: synthetic"),
+        operating_point=OperatingPoint(
+            concurrency=operating_concurrency, output_tokens_per_s=a_out / n2,
+            mfu_output=None if peak_flop_per_s is None else a_out / (peak * device_count), meets_slo=True,
+        ),
+        costs=Costs(
+            usd_per_request_paper_mix=est(usd_dev_s * (70 * s_in + 215 * s_out)),
+            usd_per_million_input_tokens=est(usd_dev_s * s_in * 1e6),
+            usd_per_million_output_tokens=est(usd_dev_s * s_out * 1e6),
+            energy_j_per_request=energy_j_per_request,
+        ),
+        provenance=ProfileProvenance(
+            runs=[], dropped=[], vllm_version=None, created_utc="1970-01-01T00:00:00Z",
+            tool="solver.profile_input.synthetic_profile", inputs="synthetic",
+            method="synthetic: constants stated, not measured",
+        ),
+    )

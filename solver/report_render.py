@@ -1,0 +1,456 @@
+"""Turn a `solution` dict (solver.report) into Markdown, a self-contained HTML page and PNG plots.
+
+One document model (a list of blocks) renders to both formats, so they say the same thing.
+In HTML every string, numbers included, passes through `html.escape`: a model or report name like
+`<script>` ends up as text, never markup. PNGs come from matplotlib's Agg backend (no display) and are
+embedded in the HTML as base64 data URIs, so report.html is one file that opens anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_count(x: float | None, unit: str = "") -> str:
+    """1.23e10 -> '12.3B' (K, M, B, T, P, E)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def fmt_bytes(x: float | None) -> str:
+    """Decimal units: 1.59e10 -> '15.9 GB'."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    for scale, suffix in ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {suffix}"
+    return f"{x:.3g} B"
+
+
+def fmt_usd(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1e3:
+        return "$" + fmt_count(x)
+    if abs(x) >= 1:
+        return f"${x:.2f}"
+    return f"${x:.3g}"
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:.{digits}f} %"
+
+
+def fmt_num(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.{digits}g}"
+
+
+def fmt_s(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
+
+
+# --------------------------------------------------------------------------- document model
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Image:
+    filename: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+SCENARIO_LABELS = {
+    "paper": "Paper constants (MFU 50 % / 1 %, A100-40GB INT8)",
+    "calibrated": "Calibrated profile, constant MFU (Eq. 6)",
+    "calibrated_n_dependent": "Calibrated profile, N-dependent serving cost",
+}
+
+
+def build_document(sol: dict, title: str, images: list[str]) -> list:
+    """The report as blocks (pure)."""
+    prov = sol["provenance"]["profile"]
+    scen = sol["scenarios"]
+    tgt, dem = sol["target"], sol["demand"]
+    doc: list = [Heading(1, f"Sizing report: {title}")]
+    synthetic = prov.get("inputs") == "synthetic"
+    if synthetic:
+        doc.append(Para("SYNTHETIC PROFILE: its constants are stated, not measured. Treat every "
+                        "'calibrated' figure below as an illustration.", strong=True))
+    if prov.get("kind") == "cpu" or str(prov.get("hardware", "")).startswith("cpu"):
+        doc.append(Para("This profile was measured on a CPU. CPU constants are not A100 constants: "
+                        "use the calibrated columns for this machine only.", strong=True))
+    target = f"loss {tgt['loss']:.6g}"
+    if tgt.get("chinchilla_params"):
+        target = f"the quality of a {fmt_count(tgt['chinchilla_params'])}-parameter Chinchilla-style model ({target})"
+    doc.append(Para(
+        f"Target: {target}. Lifetime demand: {fmt_count(dem['requests'])} requests of "
+        f"{dem['input_tokens_per_request']:g} input + {dem['output_tokens_per_request']:g} output tokens "
+        f"({fmt_count(dem['inference_tokens'])} tokens). Law: {sol['law']['name']} (A={sol['law']['A']:g}, "
+        f"B={sol['law']['B']:g}, E={sol['law']['E']:g}, alpha={sol['law']['alpha']:g}, beta={sol['law']['beta']:g}). "
+        f"Inference profile: {prov.get('path')} (hardware {prov.get('hardware')}, {prov.get('device_name')}, "
+        f"model {prov.get('model')}, {prov.get('quantization')}). Training: {_train_text(sol['train'])}."
+    ))
+
+    doc.append(Heading(2, "Cost-optimal model, assumed vs calibrated"))
+    rows = []
+    for key, label in SCENARIO_LABELS.items():
+        s = scen[key]
+        o, c = s["optimal"], s["chinchilla"]
+        rows.append([label, fmt_count(o["params"]), fmt_count(o["train_tokens"]), f"{o['tokens_per_param']:.3g}",
+                     fmt_usd(o["train_usd"]), fmt_usd(o["inference_usd"]), fmt_usd(o["total_usd"]),
+                     fmt_usd(c["total_usd"]), fmt_pct(s["saving_fraction"])])
+    doc.append(Table(["Cost model", "Params N*", "Train tokens D*", "Tokens/param", "Training", "Inference",
+                      "Total", "Chinchilla-style total", "Saving"], rows))
+    ch = scen["paper"]["chinchilla"]
+    doc.append(Para(
+        f"The equal-loss Chinchilla-style model has {fmt_count(ch['params'])} parameters trained on "
+        f"{fmt_count(ch['train_tokens'])} tokens (training-compute-optimal at this loss); each row's saving is "
+        f"against that model priced with the same cost model."))
+    sh = sol["shift"]
+    doc.append(Para(
+        f"Beyond constant MFU: with N-dependent serving cost the optimum has {fmt_num(sh['params_ratio'])}x the "
+        f"parameters and {fmt_num(sh['train_tokens_ratio'])}x the training tokens of the constant-MFU calibrated "
+        f"answer; its total is {fmt_num(sh['total_usd_ratio'])}x the constant-MFU total. Building the constant-MFU "
+        f"plan instead would cost {fmt_pct(sh['penalty_of_constant_mfu_plan'], 2)} more under the N-dependent costs."))
+    if "cost_vs_params.png" in images:
+        doc.append(Image("cost_vs_params.png", "Lifetime cost against parameters at the target loss"))
+
+    doc.append(Heading(3, "Constants"))
+    pk, cal = scen["paper"]["constants"], scen["calibrated"]["constants"]
+    doc.append(Table(["", "Paper (assumed)", "Calibrated (measured)"], [
+        ["$ per useful input FLOP", fmt_num(pk["input_usd_per_flop"]), fmt_num(cal["input_usd_per_flop"])],
+        ["$ per useful output FLOP", fmt_num(pk["output_usd_per_flop"]), fmt_num(cal["output_usd_per_flop"])],
+        ["MFU input (equivalent)", fmt_pct(pk["mfu_input"], 2), fmt_pct(cal["mfu_input"], 3)],
+        ["MFU output (equivalent)", fmt_pct(pk["mfu_output"], 2), fmt_pct(cal["mfu_output"], 3)],
+        ["Achieved input FLOP/s (95 % interval)", "-",
+         f"{fmt_num(cal['achieved_flop_per_s_input'])} [{fmt_num(cal['achieved_flop_per_s_input_interval'][0])}, "
+         f"{fmt_num(cal['achieved_flop_per_s_input_interval'][1])}]"],
+        ["Achieved output FLOP/s (95 % interval)", "-",
+         f"{fmt_num(cal['achieved_flop_per_s_output'])} [{fmt_num(cal['achieved_flop_per_s_output_interval'][0])}, "
+         f"{fmt_num(cal['achieved_flop_per_s_output_interval'][1])}] at concurrency {cal['operating_concurrency']}"],
+        ["$ per device-hour", f"{pk['inference_usd_per_h']:g}", f"{cal['inference_usd_per_h']:g}"],
+        ["$ per useful training FLOP", fmt_num(pk["train_usd_per_flop"]), fmt_num(cal["train_usd_per_flop"])],
+    ]))
+
+    doc.append(Heading(2, "Figure-6-style maps: cost-optimal vs Chinchilla-style"))
+    doc.append(Para("Ratios of total cost, parameters and training tokens of the cost-optimal model to the "
+                    "equal-loss Chinchilla-style model, over model quality (as Chinchilla-equivalent size) and "
+                    "lifetime requests (constant-MFU Eq. 6, vectorised). The star marks this report's target."))
+    for f, alt in (("fig6_paper.png", "Map under the paper's constants"),
+                   ("fig6_calibrated.png", "Map under the calibrated profile")):
+        if f in images:
+            doc.append(Image(f, alt))
+
+    doc.append(Heading(2, "Measured decode curve and roofline"))
+    dc = sol["decode_curve"]
+    doc.append(Para(
+        "Decode FLOP rate (paper convention, 2N per token) against concurrency as measured, the interpolation "
+        f"the solver uses ({sol['assumptions']['curve_extrapolation']} above the highest measured point), and the "
+        "roofline of the profiled model on this hardware (memory bandwidth and peak). Right: the chosen model's "
+        "decode MFU per device against batch, curve bounded by its own roofline."))
+    if "decode_curve.png" in images:
+        doc.append(Image("decode_curve.png", "Decode MFU against concurrency with the roofline"))
+    if dc["measured"]:
+        doc.append(Table(["Concurrency", "Output tok/s", "Achieved FLOP/s", "MFU", "TPOT p90"], [
+            [str(p["concurrency"]), fmt_num(p["output_tokens_per_s"]), fmt_num(p["achieved_flop_per_s"]),
+             fmt_pct(p["mfu_output"], 3), fmt_s(p["tpot_p90_s"])] for p in dc["measured"]]))
+
+    doc.append(Heading(2, "Serving fleet for the chosen model"))
+    fl = sol["fleet"]
+    sv = scen["calibrated_n_dependent"]["serving_optimal"]
+    frows = [
+        ["Model (N-dependent optimum)", f"{fmt_count(sv['params'])} params, ~{sv['num_layers']:.0f} layers, "
+                                        f"d={sv['hidden_size']:.0f}, {sv['num_kv_heads']:.0f} KV heads"],
+        ["INT8 weights", fmt_bytes(sv["weight_bytes"])],
+        ["Devices per replica", str(sv["devices_per_replica"])],
+        ["KV room: max batch", str(sv["max_batch_memory"])],
+        ["Batch used (limited by)", f"{sv['batch']} ({sv['batch_limited_by']})"],
+        ["Decode rate per replica", f"{fmt_num(sv['decode_tokens_per_s'])} tok/s ({sv['decode_bound']}-bound)"],
+        ["Decode MFU (effective)", fmt_pct(sv["decode_mfu"], 3)],
+        ["TPOT / TTFT (no queueing)", f"{fmt_s(sv['tpot_s'])} / {fmt_s(sv['ttft_s'])}"],
+        ["Meets SLO", "no SLO given" if sol["assumptions"]["workload"]["tpot_slo_s"] is None
+         else "yes" if sv["meets_slo"] else "no"],
+        ["$ per request", fmt_usd(sv["usd_per_request"])],
+    ]
+    if fl:
+        frows += [
+            ["Peak rate", f"{fmt_num(fl['peak_requests_per_s'])} req/s ({fl['peak_source']})"],
+            ["Replica capacity", f"{fmt_num(fl['replica_requests_per_s'])} req/s"],
+            ["Replicas / devices", f"{fl['replicas']} / {fl['devices']}"],
+            ["Fleet $ per hour", fmt_usd(fl["fleet_usd_per_h"])],
+            ["$ per 1M tokens", fmt_usd(fl["usd_per_million_tokens"])],
+            ["Energy per request", "not measured" if fl["energy_j_per_request"] is None
+             else f"{fmt_num(fl['energy_j_per_request'])} J"],
+        ]
+    doc.append(Table(["", "Value"], frows))
+    if sv["notes"]:
+        doc.append(Bullets(list(sv["notes"])))
+
+    doc.append(Heading(2, "Crossover: demand where inference cost equals training cost"))
+    cx = sol["crossover"]
+    doc.append(Table(["Cost model", "Chinchilla-style model", "Cost-optimal model"], [
+        [SCENARIO_LABELS[k], fmt_count(cx[k]["chinchilla_requests"]) + " requests",
+         fmt_count(cx[k]["optimal_requests"]) + " requests" if cx[k]["optimal_requests"] else "not in [1, 1e20]"]
+        for k in SCENARIO_LABELS]))
+
+    doc.append(Heading(2, "Assumptions and provenance"))
+    a = sol["assumptions"]
+    hw = a["hardware"]
+    doc.append(Bullets([
+        f"Architecture from N: {a['shape']['source']}.",
+        f"Hardware per device: memory {fmt_bytes(hw['memory_bytes'])}, bandwidth "
+        f"{fmt_bytes(hw['bandwidth_bytes_per_s'])}/s, peak {fmt_count(hw['peak_flop_per_s'], 'FLOP/s')}, "
+        f"prefill {fmt_count(hw['prefill_flop_per_s'], 'FLOP/s')} (from the profile), ${hw['usd_per_h']:g}/h; memory "
+        f"utilisation {hw['memory_utilization']:g}, activation reserve {fmt_bytes(hw['activation_reserve_bytes'])}, "
+        f"max {hw['max_num_seqs']} sequences.",
+        f"Latency SLO: TPOT p90 <= {fmt_s(a['workload']['tpot_slo_s'])}, TTFT p90 <= "
+        f"{fmt_s(a['workload']['ttft_slo_s'])} ({a['slo_source']}).",
+        f"Measured decode curve above the highest concurrency: {a['curve_extrapolation']} "
+        "(hold: no credit for unmeasured gains; loglog: last slope continued), always bounded by the roofline.",
+        "Tensor parallel up to 8 devices, then whole 8-device nodes; scaling across devices is ideal "
+        "(optimistic above one device).",
+        f"Profile sha256 {prov.get('sha256')}, created {prov.get('created_utc')} by {prov.get('tool')}.",
+        f"Report tool: {sol['provenance']['tool']}.",
+        "Paper constants are assumptions (Sardana et al. 2024, Sec. 6, B.2, B.3); calibrated constants are "
+        "measured; N-dependent costs add the assumptions above. Full inputs in solution.json.",
+    ]))
+    return doc
+
+
+def _train_text(train: dict) -> str:
+    if "profile" in train:
+        return f"from profile {train['profile']} ({train.get('assumption', '')})"
+    return (f"{train.get('gpu', '?')} {train.get('dtype', '')} at MFU {train.get('mfu', '?')}, "
+            f"${train.get('usd_per_h', '?')}/h")
+
+
+# --------------------------------------------------------------------------- Markdown and HTML
+
+
+def _md(text: str) -> str:
+    """Markdown renderers pass raw HTML through: a '<' that could open a tag (<x, </, <!, <?) becomes
+    '&lt;', so a name like '<script>' stays text there too; a plain '<=' stays readable."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text))
+
+
+def _md_cell(text: str) -> str:
+    return _md(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(doc: list) -> str:
+    out: list[str] = []
+    for b in doc:
+        if isinstance(b, Heading):
+            out.append("#" * b.level + " " + _md(b.text))
+        elif isinstance(b, Para):
+            out.append(f"**{_md(b.text)}**" if b.strong else _md(b.text))
+        elif isinstance(b, Table):
+            out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
+            out.append("|" + "---|" * len(b.headers))
+            out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows)
+        elif isinstance(b, Image):
+            out.append(f"![{_md_cell(b.alt)}]({b.filename})")
+        elif isinstance(b, Bullets):
+            out.extend(f"- {_md(item)}" for item in b.items)
+        out.append("")
+    return "\n".join(out)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f3f3f3}img{max-width:100%}.strong{font-weight:bold;color:#a00}"""
+
+
+def to_html(doc: list, images: dict[str, bytes], title: str) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{e(title)}</title>", f"<style>{_CSS}</style></head><body>"]
+    for b in doc:
+        if isinstance(b, Heading):
+            out.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            out.append(f'<p class="strong">{e(b.text)}</p>' if b.strong else f"<p>{e(b.text)}</p>")
+        elif isinstance(b, Table):
+            out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in b.headers) + "</tr></thead><tbody>")
+            out.extend("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in b.rows)
+            out.append("</tbody></table>")
+        elif isinstance(b, Image):
+            data = images.get(b.filename)
+            if data is not None:
+                uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+                out.append(f'<p><img src="{e(uri)}" alt="{e(b.alt)}"></p>')
+        elif isinstance(b, Bullets):
+            out.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in b.items) + "</ul>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def make_plots(sol: dict) -> dict[str, bytes]:
+    """PNG bytes per file name, drawn with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    return {
+        "cost_vs_params.png": _plot_cost_vs_params(sol),
+        "fig6_paper.png": _plot_map(sol, "paper"),
+        "fig6_calibrated.png": _plot_map(sol, "calibrated"),
+        "decode_curve.png": _plot_decode(sol),
+    }
+
+
+def _plot_cost_vs_params(sol: dict) -> bytes:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    c = sol["cost_curves"]
+    n = np.asarray(c["params"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    keys = (("paper_total_usd", "paper", "C0"), ("calibrated_total_usd", "calibrated", "C1"),
+            ("n_dependent_total_usd", "calibrated_n_dependent", "C2"))
+    for col, key, color in keys:
+        s = sol["scenarios"][key]
+        ref = s["chinchilla"]["total_usd"]
+        ax.plot(n, np.asarray(c[col]) / ref, color=color, label=SCENARIO_LABELS[key])
+        ax.plot([s["optimal"]["params"]], [s["optimal"]["total_usd"] / ref], "o", color=color)
+    ax.axvline(sol["target"]["chinchilla_equivalent_params"], color="gray", ls="--", lw=1, label="Chinchilla-style N")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    lows = [sol["scenarios"][k]["optimal"]["total_usd"] / sol["scenarios"][k]["chinchilla"]["total_usd"]
+            for _, k, _ in keys]
+    ax.set_ylim(min(lows) * 0.7, 10.0)
+    ax.set_xlabel("parameters N (D from the loss constraint)")
+    ax.set_ylabel("lifetime cost / Chinchilla-style cost")
+    ax.set_title(f"Lifetime cost at loss {sol['target']['loss']:.4g}, {fmt_count(sol['demand']['requests'])} requests")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _plot_map(sol: dict, key: str) -> bytes:
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    m = sol["maps"]
+    x, y = np.asarray(m["requests"]), np.asarray(m["chinchilla_params"])
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
+    titles = (("cost_ratio", "(a) total cost ratio", (0.2, 0.4, 0.6, 0.8, 0.9, 0.95)),
+              ("params_ratio", "(b) parameter ratio", (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)),
+              ("tokens_ratio", "(c) training-token ratio", (1.5, 2, 5, 10, 100, 1000)))
+    for i, (ax, (field, title, levels)) in enumerate(zip(axes, titles)):
+        z = np.asarray(m[key][field])
+        norm = LogNorm(vmin=max(z.min(), 1e-6), vmax=max(z.max(), z.min() * 1.0001)) if field != "cost_ratio" else None
+        pc = ax.pcolormesh(x, y, z, shading="nearest", norm=norm, cmap="viridis")
+        inside = [v for v in levels if z.min() < v < z.max()]
+        if inside:
+            cs = ax.contour(x, y, z, colors="white", linewidths=0.6, levels=inside)
+            ax.clabel(cs, fontsize=7, fmt="%.3g")
+        fig.colorbar(pc, ax=ax)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("lifetime inference requests")
+        if i == 0:
+            ax.set_ylabel("quality: Chinchilla-equivalent params / loss")
+        lo, hi = float(y.min()), float(y.max())
+        ticks = [t for t in (1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12) if lo * 0.999 <= t <= hi * 1.001]
+        law = sol["law"]
+        ax.set_yticks(ticks, [f"{fmt_count(t)}\nL={law['E'] + (1 + law['alpha'] / law['beta']) * law['A'] * t ** -law['alpha']:.3f}"
+                              for t in ticks], fontsize=8)
+        ax.minorticks_off()
+        ax.set_title(title, fontsize=10)
+        ax.plot([sol["demand"]["requests"]], [sol["target"]["chinchilla_equivalent_params"]], "r*", ms=12)
+    fig.suptitle(SCENARIO_LABELS[key] + ": cost-optimal / Chinchilla-style")
+    return _png(fig)
+
+
+def _plot_decode(sol: dict) -> bytes:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    dc = sol["decode_curve"]
+    peak = dc["peak_flop_per_s_total"]
+    scale, ylabel = (1.0 / peak, "decode MFU") if peak else (1.0, "decode FLOP/s (paper convention)")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    b = np.asarray(dc["batch"])
+    ax.plot(b, np.asarray(dc["interpolated_flop_per_s"]) * scale, "-", color="C0", label="interpolation used")
+    roof = np.asarray([np.nan if v is None else v for v in dc["roofline_flop_per_s"]], dtype=float)
+    if np.isfinite(roof).any():
+        ax.plot(b, roof * scale, "--", color="C3", label="roofline of the profiled model")
+    if dc["measured"]:
+        ax.plot([p["concurrency"] for p in dc["measured"]], [p["achieved_flop_per_s"] * scale for p in dc["measured"]],
+                "o", color="k", label="measured")
+    op = dc.get("operating_point")
+    if op:
+        ax.axvline(op["concurrency"], color="gray", ls=":", label="operating point (SLO)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrency (decode batch)")
+    ax.set_ylabel(ylabel)
+    ax.set_title("Profiled model: measured decode vs roofline")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    cb = np.asarray(dc["chosen_batch"])
+    per_dev_peak = (peak / max(1, sol["provenance"]["profile"].get("device_count", 1))) if peak else None
+    cf = np.asarray(dc["chosen_flop_per_s_per_device"]) * ((1.0 / per_dev_peak) if per_dev_peak else 1.0)
+    ax2.plot(cb, cf, color="C2")
+    sv = sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]
+    ax2.axvline(sv["batch"], color="gray", ls=":", label=f"batch used ({sv['batch_limited_by']})")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("decode batch")
+    ax2.set_ylabel("decode MFU per device" if per_dev_peak else "decode FLOP/s per device")
+    ax2.set_title(f"Chosen model {fmt_count(dc['chosen_params'])} params on "
+                  f"{dc['chosen_devices_per_replica']} device(s): curve bounded by roofline")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    return _png(fig)

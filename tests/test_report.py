@@ -1,0 +1,258 @@
+"""solver.report / report_render / report_cli: the report's numbers are the solver's, the HTML is safe."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from solver import cli
+from solver.law import chinchilla_loss_for_params, get_law
+from solver.optimize import CostSettings, optimize_cost, optimize_cost_general
+from solver.profile_input import phase_costs, synthetic_profile
+from solver.report import ReportInputs, compute_solution, serving_model
+
+LAW = get_law("chinchilla")
+LOSS_30B = float(chinchilla_loss_for_params(LAW, 30e9))
+TRAIN_USD_PER_FLOP = 1.50 / 3600 / (312e12 * 0.5)  # paper: A100-80GB bf16 at 50 %
+CURVE = {1: 0.004, 2: 0.008, 4: 0.015, 8: 0.028, 16: 0.05, 32: 0.08, 64: 0.11}
+
+
+def inputs(**kw) -> ReportInputs:
+    base = dict(target_loss=LOSS_30B, requests=17.5e9, train_usd_per_flop=TRAIN_USD_PER_FLOP,
+                train_description={"gpu": "a100-80gb-sxm"}, law=LAW, chinchilla_params=30e9, map_points=7)
+    base.update(kw)
+    return ReportInputs(**base)
+
+
+@pytest.fixture(scope="module")
+def curved():
+    prof = synthetic_profile(curve=CURVE)
+    return prof, compute_solution(inputs(), prof, {"path": "synthetic"})
+
+
+def test_paper_scenario_equals_solver(curved):
+    _, sol = curved
+    settings = CostSettings.from_hardware(train_usd_per_h=1.5, train_peak_flop_per_s=312e12, mfu_train=0.5,
+                                          inference_usd_per_h=1.10, inference_peak_flop_per_s=624e12,
+                                          mfu_input=0.5, mfu_output=0.01)
+    c = optimize_cost(LOSS_30B, 17.5e9, settings, LAW)
+    s = sol["scenarios"]["paper"]
+    assert s["optimal"]["params"] == pytest.approx(float(c.optimal.params), rel=1e-12)
+    assert s["optimal"]["train_tokens"] == pytest.approx(float(c.optimal.train_tokens), rel=1e-12)
+    assert s["optimal"]["total_usd"] == pytest.approx(float(c.optimal.total_usd), rel=1e-12)
+    assert s["chinchilla"]["total_usd"] == pytest.approx(float(c.chinchilla.total_usd), rel=1e-12)
+    assert s["saving_fraction"] == pytest.approx(float(c.saving_fraction), rel=1e-12)
+
+
+def test_calibrated_scenarios_equal_solver(curved):
+    prof, sol = curved
+    pc = phase_costs(prof)
+    c = optimize_cost(LOSS_30B, 17.5e9, CostSettings(TRAIN_USD_PER_FLOP, pc.usd_per_flop_input,
+                                                     pc.usd_per_flop_output), LAW)
+    s = sol["scenarios"]["calibrated"]
+    assert s["optimal"]["params"] == pytest.approx(float(c.optimal.params), rel=1e-12)
+    assert s["optimal"]["total_usd"] == pytest.approx(float(c.optimal.total_usd), rel=1e-12)
+    model = serving_model(inputs(), prof)
+    g = optimize_cost_general(LOSS_30B, LAW, TRAIN_USD_PER_FLOP, lambda n: 17.5e9 * model.usd_per_request(n))
+    s = sol["scenarios"]["calibrated_n_dependent"]
+    assert s["optimal"]["params"] == pytest.approx(g.params, rel=1e-12)
+    assert s["optimal"]["total_usd"] == pytest.approx(g.total_usd, rel=1e-12)
+    assert s["saving_fraction"] == pytest.approx(g.saving_fraction, rel=1e-12)
+    # the optimum is never worse than the Chinchilla-style model under the same costs
+    for key in ("paper", "calibrated", "calibrated_n_dependent"):
+        assert sol["scenarios"][key]["saving_fraction"] >= 0
+
+
+def test_crossover_is_where_inference_equals_training(curved):
+    _, sol = curved
+    cx = sol["crossover"]["paper"]
+    r = cx["optimal_requests"]
+    settings = CostSettings.from_hardware(train_usd_per_h=1.5, train_peak_flop_per_s=312e12, mfu_train=0.5,
+                                          inference_usd_per_h=1.10, inference_peak_flop_per_s=624e12,
+                                          mfu_input=0.5, mfu_output=0.01)
+    c = optimize_cost(LOSS_30B, r, settings, LAW)
+    assert float(c.optimal.inference_usd) == pytest.approx(float(c.optimal.train_usd), rel=1e-6)
+    c = optimize_cost(LOSS_30B, cx["chinchilla_requests"], settings, LAW)
+    assert float(c.chinchilla.inference_usd) == pytest.approx(float(c.chinchilla.train_usd), rel=1e-9)
+    assert sol["crossover"]["calibrated_n_dependent"]["optimal_requests"] > 0
+
+
+@pytest.mark.parametrize("roofline", [False, True])
+def test_flat_curve_n_dependent_equals_constant_mfu(roofline):
+    """Flat measured curve, roofline not binding near the optimum: the N-dependent optimum is Eq. 6's.
+
+    Also: a profile with the paper's constants gives the paper's answer.
+    """
+    kw = {} if roofline else dict(memory_bytes=None, memory_bandwidth_bytes_per_s=None, peak_flop_per_s=None)
+    prof = synthetic_profile(**kw)  # flat at MFU 1 %
+    sol = compute_solution(inputs(), prof, {"path": "synthetic"})
+    const, ndep = sol["scenarios"]["calibrated"], sol["scenarios"]["calibrated_n_dependent"]
+    assert ndep["serving_optimal"]["decode_bound"] == "curve"
+    assert ndep["optimal"]["params"] == pytest.approx(const["optimal"]["params"], rel=1e-6)
+    assert ndep["optimal"]["train_tokens"] == pytest.approx(const["optimal"]["train_tokens"], rel=1e-6)
+    assert ndep["optimal"]["total_usd"] == pytest.approx(const["optimal"]["total_usd"], rel=1e-10)
+    assert sol["shift"]["params_ratio"] == pytest.approx(1.0, abs=1e-6)
+    if roofline:  # same constants as the paper
+        assert const["optimal"]["params"] == pytest.approx(sol["scenarios"]["paper"]["optimal"]["params"], rel=1e-12)
+
+
+def test_curve_that_rises_with_batch_moves_the_optimum(curved):
+    _, sol = curved
+    # the SLO lets the candidate model batch beyond the operating concurrency (8): decode is cheaper per
+    # FLOP than the constant-MFU profile says, so the optimum moves toward larger N
+    assert sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]["batch"] > 8
+    assert sol["shift"]["params_ratio"] > 1.0
+    assert sol["shift"]["penalty_of_constant_mfu_plan"] > 0
+
+
+def test_slo_overrides(curved):
+    prof, sol = curved
+    tight = compute_solution(inputs(slo_tpot_p90_s=0.01), prof, {"path": "synthetic"})
+    free = compute_solution(inputs(no_slo=True), prof, {"path": "synthetic"})
+    b = {k: s["scenarios"]["calibrated_n_dependent"]["serving_optimal"]["batch"]
+         for k, s in (("tight", tight), ("profile", sol), ("free", free))}
+    assert b["tight"] <= b["profile"] <= b["free"], b
+    assert tight["scenarios"]["calibrated_n_dependent"]["optimal"]["total_usd"] >= \
+        free["scenarios"]["calibrated_n_dependent"]["optimal"]["total_usd"]
+    assert free["assumptions"]["workload"]["tpot_slo_s"] is None
+    # the constant-MFU answers do not depend on the SLO
+    assert tight["scenarios"]["calibrated"] == sol["scenarios"]["calibrated"]
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+
+
+def _run_report(tmp_path, capsys, profile_path, name):
+    rc = cli.main(["report", "--chinchilla-params", "30e9", "--requests", "17.5e9",
+                   "--inference-profile", str(profile_path), "--name", name, "--out-dir", str(tmp_path / "reports")])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    from pathlib import Path
+
+    return Path(out[-1])
+
+
+def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
+    evil = "<script>alert(1)</script>"
+    prof = synthetic_profile(curve=CURVE, model_name=evil + "<img src=x onerror=alert(2)>")
+    ppath = tmp_path / "profile.json"
+    ppath.write_text(prof.model_dump_json())
+    out = _run_report(tmp_path, capsys, ppath, evil)
+    assert out.parent == tmp_path / "reports" and out.is_dir()
+    assert "/" not in out.name and "<" not in out.name
+    for f in ("report.md", "report.html", "solution.json", "cost_vs_params.png", "fig6_paper.png",
+              "fig6_calibrated.png", "decode_curve.png"):
+        assert (out / f).stat().st_size > 0, f
+    sol = json.loads((out / "solution.json").read_text())
+    assert sol["provenance"]["profile"]["sha256"] == hashlib.sha256(ppath.read_bytes()).hexdigest()
+    assert sol["provenance"]["inputs"]["requests"] == 17.5e9 and sol["law"]["name"] == "chinchilla"
+    direct = compute_solution(inputs(map_points=31), prof, {"path": str(ppath)})
+    for key in ("paper", "calibrated", "calibrated_n_dependent"):
+        assert sol["scenarios"][key]["optimal"]["params"] == pytest.approx(
+            direct["scenarios"][key]["optimal"]["params"], rel=1e-12)
+    html_text = (out / "report.html").read_text()
+    assert "<script" not in html_text.lower() and "<img src=x" not in html_text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_text
+    parser = _Tags()
+    parser.feed(html_text)
+    assert parser.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table",
+                           "thead", "tbody", "tr", "th", "td", "img", "ul", "li"}, parser.tags
+    assert html_text.count("data:image/png;base64,") == 4
+    md = (out / "report.md").read_text()
+    assert "<script>" not in md
+    from solver.report_render import fmt_count
+
+    assert fmt_count(sol["scenarios"]["calibrated_n_dependent"]["optimal"]["params"]) in md
+    # a second report of the same name never overwrites the first
+    from solver.report_cli import write_report
+
+    before = (out / "solution.json").read_bytes()
+    out2 = write_report(out.parent, out.name, {"x": 1.0}, "md", "<p>h</p>", {})
+    assert out2 != out and out2.name == out.name + "-2"
+    assert (out / "solution.json").read_bytes() == before
+    assert json.loads((out2 / "solution.json").read_text()) == {"x": 1.0}
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dir left
+
+
+FAKE_PYTHON = r'''#!/bin/sh
+# Stands in for `python -m bench|calibrate|solver ...` in the pipeline glue test: records the call,
+# writes what the real stage would, prints the stage's last line. `solver report` runs for real.
+echo "$@" >> "$PIPELINE_CALLS"
+case "$2 $3" in
+  "bench prepare") mkdir -p models/tiny; echo "model  tiny"; echo "prepared: models/tiny" ;;
+  "bench sweep") mkdir -p results/runs/cpu-test/tiny/run1; echo "wrote 1 run directory (0 failed, 0 already complete) under results/runs/cpu-test/tiny" ;;
+  "calibrate profile") shift 3; while [ "$1" != "--out" ]; do shift; done; cp "$PIPELINE_PROFILE" "$2"; echo "$2" ;;
+  "solver report") exec "$REAL_PYTHON" "$@" ;;
+  *) echo "unexpected: $*" >&2; exit 3 ;;
+esac
+'''
+
+
+def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
+    """The four stages are called in order with each other's outputs; the last line is the report dir."""
+    import os
+    import sys
+
+    from solver.pipeline import PipelineError, PipelineOptions, run_pipeline
+
+    fake = tmp_path / "fakepython"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    prof = tmp_path / "prof.json"
+    prof.write_text(synthetic_profile(curve=CURVE).model_dump_json())
+    work = tmp_path / "work"
+    (work / "results" / "calibration").mkdir(parents=True)
+    (work / "results" / "calibration" / "cpu-test-tiny.json").write_text("{}")  # taken: must not be overwritten
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("PIPELINE_CALLS", str(calls))
+    monkeypatch.setenv("PIPELINE_PROFILE", str(prof))
+    monkeypatch.setenv("REAL_PYTHON", sys.executable)
+    monkeypatch.setenv("PYTHONPATH", os.getcwd())
+    report = run_pipeline(PipelineOptions(python=str(fake), cwd=str(work), sweep_args=["--num-requests", "4"],
+                                          name="glue"))
+    assert (work / report / "report.html").is_file()
+    assert report == Path("results/reports/glue")
+    lines = calls.read_text().splitlines()
+    assert [ln.split()[1:3] for ln in lines] == [["bench", "prepare"], ["bench", "sweep"],
+                                                 ["calibrate", "profile"], ["solver", "report"]]
+    assert "--model models/tiny" in lines[1] and "--num-requests 4" in lines[1]
+    assert "results/runs/cpu-test/tiny --out results/calibration/cpu-test-tiny-2.json" in lines[2]
+    assert (work / "results" / "calibration" / "cpu-test-tiny.json").read_text() == "{}"
+    assert "--inference-profile results/calibration/cpu-test-tiny-2.json" in lines[3]
+    err = capsys.readouterr().err
+    assert "[1/4]" in err and "[4/4]" in err
+    # a failing stage stops the chain with its exit code and names it
+    monkeypatch.setenv("PIPELINE_PROFILE", str(tmp_path / "missing.json"))
+    with pytest.raises(PipelineError, match="stage 3"):
+        run_pipeline(PipelineOptions(python=str(fake), cwd=str(work)))
+
+
+@pytest.mark.vllm
+def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
+    """Runs measured on vLLM's CPU backend in this session -> calibrate profile -> report."""
+    from calibrate import profile as P
+
+    runs, dropped = P.load_runs(cpu_sweep_runs)
+    prof = P.build_profile(runs, dropped=dropped, n_boot=100, min_requests=2)
+    ppath = tmp_path / "cpu.json"
+    ppath.write_text(prof.model_dump_json())
+    out = _run_report(tmp_path, capsys, ppath, "cpu-session")
+    sol = json.loads((out / "solution.json").read_text())
+    assert sol["provenance"]["profile"]["kind"] == "cpu"
+    for key in ("paper", "calibrated", "calibrated_n_dependent"):
+        s = sol["scenarios"][key]
+        assert s["saving_fraction"] >= 0 and s["optimal"]["total_usd"] > 0
+        if key != "calibrated_n_dependent":  # Eq. 6 with demand > 0 never picks a larger model
+            assert s["optimal"]["params"] < s["chinchilla"]["params"]
+    assert sol["fleet"]["devices"] >= 1 and sol["fleet"]["usd_per_request"] > 0
+    assert "CPU constants are not A100 constants" in (out / "report.md").read_text()
