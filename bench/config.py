@@ -45,7 +45,7 @@ class ServerSection(_Strict):
     api_key_env: str | None = None  # NAME of the environment variable holding the key (never the key)
     served_name: str | None = None  # model name the server answers to (default: the model's name)
     quantization: str | None = None  # vLLM --quantization (compressed-tensors is auto-detected)
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # bench.server.resolve_dtype: GPU -> vLLM auto; CPU -> bf16 if native, else float32
     max_model_len: int | None = Field(default=None, gt=0)
     max_num_seqs: int | None = Field(default=None, gt=0)
     tensor_parallel_size: int = Field(default=1, gt=0)

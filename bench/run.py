@@ -450,13 +450,13 @@ def execute_run(
 def run_config_for(spec: RunSpec, model: ModelInfo, *, tensor_parallel_size: int = 1,
                    endpoint: str | None = None, max_model_len: int | None = None,
                    max_num_seqs: int | None = None, slo_ttft_s: float | None = None,
-                   slo_tpot_s: float | None = None) -> RunConfig:
+                   slo_tpot_s: float | None = None, server_dtype: str | None = None) -> RunConfig:
     return RunConfig(
         model=model, workload=spec.workload, mode=spec.mode, concurrency=spec.concurrency,
         request_rate_per_s=spec.request_rate_per_s, num_requests=spec.num_requests,
         warmup_requests=spec.warmup_requests, seed=spec.seed, max_model_len=max_model_len,
         max_num_seqs=max_num_seqs, tensor_parallel_size=tensor_parallel_size, endpoint=endpoint,
-        slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,
+        slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, server_dtype=server_dtype,
     )  # fmt: skip
 
 
@@ -612,7 +612,8 @@ def run_from_config(
                             tensor_parallel_size=srv.tensor_parallel_size, seed=cfg.seed,
                             enforce_eager=srv.enforce_eager, extra_args=tuple(srv.extra_args),
                             startup_timeout_s=srv.startup_timeout_s)
-        say(f"starting vLLM ({server.base_url}); log: {log}")
+        config_kwargs["server_dtype"] = server.dtype
+        say(f"starting vLLM ({server.base_url}, --dtype {server.dtype}); log: {log}")
     if server is None:
         target = Target(server=_AlwaysAlive(), served_name=served)
     else:

@@ -86,6 +86,7 @@ class RunConfig(Strict):
     max_model_len: int | None = None
     max_num_seqs: int | None = None
     tensor_parallel_size: int = 1
+    server_dtype: str | None = None  # vLLM --dtype (activations, unquantized layers); None for --endpoint
     endpoint: str | None = None  # set when measuring an already running server
     api: Literal["completions"] = "completions"
     slo_ttft_s: float | None = None

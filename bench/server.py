@@ -104,6 +104,31 @@ def cpu_env(*, kvcache_space_gib: float = 1, cpu_ids: Sequence[int] | None = Non
     }
 
 
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matmul instructions (AVX-512 BF16 or AMX). Without them
+    vLLM's oneDNN bf16 linear cannot be created and falls back to a torch bf16 matmul that runs at
+    under 1 GFLOP/s on 2 Zen 3 cores (measured), which would make bf16 layers (lm_head) dominate."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(dtype: str, *, cpu: bool | None = None) -> str:
+    """vLLM's --dtype for this machine. "auto" means: on a GPU, vLLM's own choice ("auto": the
+    checkpoint's dtype); on a CPU, bfloat16 where the CPU has bf16 instructions, else float32
+    (INT8 W8A8 layers run on the int8 kernel either way; dtype only sets activations and the
+    unquantized layers)."""
+    if dtype != "auto":
+        return dtype
+    if cpu is None:
+        cpu = not has_cuda_gpu()
+    if not cpu:
+        return "auto"
+    return "bfloat16" if cpu_has_bf16() else "float32"
+
+
 def has_cuda_gpu() -> bool:
     """True when NVML reports at least one GPU. NVML is light to import (unlike torch) and is
     what tells a GPU node from this CPU machine; /dev/nvidia0 is the fallback check."""
@@ -472,7 +497,7 @@ class VllmServer(ServerProcess):
         served_name: str,
         log_path: str | os.PathLike,
         quantization: str | None = None,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         max_model_len: int | None = None,
         max_num_seqs: int | None = None,
         tensor_parallel_size: int = 1,
@@ -491,12 +516,13 @@ class VllmServer(ServerProcess):
         self.served_name = served_name
         self.model_dir = str(model_dir)
         self.port = port if port is not None else free_port()
+        self.dtype = resolve_dtype(dtype)
         argv = vllm_command(
             model_dir,
             served_name=served_name,
             port=self.port,
             quantization=quantization,
-            dtype=dtype,
+            dtype=self.dtype,
             max_model_len=max_model_len,
             max_num_seqs=max_num_seqs,
             tensor_parallel_size=tensor_parallel_size,

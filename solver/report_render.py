@@ -147,9 +147,9 @@ def build_document(sol: dict, title: str, images: list[str]) -> list:
         f"against that model priced with the same cost model."))
     sh = sol["shift"]
     doc.append(Para(
-        f"Beyond constant MFU: with N-dependent serving cost the optimum has {fmt_num(sh['params_ratio'])}x the "
-        f"parameters and {fmt_num(sh['train_tokens_ratio'])}x the training tokens of the constant-MFU calibrated "
-        f"answer; its total is {fmt_num(sh['total_usd_ratio'])}x the constant-MFU total. Building the constant-MFU "
+        f"Beyond constant MFU: with N-dependent serving cost the optimum has {sh['params_ratio']:.3f}x the "
+        f"parameters and {sh['train_tokens_ratio']:.3f}x the training tokens of the constant-MFU calibrated "
+        f"answer; its total is {sh['total_usd_ratio']:.3f}x the constant-MFU total. Building the constant-MFU "
         f"plan instead would cost {fmt_pct(sh['penalty_of_constant_mfu_plan'], 2)} more under the N-dependent costs."))
     if "cost_vs_params.png" in images:
         doc.append(Image("cost_vs_params.png", "Lifetime cost against parameters at the target loss"))
