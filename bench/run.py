@@ -40,6 +40,7 @@ from pathlib import Path
 from bench.config import RunSpec
 from bench.schema import (
     FAILED_MARKER,
+    SCHEMA_VERSION,
     METRICS_AFTER,
     METRICS_BEFORE,
     REQUESTS_FILE,
@@ -343,7 +344,8 @@ def execute_run(
     from bench.metrics import summarize
 
     started = utc_now()
-    atomic_write_text(run_dir / SPEC_FILE, json.dumps({"key": spec.key(), **spec.as_dict()}, indent=2) + "\n")
+    atomic_write_text(run_dir / SPEC_FILE, json.dumps({"schema_version": SCHEMA_VERSION, "key": spec.key(), **spec.as_dict(),
+                                                       "provenance": "bench.run: the sweep spec this run measures"}, indent=2) + "\n")
     # measured prompts only: run_load derives the warm-up prompts from them (same shapes, other ids)
     prompts = make_prompts(spec.workload, spec.num_requests, seed=spec.seed,
                            token_id_low=token_ids[0], token_id_high=token_ids[1])
