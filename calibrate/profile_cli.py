@@ -143,7 +143,7 @@ def format_table(profile, out: Path) -> str:
     lines = [
         f"profile {hw.name} x{hw.device_count} | {m.name} ({m.quantization}, N={m.params_matmul:,}) | "
         f"{len(profile.provenance.runs)} runs, {len(profile.provenance.dropped)} dropped",
-        f"peak {hw.peak_flop_per_s} flop/s per device ({hw.peak_dtype}); {hw.usd_per_h} $/device-hour",
+        f"peak {hw.peak_flop_per_s if hw.peak_flop_per_s is None else format(hw.peak_flop_per_s, '.4g')} flop/s per device ({hw.peak_dtype}); {hw.usd_per_h} $/device-hour",
         f"operating concurrency {profile.operating_concurrency}  (value [95% interval])",
         f"  s/input token      {_fmt(profile.seconds_per_input_token)}",
         f"  s/output token     {_fmt(profile.seconds_per_output_token)}",
