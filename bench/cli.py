@@ -66,41 +66,27 @@ def _float_list(text: str) -> list[float]:
     return vals
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
-    return v
+def _number(cast, *, positive: bool):
+    """An argparse type: `cast` (int or float) of the text, finite, > 0 (positive) or >= 0."""
+    kind = "an integer" if cast is int else "a number"
+    bound = "> 0" if positive else ">= 0"
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not (v > 0 if positive else v >= 0) or v != v or v in (float("inf"),):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be finite and {bound}")
+        return v
+
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    v = _nonneg_float(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0")
-    return v
+_positive_int = _number(int, positive=True)
+_nonneg_int = _number(int, positive=False)
+_positive_float = _number(float, positive=True)
+_nonneg_float = _number(float, positive=False)
 
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.schema import Workload
 
@@ -52,6 +52,13 @@ class ServerSection(_Strict):
     enforce_eager: bool = True
     startup_timeout_s: float = Field(default=600, gt=0)
     extra_args: list[str] = Field(default_factory=list)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_http_url(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith(("http://", "https://")) and len(v.split("://", 1)[1]) > 0):
+            raise ValueError(f"endpoint {v!r}: must be an http:// or https:// URL, e.g. http://127.0.0.1:8000")
+        return v
 
 
 class HardwareSection(_Strict):

@@ -530,8 +530,9 @@ def remote_info(endpoint: str, overrides: Mapping[str, Any], *, tensor_parallel_
     else:
         if "usd_per_h" not in o:
             raise ValueError(
-                "an --endpoint run needs the hardware behind it: set device=<GPU table key> "
-                "or usd_per_h (and peak_<dtype>_flop_per_s) in the hardware overrides"
+                "an --endpoint run needs the hardware behind it: give --hardware-name <GPU table key, e.g. "
+                "a100-40gb> or --usd-per-hour X (and --peak-flop-per-s DTYPE=VALUE for MFU); in TOML: [hardware] "
+                "name / usd_per_hour / peak_flop_per_s"
             )
         info = HardwareInfo(
             name="remote-" + slug(str(o.get("name") or host)),

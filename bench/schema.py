@@ -98,8 +98,9 @@ class RunConfig(Strict):
 
 class RequestRecord(Strict):
     """One line of requests.jsonl. Times are seconds on the client's monotonic clock, relative to
-    the run's start; `token_times_s` holds the arrival time of every streamed chunk that carried text
-    (a chunk may carry several tokens: counts come from the server's `usage`, not from chunks)."""
+    the run's start; `chunk_times_s` holds the arrival time of every streamed chunk with a non-empty
+    `choices` list (a chunk may carry several tokens, or a token whose text the server holds back:
+    counts come from the server's `usage`, never from chunks)."""
 
     index: int
     warmup: bool = False
@@ -204,4 +205,4 @@ TELEMETRY_FILE = "telemetry.jsonl"
 SERVER_LOG = "server.log"
 METRICS_BEFORE = "metrics_before.prom"
 METRICS_AFTER = "metrics_after.prom"
-FAILED_MARKER = "FAILED"  # written (with the reason) when a run died; run.json is then absent
+FAILED_MARKER = "FAILED"  # written (with the reason) beside a run.json whose status is "failed"

@@ -126,8 +126,8 @@ class Profile(Strict):
     model: ProfileModel
     operating_concurrency: int | None  # the concurrency the per-token costs below are taken at
     seconds_per_input_token: Estimate  # device-seconds per token at that concurrency (joint fit)
-    seconds_per_output_token: Estimate
-    achieved_flop_per_s_input: Estimate  # 2·N / seconds_per_input_token
+    seconds_per_output_token: Estimate  # per output token after each request's first (that one comes out of prefill)
+    achieved_flop_per_s_input: Estimate  # 2·N · device_count / seconds_per_input_token (all devices)
     achieved_flop_per_s_output: Estimate
     mfu_input: Estimate | None  # achieved / (peak * devices); None when the peak is unknown
     mfu_output: Estimate | None
