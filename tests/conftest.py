@@ -29,7 +29,12 @@ SWEEP_SERVED_NAME = "tiny-llama-w8a8"
 SWEEP_MAX_MODEL_LEN = 512
 
 
+STOPS_SESSION_SERVER = "test_no_server_process_left"  # stops the shared vLLM server: must run last
+
+
 def pytest_collection_modifyitems(config, items):
+    # any test may use the session's vLLM server, so the test that stops it runs after all others
+    items.sort(key=lambda it: it.name == STOPS_SESSION_SERVER)
     gpu_items = [it for it in items if "gpu" in it.keywords]
     if not gpu_items:
         return

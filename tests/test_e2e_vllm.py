@@ -151,7 +151,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_no_server_process_left(cpu_vllm, cpu_sweep_runs):
-    """Runs last in this file: stop the session server and check nothing of it survives."""
+    """Runs last in the session (conftest orders it): stop the session server, check nothing survives."""
     from bench.server import group_alive
 
     assert cpu_vllm.pgid is not None
