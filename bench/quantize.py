@@ -29,7 +29,6 @@ checkpoint format; runs only where llmcompressor is importable (a venv of its ow
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -395,28 +394,13 @@ def quantize_bnb_int8(
 # vLLM 0.32 logs e.g. "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8".
 _KERNEL_RE = re.compile(r"\b(?:Selected|Using) (\w*Kernel\w*) for (\w+)")
 _RESULT_TAG = "BENCH_QUANTIZE_VLLM_CHECK "
-# CPU_VLLM.md: the environment vLLM's CPU backend needs here (harmless on a GPU node).
-_CPU_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_CPU_OMP_THREADS_BIND": "0-1",
-    "VLLM_HOST_IP": "127.0.0.1",
-    "HF_HUB_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-}
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    try:
-        from bench.server import cpu_env  # the bench-server engineer's single source of these settings
+    """This environment plus, where no CUDA GPU exists, the CPU backend's settings (bench.server)."""
+    from bench.server import server_env
 
-        extra = cpu_env()
-    except Exception:
-        extra = _CPU_ENV
-    for key, value in extra.items():
-        env.setdefault(key, value)
-    return env
+    return server_env()
 
 
 def kernel_lines(log: str) -> list[str]:

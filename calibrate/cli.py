@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
-import os
 import shlex
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from calibrate.files import git_commit, sha256_file, write_atomic
 
 DEFAULT_LAW_DIR = Path("results/laws")
 
@@ -60,39 +58,6 @@ def add_law_args(p: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------- law: I/O helpers
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and os.replace, so no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a law file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def read_law_columns(path: Path, params_col: str, tokens_col: str | None, flop_col: str | None, loss_col: str):
@@ -164,7 +129,7 @@ def build_law_file(args, fit, boot, csv_path: Path, tokens_source: str) -> dict:
         "method": _method(args, fit, boot),
         "command": "python -m calibrate " + " ".join(shlex.quote(a) for a in args.argv),
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "tool": "calibrate law" + (f" (git {commit})" if (commit := _git_commit()) else ""),
+        "tool": "calibrate law" + (f" (git {commit})" if (commit := git_commit()) else ""),
     }
     if boot is not None:
         provenance["bootstrap"] = {"n_boot": boot.n_boot, "seed": boot.seed, "confidence": boot.confidence,

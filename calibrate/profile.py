@@ -71,7 +71,6 @@ concurrency (or the nearest measured one below it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -84,6 +83,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from bench.schema import FAILED_MARKER, METRICS_BEFORE, REQUESTS_FILE, RUN_FILE, RequestRecord, RunRecord
+from calibrate.files import sha256_file  # noqa: F401 - also used by calibrate.ingest
 from calibrate.schema import (
     Costs,
     CurvePoint,
@@ -152,14 +152,6 @@ class LoadedRun:
     record: RunRecord
     requests: RequestArrays | None
     source: str = "bench"  # "bench" | "vllm-bench-serve" | "guidellm" | "synthetic"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def request_arrays(records: Iterable[RequestRecord]) -> RequestArrays | None:
@@ -941,10 +933,10 @@ def build_profile(
         f"95 % intervals: percentile bootstrap, {n_boot} resamples, seed {seed}, runs resampled within",
         "each (concurrency, mix) stratum and requests within runs (a request's share of the run's",
         "device time is proportional to its E2E).",
-        f"Decode curve from decode-only runs; operating point = highest-throughput concurrency with",
+        "Decode curve from decode-only runs; operating point = highest-throughput concurrency with",
         f"TPOT p90 <= {slo.tpot_p90_s} s and TTFT p90 <= {slo.ttft_p90_s} s.",
         f"$/request = {price} $/device-hour / 3600 x (a n_in + b (n_out - 1)). Energy: {energy_how}.",
-        f"phase_isolated: mfu_input from prefill-only runs (all device time billed to input tokens),",
+        "phase_isolated: mfu_input from prefill-only runs (all device time billed to input tokens),",
         "mfu_output from decode-only runs (all device time billed to decode tokens); keys",
         "'@c<C>' per concurrency, 'joint_*@c<C>' the joint fit at each determined concurrency.",
         *notes,

@@ -20,10 +20,10 @@ import argparse
 import math
 import os
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from calibrate.files import git_commit, write_atomic
 
 DEFAULT_OUT_DIR = Path("results/calibration")
 
@@ -85,15 +85,6 @@ def default_out_path(profile) -> Path:
     return DEFAULT_OUT_DIR / f"{_slug(profile.hardware.name)}-{_slug(profile.model.name)}-{_slug(profile.model.quantization)}.json"
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _tool() -> str:
     try:
         from importlib.metadata import version
@@ -101,7 +92,7 @@ def _tool() -> str:
         v = version("infercost")
     except Exception:  # noqa: BLE001 - not installed as a distribution: still a usable tool string
         v = "unknown"
-    commit = _git_commit()
+    commit = git_commit()
     return f"calibrate {v}" + (f" (git {commit})" if commit else "")
 
 
@@ -116,20 +107,6 @@ def _rel(path: str) -> str:
         pass
     return base + (f"#{frag}" if frag else "")
 
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a results file should be readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fmt(e, scale=1.0, spec=".3g") -> str:
