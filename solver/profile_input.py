@@ -19,10 +19,11 @@ priced at that rate.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from calibrate.files import sha256_file as file_sha256  # the profile file's provenance hash
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -106,14 +107,6 @@ def _check_usable(profile, path: Path) -> None:
     for field, value in checks.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ProfileError(f"profile {path}: {field}: must be a finite number > 0, got {value!r}")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def usd_per_flop(usd_per_h: float, device_count: int, achieved_flop_per_s: float) -> float:

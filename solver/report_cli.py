@@ -19,7 +19,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -112,13 +111,9 @@ def tool_version() -> str:
         version = metadata.version("infercost")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    commit = None
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        commit = out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
+    from calibrate.files import git_commit
+
+    commit = git_commit()
     return f"solver.report (infercost {version}, git {commit or 'unknown'})"
 
 
