@@ -47,7 +47,7 @@ def load(run_dir: Path) -> tuple[RunRecord, list[RequestRecord]]:
 
 
 def test_sweep_writes_complete_valid_run_directories(cpu_sweep_runs):
-    assert len(cpu_sweep_runs) == 6
+    assert len(cpu_sweep_runs) == 7  # one per spec of conftest.session_specs
     for d in cpu_sweep_runs:
         rec, reqs = load(d)
         assert rec.status == "complete", (d, rec.error)
@@ -91,7 +91,7 @@ def test_mfu_between_zero_and_one(cpu_sweep_runs):
             assert der.mbu_output > 0 and der.roofline_fraction > 0
         else:
             assert der.mfu_input is None and der.mfu_output is None
-    assert phases == ["input", "input", "output", "output", "output", "mixed"]
+    assert phases == ["input", "input", "input", "output", "output", "output", "mixed"]
 
 
 def test_flop_count_against_vllm(cpu_sweep_runs):
