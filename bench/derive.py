@@ -7,7 +7,7 @@ bandwidth-bound and its MFU is tiny (roughly batch x 2N / (bytes read / bandwidt
 paper (Sardana et al. 2024, Eq. 6) prices input and output tokens with separate MFUs for exactly
 this reason; its defaults are 50 % (input) and 1 % (output). This module measures both.
 
-FLOP conventions (see bench/flops.py for the estimators):
+FLOP conventions (see bench/physics.py for the estimators):
   paper     2 N flop per token (Kaplan et al.; the paper's Eq. 6), N = matmul parameters.
   hardware  2 N + attention score/value flop at the token's actual context length c:
             attention_flop_per_token(c) = 4 * layers * heads * head_dim * c.
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bench import flops
+from bench import physics as flops
 from bench.metrics import is_ok as _ok
 from bench.schema import Derived, HardwareInfo, RequestRecord, RunConfig, Summary
 

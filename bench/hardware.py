@@ -1,6 +1,6 @@
 """Which device a run measured, and the peaks its MFU and MBU are divided by.
 
-GPU: NVML names the devices; `solver.hardware.match_nvml_name` maps a name (and memory size, which
+GPU: NVML names the devices; `bench.gpus.match_nvml_name` maps a name (and memory size, which
 tells A100-40GB from -80GB) to the data table, which carries the *dense* peak per datatype, the
 memory bandwidth, the memory size and a default $/GPU-hour, each with its source. An unknown GPU
 gets null peaks and a note, and the run still goes on.
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from bench.schema import HardwareInfo
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")  # mirrors solver.hardware.DTYPES
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")  # mirrors bench.gpus.DTYPES
 
 # The $/h of this CPU is an assumption, not a measurement: AWS m6a.large (2 vCPU AMD EPYC 3rd gen
 # "Milan", the family of this machine's CPU; 8 GiB) on-demand Linux, us-east-1 list price.
@@ -131,7 +131,7 @@ def check_dtype(dtype: str) -> str:
 
 
 def info_from_device(device: Any, *, kind: str, device_name: str, device_count: int) -> HardwareInfo:
-    """HardwareInfo from a `solver.hardware.Device` table row."""
+    """HardwareInfo from a `bench.gpus.Device` table row."""
     peaks = {d: device.peak_flop_per_s.get(d) for d in DTYPES}
     return HardwareInfo(
         name=device.key,
@@ -173,7 +173,7 @@ def gpu_info_from_nvml(
         device_name=first["name"],
         device_count=tensor_parallel_size,
         peak_flop_per_s={d: None for d in DTYPES},
-        peak_source=f"unknown GPU {first['name']!r}: not in solver/data/gpus.toml; pass peak overrides",
+        peak_source=f"unknown GPU {first['name']!r}: not in bench/data/gpus.toml; pass peak overrides",
         memory_bytes=int(first["memory_bytes"]),
         memory_bandwidth_bytes_per_s=None,
         bandwidth_source=None,
@@ -493,8 +493,8 @@ def cpu_info_from_record(rec: Mapping[str, Any]) -> HardwareInfo:
 
 
 def _table():
-    """solver.hardware (owner: solver engineer), imported late so bench works without it."""
-    from solver import hardware
+    """bench.gpus (owner: solver engineer), imported late so bench works without it."""
+    from bench import gpus as hardware
 
     return hardware
 

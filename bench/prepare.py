@@ -365,7 +365,7 @@ def write_json_atomic(path: Path, data: Mapping) -> None:
 
 def prepared_record(*, name: str, request: Mapping, model_dir: Path, built_by: str, **sections) -> dict:
     """The prepared.json of ``model_dir`` (already containing config.json and weights)."""
-    from bench.flops import model_info_from_dir
+    from bench.physics import model_info_from_dir
 
     info = model_info_from_dir(model_dir, name=name)
     return {
@@ -385,7 +385,7 @@ def prepared_record(*, name: str, request: Mapping, model_dir: Path, built_by: s
             "vocab_size": info.vocab_size,
             "params_total": info.params_total,
             "params_matmul": info.params_matmul,
-            "params_provenance": "computed: bench.flops.count_params from config.json",
+            "params_provenance": "computed: bench.physics.count_params from config.json",
             "weight_bytes": info.weight_bytes,
             "weight_bytes_provenance": "measured: tensor bytes in the safetensors files",
             "quantization": info.quantization,
@@ -567,7 +567,7 @@ def prepare(
     else:
         local, config = _resolve_source(model)
         if config.get("quantization_config"):
-            from bench.flops import quantization_of
+            from bench.physics import quantization_of
 
             declared, _ = quantization_of(config)
             if quantization not in ("none", declared):
@@ -636,14 +636,14 @@ def run_prepare(args: argparse.Namespace) -> int:
             model=args.model, quantization=args.quantization, out_dir=args.out, name=args.name,
             models_dir=args.models_dir, spec=spec, quantizer=args.quantizer, check_generate=not args.no_check,
         )
-    except ValueError as exc:  # PrepareError and bad configs (bench.flops): the input is wrong
+    except ValueError as exc:  # PrepareError and bad configs (bench.physics): the input is wrong
         print(f"bench prepare: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # a check that failed (generation, llmcompressor missing)
         print(f"bench prepare: failed: {exc}", file=sys.stderr)
         return 1
 
-    from bench.flops import model_info_from_dir
+    from bench.physics import model_info_from_dir
 
     info = model_info_from_dir(path, name=path.name)
     rows = [

@@ -544,7 +544,7 @@ def check_specs_fit(specs: Sequence[RunSpec], max_model_len: int | None) -> None
 
 def load_model_info(model: str, name: str | None = None) -> tuple[ModelInfo, Path]:
     """ModelInfo of a local model directory (config.json + safetensors headers)."""
-    from bench.flops import model_info_from_dir
+    from bench.physics import model_info_from_dir
 
     path = Path(model)
     if not (path / "config.json").is_file():

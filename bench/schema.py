@@ -147,7 +147,7 @@ class Summary(Strict):
 
 
 class Derived(Strict):
-    """Computed from the summary, the model shape and the hardware. See bench/flops.py for formulas."""
+    """Computed from the summary, the model shape and the hardware. See bench/physics.py for formulas."""
 
     params_matmul: int
     flop_per_token_paper: float  # 2 * params_matmul

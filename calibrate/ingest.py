@@ -67,11 +67,11 @@ def model_info(*, name: str, params_matmul: int, params_total: int | None = None
 def hardware_info(*, name: str, device_count: int = 1, peak_dtype: str = "int8",
                   peak_flop_per_s: float | None = None, usd_per_h: float | None = None,
                   kind: str | None = None) -> HardwareInfo:
-    """HardwareInfo from the command line, filled from the solver's GPU table (solver.hardware)
+    """HardwareInfo from the command line, filled from the solver's GPU table (bench.gpus)
     when `name` is in it; explicit values override the table."""
     device = None
     try:
-        from solver.hardware import get_device
+        from bench.gpus import get_device
 
         device = get_device(name)
     except (ImportError, ValueError, KeyError):

@@ -157,7 +157,7 @@ def _flag(dest: str) -> str:
 
 def _gpu_side(args, side: str) -> dict:
     """Price, peak and their sources for the 'train' or 'inference' GPU of the cost objective."""
-    from solver.hardware import DTYPES, get_device, peak_flop_per_s
+    from bench.gpus import DTYPES, get_device, peak_flop_per_s
 
     gpu_name = getattr(args, f"{side}_gpu") or COST_DEFAULTS[f"{side}_gpu"]
     dtype = getattr(args, f"{side}_dtype") or COST_DEFAULTS[f"{side}_dtype"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from solver.hardware import get_device, peak_flop_per_s
+from bench.gpus import get_device, peak_flop_per_s
 from solver.law import DEFAULT_LAW, LossLaw, chinchilla_loss_for_params
 from solver.optimize import CostSettings, optimize_cost, optimize_flops
 

@@ -125,7 +125,7 @@ def _train(args) -> tuple[float, dict]:
         usd = train_usd_per_flop_from_profile(prof, usd_per_h=args.train_usd_per_hour)
         return usd, {"profile": str(args.train_profile), "sha256": file_sha256(args.train_profile),
                      "assumption": "training runs at the profile's prefill FLOP rate per device"}
-    from solver.hardware import get_device, peak_flop_per_s
+    from bench.gpus import get_device, peak_flop_per_s
 
     try:
         dev = get_device(args.train_gpu)

@@ -1,8 +1,8 @@
-"""solver.hardware: the GPU table (dense peaks, sources, prices) and NVML name matching."""
+"""bench.gpus: the GPU table (dense peaks, sources, prices) and NVML name matching."""
 
 import pytest
 
-from solver.hardware import DTYPES, devices, get_device, match_nvml_name, peak_flop_per_s
+from bench.gpus import DTYPES, devices, get_device, match_nvml_name, peak_flop_per_s
 
 
 def test_paper_gpus():

@@ -15,7 +15,7 @@ pytest.importorskip("compressed_tensors")
 
 from bench import prepare as bp  # noqa: E402
 from bench import quantize as bq  # noqa: E402
-from bench.flops import model_info_from_dir  # noqa: E402
+from bench.physics import model_info_from_dir  # noqa: E402
 
 # Small but not degenerate: GQA (4 heads, 2 KV heads), SwiGLU, untied head.
 SIZE = dict(hidden_size=256, num_layers=2, num_heads=4, num_kv_heads=2, vocab_size=1024, seed=3)

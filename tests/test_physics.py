@@ -1,4 +1,4 @@
-"""bench.flops: parameter counts against transformers models, FLOP and byte formulas by hand."""
+"""bench.physics: parameter counts against transformers models, FLOP and byte formulas by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench import flops
+from bench import physics as flops
 from bench.schema import ModelInfo
 
 torch = pytest.importorskip("torch")

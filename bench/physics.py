@@ -40,7 +40,7 @@ from pathlib import Path
 
 from bench.schema import ModelInfo
 
-# HF config "dtype"/"torch_dtype" -> our dtype names (solver.hardware.DTYPES).
+# HF config "dtype"/"torch_dtype" -> our dtype names (bench.gpus.DTYPES).
 # float32 maps to bf16 because vLLM's dtype=auto serves float32 checkpoints in bf16.
 _TORCH_DTYPE_TO_NAME = {
     "bfloat16": "bf16",
@@ -80,7 +80,7 @@ def _shape(config: Mapping) -> dict[str, int | bool]:
         if (cfg.get(key) or 0) > 1:
             raise ValueError(
                 f"config has {key}={cfg[key]}: mixture-of-experts models are not supported by "
-                "bench.flops (N would be the active parameters, which this dense count does not give)"
+                "bench.physics (N would be the active parameters, which this dense count does not give)"
             )
     hidden = int(cfg["hidden_size"])
     heads = int(cfg["num_attention_heads"])

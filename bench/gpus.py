@@ -1,6 +1,6 @@
 """GPU data table: dense peak FLOP/s per datatype, memory, bandwidth and default price, with sources.
 
-The data live in `solver/data/gpus.toml` (one [[device]] per GPU); this module only reads and
+The data live in `bench/data/gpus.toml` (one [[device]] per GPU); this module only reads and
 queries them. Peaks are *dense* (sparse datasheet figures are 2x and never used); a peak that is
 not published or not supported is None, never guessed. Prices are the paper's (Sardana et al.
 2024, B.3) where it gives one, else None: the caller must then pass a price.
@@ -59,7 +59,7 @@ def _device_from_entry(entry: dict) -> Device:
 @lru_cache(maxsize=1)
 def devices() -> tuple[Device, ...]:
     """All devices of the table, in file order."""
-    text = resources.files("solver").joinpath("data/gpus.toml").read_text(encoding="utf-8")
+    text = resources.files("bench").joinpath("data/gpus.toml").read_text(encoding="utf-8")
     return tuple(_device_from_entry(e) for e in tomllib.loads(text)["device"])
 
 
