@@ -570,7 +570,7 @@ def detect_hardware(
     o = check_overrides(overrides)
     if endpoint is not None:
         return remote_info(endpoint, o, tensor_parallel_size=tensor_parallel_size)
-    from bench.telemetry import nvml_devices, visible_device_indices
+    from bench.nvml import nvml_devices, visible_device_indices
 
     devices, _reason = nvml_devices(nvml)
     visible = visible_device_indices()

@@ -9,7 +9,7 @@ Volta have no counter) and is labelled as such. Without NVML (no driver, as on t
 `NVMLError_LibraryNotFound`) the sampler is `.available = False` with a `.reason` and does nothing.
 
 vLLM's `/metrics` (Prometheus text): scraped before and after each run; `parse_metrics` sums each
-sample name over its label sets (engines, models, finish reasons), `metric_delta` subtracts.
+sample name over its label sets (engines, models, finish reasons); bench.derive subtracts.
 
 The pure parts (raw readings -> row, energy from counters or power) take plain values so they are
 tested without a GPU; `NvmlSampler(nvml=...)` accepts any pynvml-like module for the same reason.
@@ -17,14 +17,14 @@ tested without a GPU; `NvmlSampler(nvml=...)` accepts any pynvml-like module for
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from bench.nvml import as_str, import_nvml, visible_device_indices
 
 ENERGY_COUNTER = "nvml_energy_counter"  # delta of nvmlDeviceGetTotalEnergyConsumption
 ENERGY_TRAPEZOID = "trapezoid_of_sampled_power"  # fallback: integral of nvmlDeviceGetPowerUsage
@@ -63,11 +63,6 @@ def sample_to_row(
         "memory_clock_hz": scaled("clock_mem_mhz", 1e6),
         "memory_used_bytes": None if raw.get("memory_used_bytes") is None else int(raw["memory_used_bytes"]),
     }
-
-
-def rows_to_jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
-    """telemetry.jsonl text: one JSON object per line."""
-    return "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows)
 
 
 # --------------------------------------------------------------------------- pure: energy
@@ -121,18 +116,6 @@ def energy_by_device(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, A
     return out
 
 
-def visible_device_indices(env: Mapping[str, str] | None = None) -> list[int] | None:
-    """NVML indices named by CUDA_VISIBLE_DEVICES when they are plain integers, else None (all).
-    NVML ignores CUDA_VISIBLE_DEVICES, so without this the sampler would bill idle GPUs too."""
-    value = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
-    if value is None or not value.strip():
-        return None
-    try:
-        return [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        return None  # UUIDs / MIG names: sample all devices
-
-
 # --------------------------------------------------------------------------- sampler
 
 
@@ -174,10 +157,9 @@ class NvmlSampler:
     def start(self) -> "NvmlSampler":
         nvml = self._nvml
         if nvml is None:
-            try:
-                import pynvml as nvml  # nvidia-ml-py
-            except ImportError as exc:
-                self.reason = f"nvidia-ml-py not installed ({exc})"
+            nvml, reason = import_nvml()
+            if nvml is None:
+                self.reason = reason
                 return self
             self._nvml = nvml
         try:
@@ -191,7 +173,7 @@ class NvmlSampler:
             for i in indices:
                 h = nvml.nvmlDeviceGetHandleByIndex(i)
                 self._handles[i] = h
-                self.device_names[i] = _as_str(nvml.nvmlDeviceGetName(h))
+                self.device_names[i] = as_str(nvml.nvmlDeviceGetName(h))
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
             self.reason = f"NVML unavailable: {type(exc).__name__}: {exc}"
             self._shutdown()
@@ -258,9 +240,6 @@ class NvmlSampler:
         with self._lock:
             return list(self.samples)
 
-    def to_jsonl(self) -> str:
-        return rows_to_jsonl(self.rows())
-
     def energy(self) -> dict[int, dict[str, Any]]:
         """{device: {"energy_j", "method"}} (empty when NVML is unavailable)."""
         return energy_by_device(self.rows())
@@ -305,42 +284,6 @@ def read_device(nvml: Any, handle: Any, *, name: str | None = None) -> dict[str,
     }
 
 
-def _as_str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def nvml_devices(nvml: Any = None) -> tuple[list[dict[str, Any]], str | None]:
-    """([{"index", "name", "memory_bytes"}], None) or ([], reason) when NVML is unavailable."""
-    if nvml is None:
-        try:
-            import pynvml as nvml
-        except ImportError as exc:
-            return [], f"nvidia-ml-py not installed ({exc})"
-    try:
-        nvml.nvmlInit()
-    except Exception as exc:
-        return [], f"NVML unavailable: {type(exc).__name__}: {exc}"
-    try:
-        out = []
-        for i in range(nvml.nvmlDeviceGetCount()):
-            h = nvml.nvmlDeviceGetHandleByIndex(i)
-            out.append(
-                {
-                    "index": i,
-                    "name": _as_str(nvml.nvmlDeviceGetName(h)),
-                    "memory_bytes": int(nvml.nvmlDeviceGetMemoryInfo(h).total),
-                }
-            )
-        return out, (None if out else "NVML found no GPU")
-    except Exception as exc:
-        return [], f"NVML error: {type(exc).__name__}: {exc}"
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
-
-
 # --------------------------------------------------------------------------- vLLM /metrics
 
 
@@ -369,11 +312,3 @@ def parse_metrics(text: str) -> dict[str, float]:
                 continue
             out[s.name] = out.get(s.name, 0.0) + float(s.value)
     return out
-
-
-def metric_delta(before: Mapping[str, float], after: Mapping[str, float], name: str) -> float | None:
-    """after[name] - before[name]. None when `after` lacks the metric (server does not export
-    it); a metric absent *before* counts as 0 (labelled counters appear on their first event)."""
-    if name not in after:
-        return None
-    return after[name] - before.get(name, 0.0)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench import nvml as N
 from bench import telemetry as T
 
 DATA = Path(__file__).parent / "data"
@@ -91,7 +92,7 @@ def test_sample_to_row_converts_to_si():
     assert row["memory_used_bytes"] == 5 and row["device"] == 1 and row["t_s"] == 0.5
     missing = T.sample_to_row({}, device=0, t_s=0, monotonic_s=0, time_unix_s=0)
     assert missing["power_w"] is None and missing["energy_counter_j"] is None and missing["memory_used_bytes"] is None
-    json.loads(T.rows_to_jsonl([row, missing]).splitlines()[1])
+    json.loads(json.dumps(missing))  # a telemetry.jsonl line
 
 
 def test_counter_energy_deltas_reset_and_missing():
@@ -124,9 +125,9 @@ def test_device_energy_prefers_counter_then_trapezoid():
 
 
 def test_visible_device_indices():
-    assert T.visible_device_indices({"CUDA_VISIBLE_DEVICES": "2,3"}) == [2, 3]
-    assert T.visible_device_indices({}) is None
-    assert T.visible_device_indices({"CUDA_VISIBLE_DEVICES": "GPU-8f3a"}) is None
+    assert N.visible_device_indices({"CUDA_VISIBLE_DEVICES": "2,3"}) == [2, 3]
+    assert N.visible_device_indices({}) is None
+    assert N.visible_device_indices({"CUDA_VISIBLE_DEVICES": "GPU-8f3a"}) is None
 
 
 # --------------------------------------------------------------------------- sampler with fake NVML
@@ -150,8 +151,8 @@ def test_sampler_with_fake_nvml_counts_energy_per_device():
         assert s.energy()[dev]["method"] == T.ENERGY_COUNTER
     total, method = s.total_energy_j()
     assert total == pytest.approx(sum(s.energy_j().values())) and method == T.ENERGY_COUNTER
-    for line in s.to_jsonl().splitlines():
-        assert set(json.loads(line)) >= {"t_s", "device", "power_w", "energy_counter_j", "sm_clock_hz"}
+    for row in s.rows():
+        assert set(json.loads(json.dumps(row))) >= {"t_s", "device", "power_w", "energy_counter_j", "sm_clock_hz"}
 
 
 def test_sampler_falls_back_to_trapezoid_without_energy_counter():
@@ -185,7 +186,6 @@ def test_sampler_without_nvml_library_carries_on():
     assert "Shared Library Not Found" in s.reason
     assert s.status().startswith("unavailable: ")
     assert s.rows() == [] and s.energy_j() == {} and s.total_energy_j() == (None, None)
-    assert s.to_jsonl() == ""
 
 
 def test_real_pynvml_on_a_machine_without_gpu():
@@ -200,14 +200,22 @@ def test_real_pynvml_on_a_machine_without_gpu():
     with T.NvmlSampler(interval_s=0.01) as s:
         pass
     assert not s.available and "NVML unavailable" in s.reason
-    devices, reason = T.nvml_devices()
+    devices, reason = N.nvml_devices()
     assert devices == [] and "NVML unavailable" in reason
 
 
 def test_nvml_devices_with_fake():
-    devices, reason = T.nvml_devices(FakeNvml(names=("NVIDIA H100 80GB HBM3",)))
+    devices, reason = N.nvml_devices(FakeNvml(names=("NVIDIA H100 80GB HBM3",)))
     assert reason is None
     assert devices == [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_bytes": 40 * 2**30}]
+    assert N.nvml_available(FakeNvml(names=("A",))) == (True, None)
+    ok, reason = N.nvml_available(FakeNvml(fail_init=FakeNVMLError("NVML Shared Library Not Found")))
+    assert not ok and "NVML unavailable" in reason and "Not Found" in reason
+    assert N.nvml_available(FakeNvml(names=())) == (False, "NVML found no GPU")
+    broken = FakeNvml(fail_init=FakeNVMLError("driver"))
+    assert N.gpu_present(FakeNvml(names=("A",)))
+    assert not N.gpu_present(broken, device_node="/nonexistent/nvidia0")
+    assert N.gpu_present(broken, device_node="/")  # the device node exists: a GPU, NVML or not
 
 
 # --------------------------------------------------------------------------- /metrics
@@ -223,10 +231,10 @@ def test_parse_captured_vllm_metrics():
     assert after["vllm:request_success_total"] == 4.0
     assert after["vllm:e2e_request_latency_seconds_count"] == 4.0
     assert not any(name.endswith("_created") for name in after)
-    assert T.metric_delta(before, after, "vllm:estimated_flops_per_gpu_total") == pytest.approx(1.186398208e9)
-    assert T.metric_delta(before, after, "vllm:generation_tokens_total") == 64.0
-    assert T.metric_delta(before, after, "vllm:no_such_metric") is None
-    assert T.metric_delta({}, {"x": 3.0}, "x") == 3.0
+    flop = after["vllm:estimated_flops_per_gpu_total"] - before.get("vllm:estimated_flops_per_gpu_total", 0.0)
+    assert flop == pytest.approx(1.186398208e9)
+    assert after["vllm:generation_tokens_total"] - before.get("vllm:generation_tokens_total", 0.0) == 64.0
+    assert "vllm:no_such_metric" not in after
 
 
 def test_parse_metrics_sums_label_sets():
