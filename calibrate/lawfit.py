@@ -1,4 +1,4 @@
-"""Fit the loss law L(N, D) = E + A/N^alpha + B/D^beta (paper Eq. 1) by the paper's Eq. 4.
+"""Fit the loss law L(N, D) = E + A/N^alpha + B/D^beta (paper Eq. 1, calibrate.law) by the paper's Eq. 4.
 
 Sardana et al. 2024, Sec. 5, follow Hoffmann et al. 2022 (App. D.2): with A, B, E = exp(a), exp(b),
 exp(e), minimise over (a, b, e, alpha, beta)
@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from calibrate.law import COEFFICIENT_NAMES, LawCoefficients
+
 HUBER_DELTA = 1e-3  # Eq. 4 (Sardana et al. 2024, Hoffmann et al. 2022)
 
 # Hoffmann et al. 2022 App. D.2 grid of starting points, also used by the paper's released
@@ -51,42 +53,11 @@ GRID_A = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
 GRID_B = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
 
 DEFAULT_N_STARTS = 64  # L-BFGS runs from the best-screened grid points (None: all 4500)
-COEFFICIENT_NAMES = ("A", "B", "E", "alpha", "beta")
 
 # Tight tolerances: with the objective scaled by 1/delta, scipy's defaults stop while the
 # coefficients still move in the third digit along the flat valley of the (nearly L1) objective.
 _LBFGS_OPTIONS = {"maxiter": 3000, "ftol": 1e-14, "gtol": 1e-10}
 _SAME_OPTIMUM_REL = 1e-6  # two local minima whose objectives agree this well are the same one
-
-
-@dataclass(frozen=True)
-class LawCoefficients:
-    """L(N, D) = E + A / N**alpha + B / D**beta (paper Eq. 1)."""
-
-    A: float
-    B: float
-    E: float
-    alpha: float
-    beta: float
-
-    @classmethod
-    def from_theta(cls, theta) -> "LawCoefficients":
-        """From the Eq. 4 parameters (a, b, e, alpha, beta), A, B, E = exp(a), exp(b), exp(e)."""
-        a, b, e, alpha, beta = (float(v) for v in theta)
-        return cls(A=float(np.exp(a)), B=float(np.exp(b)), E=float(np.exp(e)), alpha=alpha, beta=beta)
-
-    @property
-    def theta(self) -> tuple[float, float, float, float, float]:
-        return (float(np.log(self.A)), float(np.log(self.B)), float(np.log(self.E)), self.alpha, self.beta)
-
-    def as_dict(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in COEFFICIENT_NAMES}
-
-    def loss(self, n_params, train_tokens):
-        """Eq. 1 evaluated at the given parameter and training-token counts (arrays broadcast)."""
-        n = np.asarray(n_params, dtype=float)
-        d = np.asarray(train_tokens, dtype=float)
-        return self.E + self.A / n**self.alpha + self.B / d**self.beta
 
 
 @dataclass(frozen=True)

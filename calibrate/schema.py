@@ -1,19 +1,27 @@
-"""What `calibrate` writes: calibration profiles (`results/calibration/*.json`) and law files.
+"""What `calibrate` writes: calibration profiles (`results/calibration/*.json`) and law files
+(`results/laws/*.json`). Each model owns its file: `Profile.load(path)` / `profile.save(path)`,
+`LawFile.load(path)` / `law.save(path)`; every problem is one `calibrate.errors.InputError` line
+"FILE: FIELD: problem". Unknown keys are rejected everywhere.
 
 A profile is the per-hardware set of constants the solver consumes in place of the paper's
 assumed 50 % / 1 % MFU: the achieved FLOP rate of each phase (paper convention, 2·N flop per
 token) with a 95 % bootstrap interval, the peak it was divided by, the price, and the measured
-decode curve. The solver needs only dollars per useful FLOP per phase = usd_per_h / 3600 /
-achieved_flop_per_s; MFU is kept beside it so a profile stays valid whatever peak table is right.
+decode curve. The solver needs only dollars per useful FLOP per phase = usd_per_h /
+SECONDS_PER_HOUR / achieved_flop_per_s; MFU is kept beside it so a profile stays valid whatever peak table is right.
 
 Bump the schema_version on any breaking change.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.files import write_atomic
+from calibrate.errors import InputError, first_validation_error
 
 PROFILE_SCHEMA_VERSION = 1
 LAW_SCHEMA_VERSION = 1
@@ -21,6 +29,52 @@ LAW_SCHEMA_VERSION = 1
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def read_json_object(path: str | Path) -> dict:
+    """The JSON object in `path`, or InputError naming the file (unreadable, not JSON, not an object)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(p, None, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(p, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(p, None, f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise InputError(p, None, f"top level must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+class FileModel(Strict):
+    """A model written as one JSON file (`kind` says which): load and save in one place."""
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str | Path):
+        """Validate `data` read from `path`; InputError "FILE: FIELD: problem" on the first problem."""
+        want = cls.model_fields["kind"].default
+        if data.get("kind", want) != want:
+            raise InputError(path, "kind", f"{data.get('kind')!r} is not {want!r} (is this the right kind of file?)")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            field, msg = first_validation_error(exc)
+            raise InputError(path, field, msg) from None
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.from_dict(read_json_object(path), path)
+
+    def to_json(self) -> str:
+        """The file's text: indented JSON and a final newline."""
+        return self.model_dump_json(indent=2) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Atomic write (bench.files.write_atomic); OSError is left to the caller to report."""
+        write_atomic(path, self.to_json())
 
 
 class Estimate(Strict):
@@ -119,7 +173,7 @@ class ProfileProvenance(Strict):
     inputs: Literal["bench", "vllm-bench-serve", "guidellm", "mixed", "synthetic"] = "bench"
 
 
-class Profile(Strict):
+class Profile(FileModel):
     schema_version: Literal[1] = PROFILE_SCHEMA_VERSION
     kind: Literal["calibration_profile"] = "calibration_profile"
     hardware: ProfileHardware
@@ -139,19 +193,27 @@ class Profile(Strict):
     provenance: ProfileProvenance
 
 
-class LawFile(Strict):
+class LawFile(FileModel):
     """A loss-law coefficient set L(N, D) = E + A/N^alpha + B/D^beta, as `solver --law FILE` reads it.
 
-    `intervals` holds optional 95 % bootstrap intervals as {"A": [low, high], ...}.
+    `intervals` holds optional 95 % bootstrap intervals as {"A": [low, high], ...}. A hand-written
+    file needs only A, B, E, alpha, beta (docs/solver.md): `load` takes a missing `name` from the
+    file's stem and `provenance` defaults to empty; any other key is refused.
     """
 
     schema_version: Literal[1] = LAW_SCHEMA_VERSION
     kind: Literal["loss_law"] = "loss_law"
     name: str
-    A: float = Field(gt=0)
-    B: float = Field(gt=0)
-    E: float = Field(gt=0)
-    alpha: float = Field(gt=0)
-    beta: float = Field(gt=0)
+    A: float = Field(gt=0, allow_inf_nan=False)
+    B: float = Field(gt=0, allow_inf_nan=False)
+    E: float = Field(gt=0, allow_inf_nan=False)
+    alpha: float = Field(gt=0, allow_inf_nan=False)
+    beta: float = Field(gt=0, allow_inf_nan=False)
     intervals: dict[str, tuple[float, float]] | None = None
-    provenance: dict[str, object]
+    provenance: dict[str, object] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LawFile":
+        data = read_json_object(path)
+        data.setdefault("name", Path(path).stem)
+        return cls.from_dict(data, path)

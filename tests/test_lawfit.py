@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from calibrate.law import COEFFICIENT_NAMES, LawCoefficients
 from calibrate.lawfit import (
-    COEFFICIENT_NAMES,
-    LawCoefficients,
     bootstrap_law,
     fit_law,
     grid_objectives,
