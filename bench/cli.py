@@ -239,7 +239,7 @@ def summary_table(results, title: str):
 def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
     from rich.console import Console
 
-    from bench.run import run_from_config
+    from bench.sweep import run_from_config
 
     # rich wraps at 80 columns when not on a terminal (CI logs, pipes): give tables room there
     console = Console(stderr=False, width=None if sys.stdout.isatty() else 200)

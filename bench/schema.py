@@ -1,4 +1,8 @@
-"""What `bench` writes to disk: the schema of `run.json` and of one line of `requests.jsonl`.
+"""What `bench` writes to disk: `run.json`, one line of `requests.jsonl`, `spec.json`, a model's
+`prepared.json` and the hardware cache `results/hardware/<name>.json`.
+
+Each file model carries `schema_version` and is read and written through `load_file` / `save_file`
+(one error format: `SchemaError("<path>: <field>: <problem>")`, a ValueError).
 
 Units are in the field names (`_s`, `_tokens`, `_flop`, `_flop_per_s`, `_bytes`, `_w`, `_j`,
 `_usd`, `_usd_per_h`); fractions (`mfu_*`, `mbu_*`) are in [0, 1]. A value that could not be
@@ -10,15 +14,58 @@ Bump SCHEMA_VERSION on any breaking change and keep reading the old one in `cali
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SchemaError(ValueError):
+    """A file that does not match its schema: one line naming the file, the field and the problem."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def one_line(err: ValidationError) -> str:
+    """The first problem of a pydantic ValidationError as `field: message` (+ how many more)."""
+    errors = err.errors()
+    first = errors[0]
+    where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def load_file(model: type[M], path: str | os.PathLike) -> M:
+    """`model` validated from the JSON file at `path`; SchemaError (one line) when it is unreadable,
+    not JSON, or does not match. FileNotFoundError passes through (a missing file is not a bad one)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise SchemaError(f"{path}: not a UTF-8 text file") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(f"{path}: {one_line(exc)}") from None
+
+
+def save_file(obj: BaseModel, path: str | os.PathLike) -> Path:
+    """Write `obj` as indented JSON, atomically (bench.files.write_atomic); returns the path."""
+    from bench.files import write_atomic
+
+    write_atomic(path, obj.model_dump_json(indent=2) + "\n")
+    return Path(path)
 
 
 # --------------------------------------------------------------------------- config
@@ -206,3 +253,107 @@ SERVER_LOG = "server.log"
 METRICS_BEFORE = "metrics_before.prom"
 METRICS_AFTER = "metrics_after.prom"
 FAILED_MARKER = "FAILED"  # written (with the reason) beside a run.json whose status is "failed"
+
+
+# --------------------------------------------------------------------------- spec.json
+
+SPEC_FILE = "spec.json"
+SPEC_SCHEMA_VERSION = 1
+
+
+class SpecFile(Strict):
+    """spec.json: the sweep spec a run directory measures (bench.config.RunSpec) and its key.
+    Written first, so a sweep finds a spec's runs by `key` even when the run died."""
+
+    schema_version: Literal[1] = SPEC_SCHEMA_VERSION
+    key: str
+    workload: Workload
+    mode: Literal["concurrency", "rate"]
+    concurrency: int | None = None
+    request_rate_per_s: float | None = None
+    num_requests: int
+    warmup_requests: int
+    seed: int
+    provenance: str
+
+
+# --------------------------------------------------------------------------- prepared.json
+
+PREPARED_FILE = "prepared.json"
+PREPARED_SCHEMA_VERSION = 1
+
+
+class PreparedModelShape(Strict):
+    """prepared.json `model`: the shape and sizes of the prepared checkpoint (bench.physics)."""
+
+    architecture: str
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    params_total: int
+    params_matmul: int
+    params_provenance: str
+    weight_bytes: int | None
+    weight_bytes_provenance: str
+    quantization: str
+    matmul_dtype: str
+
+
+class PreparedRecord(Strict):
+    """prepared.json: how a model directory was built (bench.prepare / bench.quantize).
+
+    `request` is what was asked for (a directory is reused only for the same request); the
+    sections say how: `weights` (built here), `source` (quantized from), `tokenizer`, `quantization`.
+    """
+
+    schema_version: Literal[1] = PREPARED_SCHEMA_VERSION
+    kind: Literal["bench.prepared_model"] = "bench.prepared_model"
+    name: str
+    created_utc: str
+    built_by: str
+    request: dict[str, Any]
+    model: PreparedModelShape
+    weights: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    tokenizer: dict[str, Any] | None = None
+    quantization: dict[str, Any]
+    packages: dict[str, str | None]
+
+
+# --------------------------------------------------------------------------- hardware cache
+
+HARDWARE_SCHEMA_VERSION = 2  # 1 spelled the key `cache_version` (results/hardware/cpu-amd-epyc-2c.json); same content
+
+
+class HardwareProvenance(Strict):
+    kind: Literal["measured"]
+    date_utc: str
+    method: str
+    versions: dict[str, str | None]
+    loadavg_1_5_15: list[float] | None = None
+    threads: int | None = None
+
+
+class HardwareRecord(Strict):
+    """results/hardware/<name>.json: measured dense matmul peaks and memory bandwidth of a device
+    (bench.hardware), with how they were measured. `datasheet` (GPUs only) holds the table values
+    the measurement tests, from bench/data/gpus.toml, with their sources."""
+
+    schema_version: Literal[1, 2] = Field(
+        default=HARDWARE_SCHEMA_VERSION, validation_alias=AliasChoices("schema_version", "cache_version")
+    )
+    kind: Literal["cpu", "gpu"] = "cpu"
+    name: str
+    device_name: str
+    cpu_count: int | None = None  # cores used (CPU)
+    device_index: int | None = None  # CUDA device measured (GPU)
+    peak_flop_per_s: dict[str, float]
+    peak_details: dict[str, Any] = Field(default_factory=dict)
+    memory_bandwidth_bytes_per_s: float
+    bandwidth_details: dict[str, Any] = Field(default_factory=dict)
+    memory_bytes: int | None = None
+    datasheet: dict[str, Any] | None = None
+    provenance: HardwareProvenance

@@ -139,7 +139,8 @@ class SweepFixture:
 @pytest.fixture(scope="session")
 def cpu_sweep_session(cpu_vllm, tmp_path_factory) -> SweepFixture:
     from bench.hardware import detect_hardware
-    from bench.run import Target, load_model_info, sweep, token_id_range
+    from bench.execute import Target
+    from bench.sweep import load_model_info, sweep, token_id_range
 
     info, model_dir = load_model_info(str(cpu_vllm.model_dir), SWEEP_SERVED_NAME)
     # usd_per_h: an assumption for this 2-core slice of a cloud VM, stated in docs/bench-run.md

@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from bench.config import RunSpec, workload_of
-from bench.run import Target, run_status, runs_of_spec, series_dir, sweep
+from bench.execute import Target
+from bench.rundir import run_status, runs_of_spec, series_dir
+from bench.sweep import sweep
 from bench.schema import FAILED_MARKER, REQUESTS_FILE, RUN_FILE, HardwareInfo, ModelInfo, RequestRecord, RunRecord
 from bench.server import ServerProcess, free_port
 
@@ -111,7 +113,8 @@ def test_server_dies_mid_sweep_then_sweep_resumes(tmp_path):
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from bench.run import Target, sweep
+    from bench.execute import Target
+    from bench.sweep import sweep
     from bench.server import Endpoint
     from tests.test_faults import MODEL, HARDWARE, specs
     url, results = sys.argv[1], Path(sys.argv[2])

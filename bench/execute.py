@@ -1,0 +1,326 @@
+"""One measured run: send its requests, scrape the server's counters, sample NVML, write the run directory.
+
+`execute_run` fills a run directory laid out as bench/rundir.py describes, writing run.json last.
+Scrape points and FLOP counts (for `derived.flop_ratio_to_vllm`): metrics_before is scraped before
+the warm-up, so vLLM's counter delta covers warm-up + measured requests; `bench.derive` counts the
+same requests (every record in requests.jsonl that succeeded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import datetime as _dt
+import platform
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.config import RunSpec
+from bench.files import write_atomic
+from bench.provenance import git_commit, package_versions
+from bench.rundir import utc_now
+from bench.schema import (
+    FAILED_MARKER,
+    METRICS_AFTER,
+    METRICS_BEFORE,
+    REQUESTS_FILE,
+    RUN_FILE,
+    SERVER_LOG,
+    SPEC_FILE,
+    TELEMETRY_FILE,
+    Environment,
+    HardwareInfo,
+    ModelInfo,
+    RequestRecord,
+    RunConfig,
+    RunRecord,
+    SpecFile,
+    save_file,
+)
+
+METRICS_SETTLE_S = 5.0  # longest wait for vLLM's counters to stop moving after the last response
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def environment(hardware: HardwareInfo, telemetry: str, started: _dt.datetime) -> Environment:
+    return Environment(
+        hardware=hardware,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        packages=package_versions(),
+        git_commit=git_commit(),
+        hostname=socket.gethostname(),
+        telemetry=telemetry,
+        started_utc=started.isoformat(timespec="seconds"),
+    )
+
+
+
+# --------------------------------------------------------------------------- what a run talks to
+
+
+@dataclass
+class Target:
+    """What a run sends requests to: a started server (bench.server.ServerProcess / VllmServer, or a
+    fake one) or an `Endpoint`. Duck-typed: base_url, served_name, optional api_key, alive(),
+    log_path / log_offset()."""
+
+    server: object
+    served_name: str
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def api_key(self) -> str | None:
+        return getattr(self.server, "api_key", None)
+
+    def alive(self) -> bool:
+        """The process (when we started it) is running AND /health answers: a server that stopped
+        listening but has not exited yet counts as dead."""
+        alive = getattr(self.server, "alive", None)
+        if callable(alive) and not alive():
+            return False
+        healthy = getattr(self.server, "healthy", None)
+        return bool(healthy(timeout_s=10)) if callable(healthy) else True
+
+    def log_offset(self) -> int | None:
+        fn = getattr(self.server, "log_offset", None)
+        return fn() if callable(fn) else None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    record: RunRecord
+    server_alive: bool = True
+    skipped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _scrape(base_url: str, api_key: str | None = None) -> tuple[str | None, dict[str, float] | None, str | None]:
+    """(text, parsed, error) of GET /metrics."""
+    from bench.telemetry import parse_metrics, scrape_metrics
+
+    try:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        text = scrape_metrics(base_url, headers=headers)
+        return text, parse_metrics(text), None
+    except Exception as exc:  # a dead server or no /metrics: recorded, not fatal
+        return None, None, f"{type(exc).__name__}: {exc}"
+
+
+def _scrape_settled(base_url: str, api_key: str | None = None, settle_s: float = METRICS_SETTLE_S):
+    """Scrape until vLLM's FLOP counter stops moving (its stats reach the API process a moment after
+    the last streamed token), at most `settle_s` seconds."""
+    from bench.derive import VLLM_FLOP_COUNTER
+
+    deadline = time.monotonic() + settle_s
+    text, parsed, err = _scrape(base_url, api_key)
+    while parsed is not None and time.monotonic() < deadline:
+        time.sleep(0.25)
+        text2, parsed2, err2 = _scrape(base_url, api_key)
+        if parsed2 is None:
+            break
+        same = parsed2.get(VLLM_FLOP_COUNTER) == parsed.get(VLLM_FLOP_COUNTER)
+        text, parsed, err = text2, parsed2, err2
+        if same:
+            break
+    return text, parsed, err
+
+
+def _sampler(interval_s: float):
+    """An NVML sampler (bench.telemetry) or a null stand-in when telemetry cannot even be imported."""
+    try:
+        from bench.telemetry import NvmlSampler
+
+        return NvmlSampler(interval_s=interval_s)
+    except Exception as exc:  # noqa: BLE001 - telemetry must never stop a run
+        return _NullSampler(f"unavailable: {type(exc).__name__}: {exc}")
+
+
+class _NullSampler:
+    available = False
+    samples: list = []
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def total_energy_j(self):
+        return None, None
+
+    def status(self) -> str:
+        return self.reason
+
+
+def _total_energy_j(sampler) -> float | None:
+    """Joules over the run, all devices (NVML's cumulative counter; None without NVML)."""
+    if not getattr(sampler, "available", False):
+        return None
+    try:
+        total, _method = sampler.total_energy_j()
+    except Exception:  # noqa: BLE001 - telemetry must never stop a run
+        return None
+    return total
+
+
+def _telemetry_status(sampler) -> str:
+    status = getattr(sampler, "status", None)
+    if callable(status):
+        return status()
+    return "nvml" if getattr(sampler, "available", False) else f"unavailable: {getattr(sampler, 'reason', '?')}"
+
+
+def execute_run(
+    spec: RunSpec,
+    *,
+    target: Target,
+    config: RunConfig,
+    hardware: HardwareInfo,
+    run_dir: Path,
+    token_ids: tuple[int, int],
+    log_start: int | None = None,
+    telemetry_interval_s: float = 0.5,
+    on_record: Callable[[RequestRecord], None] | None = None,
+    timeout_s: float = 600,
+) -> RunResult:
+    """Measure one spec into `run_dir` (already created, empty) and return its RunRecord.
+
+    status "failed" (+ FAILED marker) when the load raised, the server died, or more than 1 % of
+    the measured requests failed; the completed requests are kept in requests.jsonl either way.
+    """
+    from bench.derive import derive
+    from bench.load import make_prompts, run_load
+    from bench.metrics import summarize
+
+    started = utc_now()
+    save_file(SpecFile(key=spec.key(), **spec.as_dict(), provenance="bench.execute: the sweep spec this run measures"),
+              run_dir / SPEC_FILE)
+    # measured prompts only: run_load derives the warm-up prompts from them (same shapes, other ids)
+    prompts = make_prompts(spec.workload, spec.num_requests, seed=spec.seed,
+                           token_id_low=token_ids[0], token_id_high=token_ids[1])
+    log_begin = target.log_offset() if log_start is None else log_start
+
+    text_before, metrics_before, scrape_err = _scrape(target.base_url, target.api_key)
+    if text_before is not None:
+        write_atomic(run_dir / METRICS_BEFORE, text_before)
+
+    records: list[RequestRecord] = []
+    lock = threading.Lock()
+    req_file = open(run_dir / REQUESTS_FILE, "a", encoding="utf-8")
+
+    def record_cb(rec: RequestRecord) -> None:
+        with lock:
+            records.append(rec)
+            req_file.write(rec.model_dump_json() + "\n")
+            req_file.flush()  # a crash keeps every finished request
+        if on_record is not None:
+            on_record(rec)
+
+    error: str | None = None
+    sampler = _sampler(telemetry_interval_s)
+    try:
+        with sampler:
+            try:
+                returned = asyncio.run(run_load(
+                    target.base_url, target.served_name, prompts, mode=spec.mode,
+                    concurrency=spec.concurrency, request_rate_per_s=spec.request_rate_per_s,
+                    warmup_requests=spec.warmup_requests, seed=spec.seed, api_key=target.api_key,
+                    timeout_s=timeout_s, on_record=record_cb,
+                ))  # fmt: skip
+            except KeyboardInterrupt:
+                write_atomic(run_dir / FAILED_MARKER, "interrupted (Ctrl-C); no run.json written\n")
+                raise
+            except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, the sweep goes on
+                returned = None
+                error = f"load generator raised {type(exc).__name__}: {exc}"
+    finally:
+        req_file.close()
+    if returned is not None and len(returned) > len(records):
+        # run_load did not call on_record for every request: write the rest now
+        seen = {r.index for r in records}
+        with open(run_dir / REQUESTS_FILE, "a", encoding="utf-8") as f:
+            for rec in returned:
+                if rec.index not in seen:
+                    records.append(rec)
+                    f.write(rec.model_dump_json() + "\n")
+
+    alive = target.alive()
+    text_after, metrics_after, scrape_err_after = (
+        _scrape_settled(target.base_url, target.api_key) if alive else (None, None, "server not running")
+    )
+    if text_after is not None:
+        write_atomic(run_dir / METRICS_AFTER, text_after)
+
+    samples = list(getattr(sampler, "samples", []) or [])
+    write_atomic(run_dir / TELEMETRY_FILE, "".join(json.dumps(s) + "\n" for s in samples))
+    telemetry = _telemetry_status(sampler)
+    energy_j = _total_energy_j(sampler)
+
+    # server.log: the slice of the server's own log, or a note for a server we did not start
+    log_path = getattr(target.server, "log_path", None)
+    if log_path is not None and Path(log_path).exists() and log_begin is not None:
+        from bench.server import copy_log_slice
+
+        copy_log_slice(log_path, log_begin, None, run_dir / SERVER_LOG)
+    else:
+        write_atomic(run_dir / SERVER_LOG, f"# no server log: {target.base_url} was not started by bench\n")
+
+    summary = summarize(records, slo_ttft_s=config.slo_ttft_s, slo_tpot_s=config.slo_tpot_s)
+    if error is None and not alive:
+        error = "server died during the run"
+    if error is None and not summary.valid:
+        error = (f"{summary.num_failed} of {summary.num_ok + summary.num_failed} measured requests "
+                 f"failed ({summary.failure_fraction:.1%} > 1 %)")
+    if error is not None and summary.valid:
+        summary = summary.model_copy(update={"valid": False})
+    derived, notes = None, []
+    if scrape_err:
+        notes.append(f"metrics before: {scrape_err}")
+    if scrape_err_after:
+        notes.append(f"metrics after: {scrape_err_after}")
+    if summary.num_ok > 0 and summary.duration_s > 0:
+        derived = derive(config, summary, hardware, records, metrics_before, metrics_after, energy_j)
+        derived.notes.extend(notes)
+
+    status = "failed" if error else "complete"
+    record = RunRecord(
+        run_id=run_dir.name,
+        status=status,
+        error=error,
+        config=config,
+        environment=environment(hardware, telemetry, started),
+        summary=summary,
+        derived=derived,
+    )
+    if status == "failed":
+        write_atomic(run_dir / FAILED_MARKER, error + "\n")
+    save_file(record, run_dir / RUN_FILE)
+    return RunResult(run_dir=run_dir, record=record, server_alive=alive, notes=notes)
+
+
+def run_config_for(spec: RunSpec, model: ModelInfo, *, tensor_parallel_size: int = 1,
+                   endpoint: str | None = None, max_model_len: int | None = None,
+                   max_num_seqs: int | None = None, slo_ttft_s: float | None = None,
+                   slo_tpot_s: float | None = None, server_dtype: str | None = None) -> RunConfig:
+    return RunConfig(
+        model=model, workload=spec.workload, mode=spec.mode, concurrency=spec.concurrency,
+        request_rate_per_s=spec.request_rate_per_s, num_requests=spec.num_requests,
+        warmup_requests=spec.warmup_requests, seed=spec.seed, max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs, tensor_parallel_size=tensor_parallel_size, endpoint=endpoint,
+        slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, server_dtype=server_dtype,
+    )  # fmt: skip
