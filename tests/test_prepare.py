@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("compressed_tensors")
 
+from bench import checkpoint as bc  # noqa: E402
 from bench import prepare as bp  # noqa: E402
 from bench import quantize as bq  # noqa: E402
 from bench.physics import model_info_from_dir  # noqa: E402
@@ -27,7 +28,7 @@ LINEAR = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("prepare")
     base = bp.build_tiny_model(root / "tiny", **SIZE)
-    w8a8 = bp.quantize_w8a8(base, root / "tiny-w8a8")
+    w8a8 = bq.quantize_w8a8(base, root / "tiny-w8a8")
     return root, base, w8a8
 
 
@@ -154,7 +155,7 @@ def test_reuse_and_refuse(models, tmp_path):
     mtime = (base / "model.safetensors").stat().st_mtime_ns
     assert bp.build_tiny_model(base, **SIZE) == base  # same request: reused
     assert (base / "model.safetensors").stat().st_mtime_ns == mtime
-    assert bp.quantize_w8a8(base, w8a8) == w8a8
+    assert bq.quantize_w8a8(base, w8a8) == w8a8
     with pytest.raises(bp.PrepareError, match="differs in: seed"):
         bp.build_tiny_model(base, **{**SIZE, "seed": 9})
     foreign = tmp_path / "foreign"
@@ -163,16 +164,16 @@ def test_reuse_and_refuse(models, tmp_path):
     with pytest.raises(bp.PrepareError, match="without prepared.json"):
         bp.build_tiny_model(foreign, **SIZE)
     with pytest.raises(bp.PrepareError, match="refusing to overwrite"):
-        bp.quantize_w8a8(base, foreign)
+        bq.quantize_w8a8(base, foreign)
     assert (foreign / "config.json").read_text() == "{}"
     with pytest.raises(bp.PrepareError, match="already quantized"):
-        bp.quantize_w8a8(w8a8, tmp_path / "twice")
+        bq.quantize_w8a8(w8a8, tmp_path / "twice")
 
 
 def test_staged_dir_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "m"
     with pytest.raises(RuntimeError):
-        with bp.staged_dir(target) as tmp:
+        with bc.staged_dir(target) as tmp:
             (tmp / "config.json").write_text("{}")
             raise RuntimeError("crash")
     assert not target.exists()
@@ -234,7 +235,7 @@ def test_prepare_existing_dirs(models, tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == f"prepared: {tmp_path / 'tiny-w8a8'}"
     assert any("w8a8-int8 (matmuls in int8)" in line for line in out)
-    assert bp.read_prepared(tmp_path / "tiny-w8a8")["quantization"]["scheme"] == "w8a8-int8"
+    assert bc.read_prepared(tmp_path / "tiny-w8a8")["quantization"]["scheme"] == "w8a8-int8"
 
 
 def test_llmcompressor_missing_is_clear(models, tmp_path):
@@ -264,10 +265,10 @@ def test_bnb_int8_generates(models, tmp_path):
     assert config["quantization_config"]["load_in_8bit"] is True
     info = model_info_from_dir(out, name="b")
     assert (info.quantization, info.matmul_dtype) == ("bnb-int8", "int8")
-    check = bp.read_prepared(out)["quantization"]["transformers_check"]
+    check = bc.read_prepared(out)["quantization"]["transformers_check"]
     assert len(check["generated_token_ids"]) == 4
     assert all(0 <= i < 1024 for i in check["generated_token_ids"])
-    assert "vllm-bnb-plugin" in bp.read_prepared(out)["quantization"]["vllm"]
+    assert "vllm-bnb-plugin" in bc.read_prepared(out)["quantization"]["vllm"]
     int8 = [t for t in _tensors(out).values() if t.dtype == torch.int8]
     assert len(int8) == 14
 
