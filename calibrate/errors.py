@@ -2,17 +2,19 @@
 
 Every reader (run directories, other tools' JSON, law CSVs, profile and law files) and every
 command-line check raises `InputError`; `python -m calibrate` prints it as `error: <message>` and
-exits 2.
+exits 2. It is a `bench.schema.SchemaError` (the stages' one error for a bad file), so a caller
+catches both stages' bad input with one except clause; pydantic errors are worded by
+`bench.schema.one_line`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
+from bench.schema import SchemaError
 
 
-class InputError(ValueError):
+class InputError(SchemaError):
     """Input that cannot be used. str() is one line: "FILE: FIELD: problem" (either part may be absent)."""
 
     def __init__(self, path: str | Path | None, field_name: str | None, problem: str):
@@ -22,11 +24,3 @@ class InputError(ValueError):
         where = ": ".join(x for x in (self.path, field_name) if x)
         super().__init__(f"{where}: {problem}" if where else problem)
 
-
-def first_validation_error(exc: ValidationError) -> tuple[str, str]:
-    """(dotted field, message) of a pydantic error's first problem, with a count of the others."""
-    errors = exc.errors()
-    err = errors[0]
-    loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return loc, err.get("msg", "invalid") + more

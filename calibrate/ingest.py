@@ -1,5 +1,5 @@
 """Other load generators' results as profile inputs: `vllm bench serve --save-result` JSON and
-guidellm's `benchmarks.json`, converted to the same in-memory runs (`calibrate.profile.LoadedRun`,
+guidellm's `benchmarks.json`, converted to the same in-memory runs (`calibrate.runs.LoadedRun`,
 a `bench.schema.RunRecord` plus per-request arrays) that bench's run directories give, so they feed
 the same fit. Pure apart from reading the given file.
 
@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import datetime
 from pathlib import Path
 
+from bench.files import safe_name, sha256_file
+from bench.gpus import get_device
 from bench.schema import (
     Environment,
     HardwareInfo,
@@ -47,7 +48,8 @@ from bench.schema import (
     Summary,
     Workload,
 )
-from calibrate.profile import LoadedRun, ProfileInputError, request_arrays, sha256_file
+from calibrate.errors import InputError
+from calibrate.runs import LoadedRun, request_arrays
 
 
 # --------------------------------------------------------------------------- command-line facts
@@ -57,7 +59,7 @@ def model_info(*, name: str, params_matmul: int, params_total: int | None = None
                quantization: str = "unknown", matmul_dtype: str = "int8") -> ModelInfo:
     """A ModelInfo for a model known only by its parameter count (shape fields unknown -> 0)."""
     if not (isinstance(params_matmul, int) and params_matmul > 0):
-        raise ProfileInputError(None, "--params", f"{params_matmul!r} must be a positive integer")
+        raise InputError(None, "--params", f"{params_matmul!r} must be a positive integer")
     return ModelInfo(name=name, source="command line", quantization=quantization, matmul_dtype=matmul_dtype,
                      params_total=params_total or params_matmul, params_matmul=params_matmul,
                      num_layers=0, hidden_size=0, num_attention_heads=0, num_kv_heads=0, head_dim=0,
@@ -67,15 +69,12 @@ def model_info(*, name: str, params_matmul: int, params_total: int | None = None
 def hardware_info(*, name: str, device_count: int = 1, peak_dtype: str = "int8",
                   peak_flop_per_s: float | None = None, usd_per_h: float | None = None,
                   kind: str | None = None) -> HardwareInfo:
-    """HardwareInfo from the command line, filled from the solver's GPU table (bench.gpus)
+    """HardwareInfo from the command line, filled from the GPU table (bench.gpus, bench/data/gpus.toml)
     when `name` is in it; explicit values override the table."""
-    device = None
     try:
-        from bench.gpus import get_device
-
         device = get_device(name)
-    except (ImportError, ValueError, KeyError):
-        pass  # not a table key (or no table): every value must come from the command line
+    except ValueError:
+        device = None  # not a table key: every value must come from the command line
     peaks: dict[str, float | None] = {}
     peak_source = "unknown"
     if device is not None:
@@ -83,7 +82,7 @@ def hardware_info(*, name: str, device_count: int = 1, peak_dtype: str = "int8",
         peak_source = device.peak_source
     if peak_flop_per_s is not None:
         if not (math.isfinite(peak_flop_per_s) and peak_flop_per_s > 0):
-            raise ProfileInputError(None, "--peak-flop-per-s", f"{peak_flop_per_s} must be > 0")
+            raise InputError(None, "--peak-flop-per-s", f"{peak_flop_per_s} must be > 0")
         peaks[peak_dtype] = peak_flop_per_s
         peak_source = "override (command line)"
     peaks.setdefault(peak_dtype, None)
@@ -92,10 +91,10 @@ def hardware_info(*, name: str, device_count: int = 1, peak_dtype: str = "int8",
     elif usd_per_h is not None:
         price, price_source = usd_per_h, "override (command line)"
     else:
-        raise ProfileInputError(None, "--usd-per-hour",
+        raise InputError(None, "--usd-per-hour",
                                 f"hardware {name!r} has no price in the table: pass --usd-per-hour")
     if not (math.isfinite(price) and price > 0):
-        raise ProfileInputError(None, "--usd-per-hour", f"{price} must be > 0")
+        raise InputError(None, "--usd-per-hour", f"{price} must be > 0")
     return HardwareInfo(
         name=device.key if device is not None else name,
         kind=kind or ("gpu" if device is not None else "remote"),
@@ -141,11 +140,11 @@ def _workload(kind: str, input_lens, output_lens) -> Workload:
 def _num(data: dict, key: str, path: str, *, required: bool = True, allow_none: bool = False):
     if key not in data or data[key] is None:
         if required and not allow_none:
-            raise ProfileInputError(path, key, "missing")
+            raise InputError(path, key, "missing")
         return None
     value = data[key]
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ProfileInputError(path, key, f"{value!r} is not a finite number")
+        raise InputError(path, key, f"{value!r} is not a finite number")
     return value
 
 
@@ -164,7 +163,7 @@ def _read_json_objects(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProfileInputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
     try:
         data = json.loads(text)
         objs = data if isinstance(data, list) else [data]
@@ -175,9 +174,9 @@ def _read_json_objects(path: Path) -> list[dict]:
                 try:
                     objs.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise ProfileInputError(f"{path}:{lineno}", None, f"not JSON: {exc.msg}") from None
+                    raise InputError(f"{path}:{lineno}", None, f"not JSON: {exc.msg}") from None
     if not objs or not all(isinstance(o, dict) for o in objs):
-        raise ProfileInputError(path, None, "expected a JSON object (or one object per line)")
+        raise InputError(path, None, "expected a JSON object (or one object per line)")
     return objs
 
 
@@ -199,7 +198,7 @@ def _vllm_records(data: dict, path: str) -> list[RequestRecord] | None:
     n = len(data["input_lens"])
     for k in keys + ("itls", "errors"):
         if k in data and isinstance(data[k], list) and len(data[k]) != n:
-            raise ProfileInputError(path, k, f"has {len(data[k])} entries, input_lens has {n}")
+            raise InputError(path, k, f"has {len(data[k])} entries, input_lens has {n}")
     t0 = min(data["start_times"]) if n else 0.0
     errors = data.get("errors") or [""] * n
     itls = data.get("itls") or [[] for _ in range(n)]
@@ -210,7 +209,7 @@ def _vllm_records(data: dict, path: str) -> list[RequestRecord] | None:
         ttft, lat = data["ttfts"][i], data["latencies"][i]
         for name, v in (("ttfts", ttft), ("latencies", lat), ("start_times", data["start_times"][i])):
             if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ProfileInputError(path, f"{name}[{i}]", f"{v!r} is not a finite number")
+                raise InputError(path, f"{name}[{i}]", f"{v!r} is not a finite number")
         ok = err is None and data["output_lens"][i] > 0
         first = send + ttft if ok else None
         chunks, t = [], first
@@ -279,7 +278,7 @@ def load_vllm_bench_json(path: str | Path, *, model: ModelInfo, hardware: Hardwa
         model_here = model
         if model.name in ("", "auto"):
             raw = str(data.get("model_id") or path.stem)
-            model_here = model.model_copy(update={"name": re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-")})
+            model_here = model.model_copy(update={"name": safe_name(raw)})
         record = RunRecord(
             run_id=f"{path.stem}-{k}" if len(objs) > 1 else path.stem,
             status="complete",
@@ -300,7 +299,7 @@ def _g(data: dict, dotted: str, where: str):
     cur = data
     for part in dotted.split("."):
         if not isinstance(cur, dict) or part not in cur:
-            raise ProfileInputError(where, dotted, "missing (not a guidellm benchmarks.json of a supported version?)")
+            raise InputError(where, dotted, "missing (not a guidellm benchmarks.json of a supported version?)")
         cur = cur[part]
     return cur
 
@@ -312,10 +311,10 @@ def load_guidellm_json(path: str | Path, *, model: ModelInfo, hardware: Hardware
     sha = sha256_file(path)
     objs = _read_json_objects(path)
     if len(objs) != 1:
-        raise ProfileInputError(path, None, "expected one guidellm report object")
+        raise InputError(path, None, "expected one guidellm report object")
     benchmarks = _g(objs[0], "benchmarks", str(path))
     if not isinstance(benchmarks, list) or not benchmarks:
-        raise ProfileInputError(path, "benchmarks", "empty or not a list")
+        raise InputError(path, "benchmarks", "empty or not a list")
     runs = []
     for k, bm in enumerate(benchmarks):
         where = f"{path}#benchmarks.{k}"
@@ -332,7 +331,7 @@ def load_guidellm_json(path: str | Path, *, model: ModelInfo, hardware: Hardware
         bad = len(bm.get("requests", {}).get("errored") or []) + len(bm.get("requests", {}).get("incomplete") or [])
         made = bm.get("scheduler_metrics", {}).get("requests_made", {}).get("successful")
         if isinstance(made, int) and made > len(ok_list):
-            raise ProfileInputError(where, "requests.successful",
+            raise InputError(where, "requests.successful",
                                     f"holds {len(ok_list)} of {made} requests (sampled): rerun guidellm without "
                                     "--sample-requests so token totals are complete")
         starts = []
@@ -355,7 +354,7 @@ def load_guidellm_json(path: str | Path, *, model: ModelInfo, hardware: Hardware
             records.append(RequestRecord(index=len(ok_list) + j, send_s=0.0, requested_input_tokens=1,
                                          requested_output_tokens=1, error="guidellm: errored or incomplete"))
         if not ok_list:
-            raise ProfileInputError(where, "requests.successful", "no successful requests")
+            raise InputError(where, "requests.successful", "no successful requests")
         summary = _summary(records)
         in_lens = [r.input_tokens for r in records if r.error is None]
         out_lens = [r.output_tokens for r in records if r.error is None]

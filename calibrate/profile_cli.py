@@ -11,27 +11,30 @@ Output: results/calibration/<hardware>-<model>-<quantization>.json unless --out.
 is never replaced unless --force (the run is refused with exit 2 naming the file). A short table
 is printed; the last line is the path written. With --json the profile JSON alone goes to stdout
 (the path to stderr). Bad input (no runs, runs of different hardware or models, missing fields,
-NaN) exits 2 with one line naming the file and the field.
+NaN, a numeric flag out of range) exits 2 with one line naming the file or flag and what is allowed.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import re
 import sys
 from pathlib import Path
 
-from calibrate.files import git_commit, write_atomic
+from bench.files import safe_name
+from bench.provenance import git_commit, package_versions
+from calibrate.cli_types import at_least, positive_float
+from calibrate.curve import DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S
+from calibrate.errors import InputError
+from calibrate.runs import DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS
+from calibrate.tokencost import DEFAULT_BOOTSTRAP
 
+NAME = "profile"
+HELP = "calibration profile from measured runs"
 DEFAULT_OUT_DIR = Path("results/calibration")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    from calibrate.profile import (DEFAULT_BOOTSTRAP, DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS,
-                                   DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S)
-
     p.description = __doc__.split("\n\n")[0]
     p.epilog = "\n\n".join(__doc__.split("\n\n")[1:])
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -40,24 +43,24 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="profile file to write (default: %s/"
                    "<hardware>-<model>-<quantization>.json)" % DEFAULT_OUT_DIR)
     p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--slo-tpot-p90-s", type=float, default=DEFAULT_SLO_TPOT_P90_S,
+    p.add_argument("--slo-tpot-p90-s", type=positive_float, default=DEFAULT_SLO_TPOT_P90_S,
                    help="TPOT p90 limit for the operating point (default %(default)s s: 10 tokens/s per stream)")
-    p.add_argument("--slo-ttft-p90-s", type=float, default=DEFAULT_SLO_TTFT_P90_S,
+    p.add_argument("--slo-ttft-p90-s", type=positive_float, default=DEFAULT_SLO_TTFT_P90_S,
                    help="TTFT p90 limit for the operating point (default %(default)s s)")
     p.add_argument("--allow-mixed", action="store_true", help="combine runs of different hardware or models")
     p.add_argument("--drop-bad", action="store_true",
                    help="drop (and list in provenance) run.json files that fail validation or hold NaN, "
                    "instead of exiting 2")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
-    p.add_argument("--min-requests", type=int, default=DEFAULT_MIN_REQUESTS,
+    p.add_argument("--bootstrap", type=at_least(0), default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--min-requests", type=at_least(1), default=DEFAULT_MIN_REQUESTS,
                    help="drop runs with fewer ok requests (default %(default)s)")
-    p.add_argument("--min-tokens", type=int, default=DEFAULT_MIN_TOKENS,
+    p.add_argument("--min-tokens", type=at_least(1), default=DEFAULT_MIN_TOKENS,
                    help="drop runs with fewer tokens in all (default %(default)s)")
-    p.add_argument("--usd-per-hour", type=float, default=None,
+    p.add_argument("--usd-per-hour", type=positive_float, default=None,
                    help="price per device-hour (overrides the runs' price; required for foreign results "
                    "on hardware not in the table)")
-    p.add_argument("--peak-flop-per-s", type=float, default=None,
+    p.add_argument("--peak-flop-per-s", type=positive_float, default=None,
                    help="dense peak per device of the matmul datatype, overriding the runs' (and the table's)")
     p.add_argument("--json", action="store_true", help="print the profile JSON instead of the table")
     g = p.add_argument_group("results of other tools (model and hardware given here)")
@@ -65,33 +68,26 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="`vllm bench serve --save-result` files (use --save-detailed for intervals)")
     g.add_argument("--guidellm-json", nargs="+", type=Path, default=[], metavar="FILE",
                    help="guidellm benchmarks.json files")
-    g.add_argument("--params", type=int, default=None, help="N: parameters in matrix multiplies")
-    g.add_argument("--params-total", type=int, default=None)
+    g.add_argument("--params", type=at_least(1), default=None, help="N: parameters in matrix multiplies")
+    g.add_argument("--params-total", type=at_least(1), default=None,
+                   help="all parameters (default: --params)")
     g.add_argument("--hardware", default=None, help="hardware table key or a name of your own")
-    g.add_argument("--device-count", type=int, default=1, help="devices serving (tensor parallel size)")
+    g.add_argument("--device-count", type=at_least(1), default=1, help="devices serving (tensor parallel size)")
     g.add_argument("--peak-dtype", default="int8", help="datatype of the matmuls, picks the peak (default int8)")
     g.add_argument("--model-name", default="auto", help="default: the tool's model id")
     g.add_argument("--quantization", default="unknown")
     g.add_argument("--workload", choices=["prefill", "decode", "mixed", "distribution"], default=None,
                    help="workload kind of every foreign run (default: inferred from token lengths)")
-    g.add_argument("--concurrency", type=int, default=None, help="override the concurrency of foreign runs")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unknown"
+    g.add_argument("--concurrency", type=at_least(1), default=None, help="override the concurrency of foreign runs")
 
 
 def default_out_path(profile) -> Path:
-    return DEFAULT_OUT_DIR / f"{_slug(profile.hardware.name)}-{_slug(profile.model.name)}-{_slug(profile.model.quantization)}.json"
+    parts = (profile.hardware.name, profile.model.name, profile.model.quantization)
+    return DEFAULT_OUT_DIR / ("-".join(safe_name(p) for p in parts) + ".json")
 
 
 def _tool() -> str:
-    try:
-        from importlib.metadata import version
-
-        v = version("infercost")
-    except Exception:  # noqa: BLE001 - not installed as a distribution: still a usable tool string
-        v = "unknown"
+    v = package_versions(("infercost",))["infercost"] or "unknown"
     commit = git_commit()
     return f"calibrate {v}" + (f" (git {commit})" if commit else "")
 
@@ -106,7 +102,6 @@ def _rel(path: str) -> str:
     except ValueError:
         pass
     return base + (f"#{frag}" if frag else "")
-
 
 
 def _fmt(e, scale=1.0, spec=".3g") -> str:
@@ -155,14 +150,13 @@ def format_table(profile, out: Path) -> str:
 
 def _foreign_runs(args):
     from calibrate.ingest import hardware_info, load_guidellm_json, load_vllm_bench_json, model_info
-    from calibrate.profile import ProfileInputError
 
     if not (args.vllm_bench_json or args.guidellm_json):
         return []
     if args.params is None:
-        raise ProfileInputError(None, "--params", "required with --vllm-bench-json / --guidellm-json")
+        raise InputError(None, "--params", "required with --vllm-bench-json / --guidellm-json")
     if args.hardware is None:
-        raise ProfileInputError(None, "--hardware", "required with --vllm-bench-json / --guidellm-json")
+        raise InputError(None, "--hardware", "required with --vllm-bench-json / --guidellm-json")
     model = model_info(name=args.model_name, params_matmul=args.params, params_total=args.params_total,
                        quantization=args.quantization, matmul_dtype=args.peak_dtype)
     hw = hardware_info(name=args.hardware, device_count=args.device_count, peak_dtype=args.peak_dtype,
@@ -179,22 +173,16 @@ def _foreign_runs(args):
 
 
 def main(args: argparse.Namespace) -> int:
+    """Load, fit, write the profile, print the table (or --json). InputError for bad input (exit 2)."""
     from pydantic import ValidationError
 
-    from calibrate.profile import ProfileInputError, build_profile, load_runs
+    from bench.schema import one_line
+    from calibrate.profile import build_profile
+    from calibrate.runs import load_runs
 
+    if not args.run_dirs and not (args.vllm_bench_json or args.guidellm_json):
+        raise InputError(None, "RUN_DIR", "give at least one run directory (or --vllm-bench-json FILE)")
     try:
-        if args.device_count < 1:
-            raise ProfileInputError(None, "--device-count", f"{args.device_count} must be >= 1")
-        for flag, v in (("--slo-tpot-p90-s", args.slo_tpot_p90_s), ("--slo-ttft-p90-s", args.slo_ttft_p90_s)):
-            if not (math.isfinite(v) and v > 0):
-                raise ProfileInputError(None, flag, f"{v} must be a number of seconds > 0")
-        if args.bootstrap < 0:
-            raise ProfileInputError(None, "--bootstrap", f"{args.bootstrap} must be >= 0")
-        if args.usd_per_hour is not None and not (math.isfinite(args.usd_per_hour) and args.usd_per_hour > 0):
-            raise ProfileInputError(None, "--usd-per-hour", f"{args.usd_per_hour} must be > 0")
-        if not args.run_dirs and not (args.vllm_bench_json or args.guidellm_json):
-            raise ProfileInputError(None, "RUN_DIR", "give at least one run directory (or --vllm-bench-json FILE)")
         runs, dropped = load_runs(args.run_dirs, on_error="drop" if args.drop_bad else "raise")
         runs += _foreign_runs(args)
         for r in runs:
@@ -202,43 +190,25 @@ def main(args: argparse.Namespace) -> int:
         dropped = [d.model_copy(update={"path": _rel(d.path)}) for d in dropped]
         if not runs:
             where = ", ".join(args.run_dirs)
-            raise ProfileInputError(where, None, "no runs found (no run.json below it)"
-                                    + (f"; {len(dropped)} dropped, e.g. {dropped[0].reason}" if dropped else ""))
+            raise InputError(where, None, "no runs found (no run.json below it)"
+                             + (f"; {len(dropped)} dropped, e.g. {dropped[0].reason}" if dropped else ""))
         profile = build_profile(
             runs, dropped=dropped, slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s,
             allow_mixed=args.allow_mixed, n_boot=args.bootstrap, seed=args.seed,
             min_requests=args.min_requests, min_tokens=args.min_tokens, usd_per_h=args.usd_per_hour,
             peak_flop_per_s=args.peak_flop_per_s, tool=_tool())
-    except ProfileInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except ValidationError as exc:  # a value from the command line the schemas refuse
-        err = exc.errors()[0]
-        print(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
-        return 2
+        raise InputError(None, None, one_line(exc)) from None
     out = args.out or default_out_path(profile)
     if out.exists() and not args.force:
-        print(f"error: {out}: exists; pass --force to replace it or --out another file", file=sys.stderr)
-        return 2
-    text = profile.model_dump_json(indent=2) + "\n"
+        raise InputError(out, None, "exists; pass --force to replace it or --out another file")
     try:
-        write_atomic(out, text)
+        profile.save(out)
     except OSError as exc:
-        print(f"error: {out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        raise InputError(out, None, f"cannot write: {exc.strerror or exc}") from None
     if args.json:
-        sys.stdout.write(text)
+        sys.stdout.write(profile.to_json())
         print(str(out), file=sys.stderr)
     else:
         print(format_table(profile, out))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m calibrate profile")
-    add_args(p)
-    return p
-
-
-if __name__ == "__main__":
-    sys.exit(main(build_parser().parse_args()))

@@ -21,7 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.files import write_atomic
-from calibrate.errors import InputError, first_validation_error
+from bench.schema import one_line
+from calibrate.errors import InputError
 
 PROFILE_SCHEMA_VERSION = 1
 LAW_SCHEMA_VERSION = 1
@@ -61,8 +62,7 @@ class FileModel(Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            field, msg = first_validation_error(exc)
-            raise InputError(path, field, msg) from None
+            raise InputError(path, None, one_line(exc)) from None
 
     @classmethod
     def load(cls, path: str | Path):

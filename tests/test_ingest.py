@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.files import sha256_file
 from calibrate import ingest as I
 from calibrate import profile as P
-from calibrate.profile_cli import build_parser, main
+from calibrate import runs as R
+from calibrate.cli import main as calibrate_main
+from calibrate.errors import InputError
 from calibrate.schema import Profile
 
 DATA = Path(__file__).parent / "data" / "ingest"
@@ -35,7 +38,7 @@ def test_vllm_detailed_decode(model, hw):
     (run,) = I.load_vllm_bench_json(path, model=model, hardware=hw)
     raw = json.loads(path.read_text())
     rec = run.record
-    assert run.source == "vllm-bench-serve" and run.sha256 == P.sha256_file(path)
+    assert run.source == "vllm-bench-serve" and run.sha256 == sha256_file(path)
     assert rec.config.mode == "concurrency" and rec.config.concurrency == 2
     assert rec.config.workload.kind == "decode"
     assert rec.config.model.name == "meta-llama-Llama-2-7b-hf" and rec.config.model.params_matmul == 1_000_000
@@ -68,7 +71,7 @@ def test_vllm_appended_results_and_failures(model, hw):
     assert runs[0].path.endswith("#0") and runs[1].path.endswith("#1")
     (bad,) = I.load_vllm_bench_json(DATA / "vllm_bench_decode_c2_failures.json", model=model, hardware=hw)
     assert bad.record.summary.num_failed == 1 and not bad.record.summary.valid
-    _, dropped = P.screen_runs([bad])
+    _, dropped = R.screen_runs([bad])
     assert dropped[0].reason.startswith("summary.valid is false")
 
 
@@ -87,7 +90,7 @@ def test_vllm_missing_field_names_it(model, hw, tmp_path):
     del data["duration"]
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(data))
-    with pytest.raises(P.ProfileInputError, match=r"bad\.json: duration: missing"):
+    with pytest.raises(InputError, match=r"bad\.json: duration: missing"):
         I.load_vllm_bench_json(f, model=model, hardware=hw)
 
 
@@ -104,7 +107,7 @@ def test_guidellm_sampled_requests_refused(model, hw, tmp_path):
     data["benchmarks"][1]["scheduler_metrics"]["requests_made"]["successful"] = 100
     f = tmp_path / "benchmarks.json"
     f.write_text(json.dumps(data))
-    with pytest.raises(P.ProfileInputError, match="sampled"):
+    with pytest.raises(InputError, match="sampled"):
         I.load_guidellm_json(f, model=model, hardware=hw)
 
 
@@ -127,7 +130,10 @@ def test_profile_from_vllm_bench_recovers_costs(model, hw):
 
 
 def run_cli(argv, capsys):
-    code = main(build_parser().parse_args([str(a) for a in argv]))
+    try:
+        code = calibrate_main(["profile", *(str(a) for a in argv)])
+    except SystemExit as exc:  # a usage error (bad flag value): argparse exits 2
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 

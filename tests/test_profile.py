@@ -16,7 +16,11 @@ from bench.metrics import summarize
 from bench.schema import (Derived, Environment, HardwareInfo, ModelInfo, RequestRecord, RunConfig, RunRecord,
                           Workload)
 from calibrate import profile as P
-from calibrate.profile_cli import build_parser, main
+from calibrate import runs as R
+from calibrate import tokencost as T
+from calibrate import window as W
+from calibrate.cli import main as calibrate_main
+from calibrate.errors import InputError
 from calibrate.schema import Profile
 
 A_TRUE = 2.0e-4  # device-seconds per input token
@@ -103,7 +107,7 @@ def write_sweep(root, concurrencies=(1, 4), replicates=2, n=64, seed=0, **kw):
 
 
 def profile_of(root, **kw):
-    runs, dropped = P.load_runs([root])
+    runs, dropped = R.load_runs([root])
     kw.setdefault("n_boot", 400)
     return P.build_profile(runs, dropped=dropped, **kw)
 
@@ -115,11 +119,11 @@ def test_fit_token_costs_exact_without_noise():
     inp = np.array([1000.0, 80.0, 700.0])
     out = np.array([10.0, 640.0, 2150.0])
     cost = 3e-4 * inp + 5e-3 * out
-    a, b = P.fit_token_costs(cost, inp, out)
+    a, b = T.fit_token_costs(cost, inp, out)
     assert a == pytest.approx(3e-4, rel=1e-10)
     assert b == pytest.approx(5e-3, rel=1e-10)
-    assert P.fit_is_determined(inp, out)
-    assert not P.fit_is_determined(np.array([70.0, 140.0]), np.array([215.0, 430.0]))  # one mix
+    assert T.fit_is_determined(inp, out)
+    assert not T.fit_is_determined(np.array([70.0, 140.0]), np.array([215.0, 430.0]))  # one mix
 
 
 # --------------------------------------------------------------------------- recovery
@@ -176,8 +180,8 @@ def test_steady_state_window_removes_the_drain(tmp_path):
     """Few requests per slot with noisy lengths: the whole-run duration bills the drain, the
     steady-state window does not."""
     d = write_run(tmp_path, kind="decode", n_in=8, n_out=64, concurrency=8, n=32, noise=0.3, seed=3)
-    run = P.load_run(d)
-    dev_s, i, o, basis = P.run_totals(run)
+    run = R.load_run(d)
+    dev_s, i, o, basis = W.run_totals(run)
     assert basis == "steady-state window"
     truth = A_TRUE * i + B_TRUE * o
     s = run.record.summary
@@ -200,7 +204,7 @@ def test_phase_isolated_fallback_when_underdetermined(tmp_path):
 
 def test_single_mix_cannot_separate_costs(tmp_path):
     write_run(tmp_path, kind="mixed", n_in=70, n_out=215, concurrency=2)
-    with pytest.raises(P.ProfileInputError, match="cannot separate input from output"):
+    with pytest.raises(InputError, match="cannot separate input from output"):
         profile_of(tmp_path)
 
 
@@ -242,7 +246,7 @@ def test_drops_bad_runs_with_reasons(tmp_path):
 def test_refuses_mixed_hardware_unless_allowed(tmp_path):
     write_sweep(tmp_path / "x", concurrencies=(2,), replicates=1, n=16)
     write_sweep(tmp_path / "y", concurrencies=(2,), replicates=1, n=16, hw=hardware(name="other-cpu"))
-    with pytest.raises(P.ProfileInputError, match=r"environment\.hardware\.name.*--allow-mixed"):
+    with pytest.raises(InputError, match=r"environment\.hardware\.name.*--allow-mixed"):
         profile_of(tmp_path)
     prof = profile_of(tmp_path, allow_mixed=True)
     assert "--allow-mixed" in prof.provenance.method
@@ -252,14 +256,14 @@ def test_refuses_mixed_models(tmp_path):
     write_sweep(tmp_path / "x", concurrencies=(2,), replicates=1, n=16)
     write_run(tmp_path / "y", kind="decode", n_in=8, n_out=64, concurrency=2, n=16,
               model=model_info(name="bigger", params_matmul=2 * N_MATMUL))
-    with pytest.raises(P.ProfileInputError, match=r"config\.model\.name"):
+    with pytest.raises(InputError, match=r"config\.model\.name"):
         profile_of(tmp_path)
 
 
 def test_to_dataframe_one_row_per_run(tmp_path):
     write_sweep(tmp_path, concurrencies=(1, 2), replicates=1, n=8)
-    runs, _ = P.load_runs([tmp_path])
-    df = P.to_dataframe(runs)
+    runs, _ = R.load_runs([tmp_path])
+    df = R.to_dataframe(runs)
     assert len(df) == 6
     for col in ("path", "sha256", "hardware", "model", "workload", "concurrency", "duration_s", "device_s",
                 "input_tokens_total", "output_tokens_total", "peak_flop_per_s", "tpot_p90_s"):
@@ -297,7 +301,10 @@ def test_slo_operating_point(tmp_path):
 
 
 def run_cli(argv, capsys):
-    code = main(build_parser().parse_args([str(a) for a in argv]))
+    try:
+        code = calibrate_main(["profile", *(str(a) for a in argv)])
+    except SystemExit as exc:  # a usage error (bad flag value): argparse exits 2
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -387,7 +394,7 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
 
 @pytest.mark.vllm
 def test_profile_of_cpu_sweep(cpu_sweep_runs, tmp_path):
-    runs, dropped = P.load_runs(cpu_sweep_runs)
+    runs, dropped = R.load_runs(cpu_sweep_runs)
     prof = P.build_profile(runs, dropped=dropped, n_boot=300, min_requests=2)
     for e in (prof.mfu_input, prof.mfu_output):
         assert e is not None

@@ -1,0 +1,328 @@
+"""Per-token device-time costs of prefill and decode: the joint fit, phase-isolated estimates and
+their bootstrap intervals.
+
+The cost model is the paper's Eq. 6 (Sardana et al. 2024): serving a request of `n_in` input and
+`n_out` output tokens costs
+
+    device_seconds = a * n_in + b * (n_out - 1)   a, b: device-seconds per input / output token
+
+The first output token of a request is sampled from the logits of its prefill pass (vLLM does no
+decode step for it), so it is billed with the prompt and b is the cost of each *decode* token (an
+output token after the first). Without this, a prefill-only run (max_tokens = 1) would be charged
+one full decode step per request, which at small batch is as long as the whole prefill and makes a
+too small. Eq. 6 bills 215 output tokens per request at b: one b more than here (0.5 %).
+
+Why the fit is on per-run totals, not per request: a closed-loop run at concurrency C keeps C
+requests in flight, so the wall time of the run is *shared* by C requests. Dividing each request's
+latency by its tokens would bill every token C times. The run's wall time, on the other hand,
+covers every token processed in it exactly once:
+
+    duration_s * device_count  ~=  a_C * input_tokens_total + b_C * decode_tokens_total
+
+is the device time actually spent per token at that concurrency (batch size); the totals are those
+of the steady-state window (calibrate.window). Costs fall as C grows (weights are read once per
+step for the whole batch), so a, b are fitted separately for each concurrency C over the runs at C
+with different input/output mixes (prefill-only, decode-only, mixed), by least squares on relative
+residuals (the noise is multiplicative: a long run and a short run get equal say).
+
+When a concurrency has runs of only one mix the fit is underdetermined; phase-isolated estimates
+are then used: a = device-seconds / input tokens over prefill-only runs, b = device-seconds /
+decode tokens over decode-only runs (this bills their short prompts to decode: an upper bound on
+b by the prompts' share, a few %).
+
+Uncertainty: 95 % percentile-bootstrap intervals (seeded), two-level: runs are resampled with
+replacement *within each (concurrency, mix) stratum* (run-to-run variation, e.g. machine state;
+stratifying keeps every resample's fit determined), then requests are resampled with replacement
+within each chosen run (request-to-request variation). A resampled run is billed
+duration_s * devices * sum(resampled E2E) / sum(E2E): in a closed loop each request occupies one of
+C slots for its E2E, so its share of the run's wall time is proportional to its E2E (Little's law).
+Runs without per-request records are resampled at the run level only.
+
+Pure numpy; the random generator is passed in, and the order of draws is part of the result
+(same seed, same numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.paper_settings import PAPER
+from calibrate.errors import InputError
+from calibrate.runs import LoadedRun
+from calibrate.schema import Estimate
+from calibrate.window import decode_tokens, decode_total, run_totals
+
+DEFAULT_BOOTSTRAP = 2000
+MIN_MIX_SPREAD = 0.02  # runs at one concurrency must differ by >= 2 points of input-token share to fit a, b
+MAX_CONDITION = 1e8
+
+
+# --------------------------------------------------------------------------- the least-squares fit
+
+
+def fit_token_costs(cost: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of cost ~= a * input_tokens + b * output_tokens on relative residuals
+    (minimise sum(((a I + b O - c) / c)^2)), vectorised over leading axes (runs on the last axis).
+
+    Closed form of the 2x2 normal equations with x1 = I/c, x2 = O/c, y = 1. Returns (a, b)."""
+    x1 = input_tokens / cost
+    x2 = output_tokens / cost
+    s11 = (x1 * x1).sum(-1)
+    s12 = (x1 * x2).sum(-1)
+    s22 = (x2 * x2).sum(-1)
+    t1 = x1.sum(-1)
+    t2 = x2.sum(-1)
+    det = s11 * s22 - s12 * s12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = (t1 * s22 - t2 * s12) / det
+        b = (s11 * t2 - s12 * t1) / det
+    return a, b
+
+
+def fit_is_determined(input_tokens: np.ndarray, output_tokens: np.ndarray) -> bool:
+    """True when runs span at least two input/output mixes (input-token share differing by
+    >= MIN_MIX_SPREAD) and the relative design matrix is well conditioned."""
+    total = input_tokens + output_tokens
+    if len(total) < 2 or np.any(total <= 0):
+        return False
+    share = input_tokens / total
+    if share.max() - share.min() < MIN_MIX_SPREAD:
+        return False
+    x = np.stack([input_tokens / total, output_tokens / total], axis=1)
+    return bool(np.linalg.cond(x) < MAX_CONDITION)
+
+
+def mix_key(run: LoadedRun) -> tuple:
+    s = run.record.summary
+    n = max(s.num_ok, 1)
+    return (run.record.config.workload.kind, round(s.input_tokens_total / n, 1),
+            round(s.output_tokens_total / n, 1))
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+@dataclass
+class Replicates:
+    """Per-run (cost, input tokens, decode tokens): the observed values and B bootstrap replicates.
+    `cost` is device-seconds (or joules when built for energy); `output_tokens` holds decode tokens
+    (output tokens after each request's first)."""
+
+    cost: np.ndarray  # (R,)
+    input_tokens: np.ndarray  # (R,)
+    output_tokens: np.ndarray  # (R,)
+    boot_cost: np.ndarray  # (B, R)
+    boot_input: np.ndarray  # (B, R)
+    boot_output: np.ndarray  # (B, R)
+
+
+def bootstrap_replicates(runs: Sequence[LoadedRun], n_boot: int, rng: np.random.Generator,
+                         cost_of=None) -> Replicates:
+    """Two-level stratified bootstrap (module docstring): runs within each mix stratum, then
+    requests within each run. `cost_of(run)` gives a run's cost (default device-seconds)."""
+    R = len(runs)
+    if cost_of is None:
+        totals = [run_totals(r) for r in runs]
+        cost = np.array([t[0] for t in totals], dtype=float)
+        inp = np.array([t[1] for t in totals], dtype=float)
+        out = np.array([t[2] for t in totals], dtype=float)
+    else:
+        cost = np.array([cost_of(r) for r in runs], dtype=float)
+        inp = np.array([r.record.summary.input_tokens_total for r in runs], dtype=float)
+        out = np.array([decode_total(r) for r in runs], dtype=float)
+    # Level 2 first: each run's own request-resampled replicates (B,) of (cost, in, out).
+    rc = np.empty((n_boot, R))
+    ri = np.empty((n_boot, R))
+    ro = np.empty((n_boot, R))
+    for j, run in enumerate(runs):
+        req = run.requests
+        if req is None or len(req.e2e_s) < 2 or n_boot == 0:
+            rc[:, j], ri[:, j], ro[:, j] = cost[j], inp[j], out[j]
+            continue
+        n = len(req.e2e_s)
+        idx = rng.integers(0, n, size=(n_boot, n))
+        # Ratios keep the run's recorded totals as the centre even if the records and the summary
+        # were counted slightly differently.
+        rc[:, j] = cost[j] * req.e2e_s[idx].sum(1) / req.e2e_s.sum()
+        ri[:, j] = inp[j] * (req.input_tokens[idx].sum(1) / req.input_tokens.sum() if req.input_tokens.sum() > 0 else 1.0)
+        dec = decode_tokens(req)
+        ro[:, j] = out[j] * (dec[idx].sum(1) / dec.sum() if dec.sum() > 0 else 1.0)
+    # Level 1: resample runs within each stratum (same count per stratum as observed).
+    pick = np.empty((n_boot, R), dtype=int)
+    strata: dict[tuple, list[int]] = {}
+    for j, run in enumerate(runs):
+        strata.setdefault(mix_key(run), []).append(j)
+    for members in strata.values():
+        m = np.array(members)
+        pick[:, m] = m[rng.integers(0, len(m), size=(n_boot, len(m)))]
+    rows = np.arange(n_boot)[:, None]
+    return Replicates(cost=cost, input_tokens=inp, output_tokens=out,
+                      boot_cost=rc[rows, pick], boot_input=ri[rows, pick], boot_output=ro[rows, pick])
+
+
+def estimate(value: float, samples: np.ndarray) -> Estimate:
+    """Point estimate with the 95 % percentile interval of finite samples. The interval is widened
+    to include the point estimate if a skewed bootstrap puts it outside (so low <= value <= high)."""
+    samples = samples[np.isfinite(samples)]
+    if len(samples) < 2:
+        return Estimate(value=float(value), low=float(value), high=float(value), n_boot=0)
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return Estimate(value=float(value), low=float(min(low, value)), high=float(max(high, value)),
+                    n_boot=int(len(samples)))
+
+
+# --------------------------------------------------------------------------- costs at one concurrency
+
+
+@dataclass
+class TokenCosts:
+    """Device-seconds per input and output token at one concurrency, with bootstrap samples."""
+
+    a: float
+    b: float
+    boot_a: np.ndarray
+    boot_b: np.ndarray
+    method: str  # "joint" | "phase-isolated"
+    concurrency_input: int
+    concurrency_output: int
+    run_ids: list[str] = field(default_factory=list)
+
+
+def joint_costs(runs: Sequence[LoadedRun], concurrency: int, n_boot: int, rng) -> TokenCosts | None:
+    """Joint fit at one concurrency; None when underdetermined or not positive (then the caller
+    falls back to phase-isolated estimates)."""
+    rep = bootstrap_replicates(runs, n_boot, rng)
+    if not fit_is_determined(rep.input_tokens, rep.output_tokens):
+        return None
+    a, b = fit_token_costs(rep.cost, rep.input_tokens, rep.output_tokens)
+    ba, bb = fit_token_costs(rep.boot_cost, rep.boot_input, rep.boot_output)
+    if not (a > 0 and b > 0):
+        return None
+    ok = np.isfinite(ba) & np.isfinite(bb)
+    # An interval reaching 0 would make MFU unbounded: the mixes do not separate a from b well enough.
+    if n_boot and ok.any() and (np.percentile(ba[ok], 2.5) <= 0 or np.percentile(bb[ok], 2.5) <= 0):
+        return None
+    return TokenCosts(float(a), float(b), ba, bb, "joint", concurrency, concurrency,
+                      [r.record.run_id for r in runs])
+
+
+def ratio_cost(runs: Sequence[LoadedRun], phase: str, n_boot: int, rng) -> tuple[float, np.ndarray]:
+    """Phase-isolated device-seconds per token: sum(device-seconds) / sum(tokens of the phase)."""
+    rep = bootstrap_replicates(runs, n_boot, rng)
+    tokens, boot_tokens = ((rep.input_tokens, rep.boot_input) if phase == "input"
+                           else (rep.output_tokens, rep.boot_output))
+    value = rep.cost.sum() / tokens.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = rep.boot_cost.sum(-1) / boot_tokens.sum(-1)
+    return float(value), boot
+
+
+# --------------------------------------------------------------------------- choosing the costs
+
+
+def nearest(candidates: Sequence[int], target: int | None) -> int | None:
+    """Target if present, else the largest candidate below it, else the smallest above it;
+    with no target, the largest candidate."""
+    if not candidates:
+        return None
+    cs = sorted(candidates)
+    if target is None:
+        return cs[-1]
+    below = [c for c in cs if c <= target]
+    return below[-1] if below else cs[0]
+
+
+@dataclass
+class ChosenCosts:
+    costs: TokenCosts
+    concurrency: int | None  # where a and b were both taken (None when from different concurrencies)
+    how: str  # for provenance.method
+    phase: dict[str, float | None]  # Profile.phase_isolated
+    notes: list[str]
+
+
+def choose_token_costs(by_c: dict[int, list[LoadedRun]], target: int | None, *, n_boot: int, rng,
+                       peak: float | None, n_mm: int) -> ChosenCosts:
+    """Joint fits at every concurrency and phase-isolated estimates; the costs are the joint fit
+    nearest the target concurrency (at or below it), or phase-isolated ones when no concurrency has
+    a determined joint fit. Raises InputError when neither is possible."""
+    notes: list[str] = []
+    joint = {c: joint_costs(group, c, n_boot, rng) for c, group in sorted(by_c.items())}
+    joint = {c: tc for c, tc in joint.items() if tc is not None}
+    phase: dict[str, float | None] = {}
+    iso_in: dict[int, tuple[float, np.ndarray]] = {}
+    iso_out: dict[int, tuple[float, np.ndarray]] = {}
+    for c, group in sorted(by_c.items()):
+        pre = [r for r in group if r.record.config.workload.kind == "prefill"]
+        dec = [r for r in group if r.record.config.workload.kind == "decode"]
+        if pre:
+            iso_in[c] = ratio_cost(pre, "input", n_boot, rng)
+            phase[f"mfu_input@c{c}"] = None if peak is None else 2 * n_mm / (iso_in[c][0] * peak)
+        if dec:
+            iso_out[c] = ratio_cost(dec, "output", n_boot, rng)
+            phase[f"mfu_output@c{c}"] = None if peak is None else 2 * n_mm / (iso_out[c][0] * peak)
+    for c, tc in joint.items():
+        phase[f"joint_mfu_input@c{c}"] = None if peak is None else 2 * n_mm / (tc.a * peak)
+        phase[f"joint_mfu_output@c{c}"] = None if peak is None else 2 * n_mm / (tc.b * peak)
+
+    no_fit = [c for c in sorted(by_c) if c not in joint]
+    if no_fit:
+        notes.append(f"No joint fit at concurrency {', '.join(map(str, no_fit))} (fewer than two input/output "
+                     "mixes, or a coefficient not separable from 0).")
+    if joint:
+        c_op = nearest(list(joint), target)
+        costs = joint[c_op]
+        how = (f"joint fit at concurrency {c_op} over {len(by_c[c_op])} runs "
+               f"({len({mix_key(r) for r in by_c[c_op]})} input/output mixes)")
+    elif iso_in and iso_out:
+        c_in, c_out = nearest(list(iso_in), target), nearest(list(iso_out), target)
+        costs = TokenCosts(iso_in[c_in][0], iso_out[c_out][0], iso_in[c_in][1], iso_out[c_out][1],
+                           "phase-isolated", c_in, c_out)
+        how = ("phase-isolated estimates (the joint fit was underdetermined at every concurrency: "
+               f"fewer than two input/output mixes): input from prefill-only runs at concurrency {c_in}, "
+               f"output from decode-only runs at concurrency {c_out}")
+        c_op = c_out if c_in == c_out else None
+    else:
+        raise InputError(
+            next(iter(by_c.values()))[0].path, "config.workload.kind",
+            "cannot separate input from output token costs: need runs of >= 2 input/output mixes at one "
+            "concurrency, or prefill-only and decode-only runs")
+    if iso_in:
+        c_in = nearest(list(iso_in), costs.concurrency_input)
+        phase["mfu_input"] = None if peak is None else 2 * n_mm / (iso_in[c_in][0] * peak)
+        phase["mfu_input_concurrency"] = float(c_in)
+        phase["seconds_per_input_token"] = iso_in[c_in][0]
+    if iso_out:
+        c_out = nearest(list(iso_out), costs.concurrency_output)
+        phase["mfu_output"] = None if peak is None else 2 * n_mm / (iso_out[c_out][0] * peak)
+        phase["mfu_output_concurrency"] = float(c_out)
+        phase["seconds_per_output_token"] = iso_out[c_out][0]
+
+    return ChosenCosts(costs, c_op, how, phase, notes)
+
+
+def energy_per_request(runs: Sequence[LoadedRun], concurrency: int | None, n_boot: int, rng
+                        ) -> tuple[float | None, str]:
+    """Joules for the paper's 70/215 request: the same joint fit with energy in place of
+    device-seconds (runs at the operating concurrency with measured energy); else the mean measured
+    energy per request of mixed runs; else None."""
+    with_e = [r for r in runs if r.record.derived is not None and r.record.derived.energy_j is not None]
+    if not with_e:
+        return None, "not measured (no NVML energy counter)"
+    at_c = [r for r in with_e if r.record.config.concurrency == concurrency]
+    if at_c:
+        rep = bootstrap_replicates(at_c, 0, rng, cost_of=lambda r: r.record.derived.energy_j)
+        if fit_is_determined(rep.input_tokens, rep.output_tokens):
+            e_in, e_out = fit_token_costs(rep.cost, rep.input_tokens, rep.output_tokens)
+            if e_in > 0 and e_out > 0:
+                return (float(e_in * PAPER.input_tokens_per_request + e_out * (PAPER.output_tokens_per_request - 1)),
+                        f"joint fit of NVML energy at concurrency {concurrency}, evaluated at 70/215 tokens")
+    mixed = [r for r in with_e if r.record.config.workload.kind in ("mixed", "distribution")]
+    if mixed:
+        e = sum(r.record.derived.energy_j for r in mixed) / sum(r.record.summary.num_ok for r in mixed)
+        return float(e), "mean NVML energy per request of the mixed-workload runs (measured mix)"
+    return None, "measured only on single-phase runs; not enough to price a request"
