@@ -1,0 +1,72 @@
+"""calibrate.schema: profiles and law files own their files (load/save), refuse unknown keys, and say
+what is wrong in one line; the committed results stay readable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calibrate.errors import InputError
+from calibrate.schema import LawFile, Profile
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = sorted((REPO / "results" / "calibration").glob("*.json"))
+LAWS = sorted((REPO / "results" / "laws").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_committed_profiles_load_and_round_trip(path, tmp_path):
+    prof = Profile.load(path)
+    assert prof.kind == "calibration_profile" and prof.seconds_per_input_token.value > 0
+    prof.save(tmp_path / "again.json")
+    assert Profile.load(tmp_path / "again.json") == prof
+
+
+@pytest.mark.parametrize("path", LAWS, ids=lambda p: p.name)
+def test_committed_law_files_load(path):
+    law = LawFile.load(path)
+    assert law.kind == "loss_law" and law.E > 0 and law.provenance
+
+
+def test_hand_written_law_file_needs_only_the_coefficients(tmp_path):
+    p = tmp_path / "mine.json"
+    p.write_text(json.dumps({"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.336, "beta": 0.283}))
+    law = LawFile.load(p)
+    assert law.name == "mine" and law.provenance == {} and law.alpha == 0.336
+
+
+@pytest.mark.parametrize("data, fragments", [
+    ({"A": 1.0, "B": 1.0, "E": 1.0, "alpha": 0.3, "beta": 0.3, "Alpha": 0.3}, ["Alpha", "not permitted"]),
+    ({"A": 1.0, "B": 1.0, "E": 1.0, "alpha": 0.3}, ["beta", "required"]),
+    ({"A": -1.0, "B": 1.0, "E": 1.0, "alpha": 0.3, "beta": 0.3}, ["A", "greater than 0"]),
+    ({"kind": "calibration_profile", "A": 1.0}, ["kind", "'loss_law'"]),
+    ([1, 2], ["JSON object"]),
+])
+def test_bad_law_file_is_one_line_naming_file_and_field(tmp_path, data, fragments):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(InputError) as exc:
+        LawFile.load(p)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1 and "bad.json" in msg
+    for fragment in fragments:
+        assert fragment in msg, (fragment, msg)
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        Profile.load(tmp_path / "missing.json")
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"x\.json: not JSON"):
+        LawFile.load(tmp_path / "x.json")
+
+
+def test_profile_rejects_unknown_keys(tmp_path):
+    data = json.loads(PROFILES[0].read_text())
+    data["surprise"] = 1
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="surprise"):
+        Profile.load(p)
