@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.schema import ModelInfo
@@ -410,3 +411,123 @@ def decode_bytes_per_step(
     return weight_bytes_read_per_step(info) + batch * mean_context_tokens * kv_bytes_per_token(
         info, kv_dtype_bytes
     )
+
+
+# --------------------------------------------------------------------------- shapes for the step model
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What serving cost depends on in a model: sizes (floats, so a shape built from N is smooth in N)
+    and the bytes a decode step reads / the server stores."""
+
+    params_matmul: float  # N, paper convention (layer matmuls + lm_head)
+    num_layers: float
+    hidden_size: float
+    num_heads: float
+    num_kv_heads: float
+    head_dim: float
+    vocab_size: float
+    weight_bytes: float  # stored for serving (memory)
+    weight_bytes_read: float  # read by one decode step (no untied embedding table)
+    kv_bytes_per_token: float  # 2 · layers · kv_heads · head_dim · kv bytes per element
+    source: str = "config"
+
+    @property
+    def attention_flop_per_pair(self) -> float:
+        """Attention flop per (query token, key) pair: 4 · layers · heads · head_dim."""
+        return 4.0 * self.num_layers * self.num_heads * self.head_dim
+
+
+def kv_dtype_bytes_for(server_dtype: str | None) -> int:
+    """KV-cache bytes per element: vLLM's default kv_cache_dtype=auto stores the activation dtype."""
+    return 4 if server_dtype in ("float32", "fp32") else 2
+
+
+def shape_of(info: ModelInfo, kv_dtype_bytes: int = 2) -> ModelShape:
+    """The ModelShape of a real checkpoint (from its config, weights as stored)."""
+    read = weight_bytes_read_per_step(info)
+    stored = float(info.weight_bytes) if info.weight_bytes is not None else read
+    return ModelShape(
+        params_matmul=float(info.params_matmul), num_layers=float(info.num_layers),
+        hidden_size=float(info.hidden_size), num_heads=float(info.num_attention_heads),
+        num_kv_heads=float(info.num_kv_heads), head_dim=float(info.head_dim),
+        vocab_size=float(info.vocab_size), weight_bytes=stored, weight_bytes_read=read,
+        kv_bytes_per_token=kv_bytes_per_token(info, kv_dtype_bytes), source=f"config of {info.name}",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ShapeAssumption:
+    """How a shape is built from N alone (a model that does not exist yet). Defaults: Llama-style.
+
+    N = 12·L·d² + V·d (attention 4d² + SwiGLU MLP 8d² per layer, plus the lm_head), with a fixed
+    aspect ratio d/L = 128 (GPT-3 175B 12288/96, Llama-2-7B 4096/32; Kaplan et al. 2020 Fig. 5: loss
+    is flat in d/L over ~20-200), head_dim 128, at most 8 KV heads (GQA: Llama-2-70B, Llama-3),
+    vocabulary 32000 (Llama-2). Weights INT8 (1 byte per layer matmul parameter + one fp32 scale per
+    output channel), embedding and lm_head bf16, as W8A8 checkpoints keep them.
+    """
+
+    aspect_ratio: float = 128.0
+    head_dim: float = 128.0
+    kv_heads_max: float = 8.0
+    vocab_size: float = 32000.0
+    matmul_bytes_per_param: float = 1.0
+    scale_bytes: float = 4.0
+    dense_bytes_per_param: float = 2.0
+    kv_dtype_bytes: float = 2.0
+
+    def describe(self) -> str:
+        return (f"assumed shape: N = 12·L·d² + V·d, d/L = {self.aspect_ratio:g}, head_dim {self.head_dim:g}, "
+                f"≤{self.kv_heads_max:g} KV heads, vocab {self.vocab_size:g}, INT8 layer weights + fp32 "
+                f"per-channel scales, bf16 embedding/lm_head, {self.kv_dtype_bytes:g}-byte KV cache")
+
+
+def shape_for_params(params_matmul: float, a: ShapeAssumption = ShapeAssumption(), **known: float) -> ModelShape:
+    """A continuous ModelShape for N matmul parameters under assumption `a`.
+
+    `known` may pin num_layers, hidden_size, num_kv_heads, head_dim, vocab_size (what a user knows
+    of the planned model); the rest follows from N. With d unknown it solves 12·d³/aspect + V·d = N
+    (or 12·L·d² + V·d = N when L is known) for d.
+    """
+    import math
+
+    if not (isinstance(params_matmul, (int, float)) and math.isfinite(params_matmul) and params_matmul > 0):
+        raise ValueError(f"params_matmul={params_matmul!r}: must be a finite number > 0")
+    allowed = {"num_layers", "hidden_size", "num_kv_heads", "head_dim", "vocab_size"}
+    bad = set(known) - allowed
+    if bad:
+        raise ValueError(f"unknown shape keys {sorted(bad)}; allowed: {', '.join(sorted(allowed))}")
+    for k, v in known.items():
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{k}={v!r}: must be a finite number > 0")
+    known = {k: float(v) for k, v in known.items() if v is not None}
+    vocab = known.get("vocab_size", a.vocab_size)
+    d = known.get("hidden_size")
+    layers = known.get("num_layers")
+    if d is None:
+        from scipy.optimize import brentq
+
+        def excess(x: float) -> float:
+            lay = layers if layers is not None else x / a.aspect_ratio
+            return 12.0 * lay * x * x + vocab * x - params_matmul
+
+        d = brentq(excess, 1e-9, max(params_matmul, 10.0), xtol=1e-12, rtol=1e-12, maxiter=500)
+    if layers is None:
+        layers = max((params_matmul - vocab * d) / (12.0 * d * d), 0.0) if "hidden_size" in known else d / a.aspect_ratio
+    if layers <= 0:
+        raise ValueError(f"N={params_matmul:g} leaves no layers beside a {vocab:g}x{d:g} lm_head")
+    head_dim = known.get("head_dim", a.head_dim)
+    heads = d / head_dim
+    kv_heads = known.get("num_kv_heads", min(a.kv_heads_max, heads))
+    head = vocab * d
+    layer_params = max(params_matmul - head, 0.0)
+    layer_bytes = layer_params * (a.matmul_bytes_per_param + a.scale_bytes / d)
+    kv = 2.0 * layers * kv_heads * head_dim * a.kv_dtype_bytes
+    return ModelShape(
+        params_matmul=float(params_matmul), num_layers=layers, hidden_size=d, num_heads=heads,
+        num_kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab,
+        weight_bytes=layer_bytes + 2.0 * head * a.dense_bytes_per_param,
+        weight_bytes_read=layer_bytes + head * a.dense_bytes_per_param,
+        kv_bytes_per_token=kv, source=a.describe(),
+    )  # fmt: skip

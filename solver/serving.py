@@ -1,0 +1,244 @@
+"""Serving cost of a model size that was never run, from the profile's performance model.
+
+For a candidate N the solver needs what serving it costs on the profiled hardware. The profile's
+performance model (`calibrate.perfmodel`, fitted on a ladder of sizes and checked on sizes it did
+not see) gives the engine's step time for any shape; this module turns it into a serving plan:
+
+* **Shape.** From a real checkpoint's config when one is given, else from N by the stated
+  assumption (`bench.physics.ShapeAssumption`), with the KV-cache element size the ladder's
+  servers used.
+* **Devices per replica.** The smallest tensor-parallel group (1, 2, 4, 8) whose memory holds the
+  weights and one full-length sequence; beyond 8 devices, whole 8-device nodes as pipeline stages.
+  Memory: vLLM's gpu_memory_utilization 0.9 and a 1 GiB per-device activation reserve.
+* **Batch.** Sequences whose KV cache fits beside the weights (full context each), at most
+  max_num_seqs; the batch used is the one with the highest throughput whose TPOT meets the SLO.
+* **Steady state at batch b (closed form).** b sequences in flight, each spending one step in
+  prefill and G − 1 in decode: per step b·(G−1)/G decode, b·P/G prompt tokens, the decoders holding
+  P + G/2 tokens of context on average. Step time t from the performance model (tensor-parallel
+  split and all-reduce terms included; pipeline stages do not shorten a step). A request also
+  spends `request_overhead_s` outside the engine, so requests per second = b / (G·t + overhead),
+  TPOT = t, TTFT = overhead + 1.5·t (half a step's wait to be scheduled, then its prefill step).
+  `tests/test_serving.py` checks this closed form against the step-by-step simulation of
+  `calibrate.simulate` (the same that `calibrate predict` uses).
+* **$ per request** = devices · $/h / 3600 / requests per second, at full utilisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from bench.paper_settings import PAPER, SECONDS_PER_HOUR
+from bench.physics import ModelShape, ShapeAssumption, shape_for_params
+from calibrate.perf_build import step_models
+from calibrate.perfmodel import StepModel, parallel_step_time_s
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class ServingHardware:
+    """One device of the serving hardware (per-device figures; None = unknown, not bounded)."""
+
+    name: str
+    usd_per_h: float
+    memory_bytes: float | None
+    peak_flop_per_s: float | None
+    interconnect_bytes_per_s: float | None = None
+    allreduce_latency_s: float = 0.0
+    memory_utilization: float = 0.9  # vLLM default gpu_memory_utilization
+    activation_reserve_bytes: float = 1.0 * GIB
+    max_num_seqs: int = 256  # vLLM default scheduler cap
+
+
+@dataclass(frozen=True)
+class Workload:
+    input_tokens: float = float(PAPER.input_tokens_per_request)
+    output_tokens: float = float(PAPER.output_tokens_per_request)
+    tpot_slo_s: float | None = None  # limit on time per output token; None: no latency limit
+    ttft_slo_s: float | None = None
+
+    @property
+    def max_context_tokens(self) -> float:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class PerformanceModel:
+    """The profile's fitted step model, what it assumes, and the model's shape assumption."""
+
+    model: StepModel
+    kv_dtype_bytes: int
+    max_num_batched_tokens: int
+    assumption: ShapeAssumption = field(default_factory=ShapeAssumption)
+
+    def shape(self, params_matmul: float) -> ModelShape:
+        return shape_for_params(params_matmul, self.assumption)
+
+
+def performance_model_from_profile(profile, assumption: ShapeAssumption | None = None) -> PerformanceModel:
+    """The PerformanceModel of a `calibrate.schema.Profile`; ValueError when it has none."""
+    pm = getattr(profile, "performance_model", None)
+    if pm is None:
+        raise ValueError("the profile has no performance model: build one from a ladder of model sizes "
+                         "(python -m calibrate profile RUNS --ladder)")
+    main, _ = step_models(pm)
+    a = replace(assumption or ShapeAssumption(), kv_dtype_bytes=float(pm.kv_dtype_bytes))
+    return PerformanceModel(main, pm.kv_dtype_bytes, pm.scheduler.max_num_batched_tokens, a)
+
+
+def hardware_from_profile(profile, *, usd_per_h: float | None = None, **overrides) -> ServingHardware:
+    hw = profile.hardware
+    pm = getattr(profile, "performance_model", None)
+    par = pm.parallelism if pm is not None else None
+    return ServingHardware(
+        name=hw.name,
+        usd_per_h=hw.usd_per_h if usd_per_h is None else usd_per_h,
+        memory_bytes=float(hw.memory_bytes) if hw.memory_bytes else None,
+        peak_flop_per_s=hw.peak_flop_per_s,
+        interconnect_bytes_per_s=par.interconnect_bytes_per_s if par else None,
+        allreduce_latency_s=par.allreduce_latency_s if par else 0.0,
+        **overrides,
+    )
+
+
+def usable_bytes_per_device(hw: ServingHardware) -> float | None:
+    if hw.memory_bytes is None:
+        return None
+    return hw.memory_bytes * hw.memory_utilization - hw.activation_reserve_bytes
+
+
+def layout(shape: ModelShape, hw: ServingHardware, wl: Workload) -> tuple[int, int]:
+    """(tensor parallel, pipeline stages) of the smallest replica holding the weights + one sequence."""
+    usable = usable_bytes_per_device(hw)
+    if usable is None:
+        return 1, 1
+    if usable <= 0:
+        raise ValueError(f"hardware {hw.name}: no memory left after the activation reserve")
+    need = shape.weight_bytes + shape.kv_bytes_per_token * wl.max_context_tokens
+    for g in (1, 2, 4, 8):
+        if g * usable >= need:
+            return g, 1
+    return 8, math.ceil(need / (8 * usable))
+
+
+def max_batch_memory(shape: ModelShape, hw: ServingHardware, wl: Workload, devices: int) -> int:
+    """Sequences whose full-context KV cache fits beside the weights (at most max_num_seqs)."""
+    usable = usable_bytes_per_device(hw)
+    if usable is None:
+        return hw.max_num_seqs
+    room = devices * usable - shape.weight_bytes
+    b = int(room // (shape.kv_bytes_per_token * wl.max_context_tokens))
+    return max(0, min(b, hw.max_num_seqs))
+
+
+def steady_state(perf: PerformanceModel, shape: ModelShape, wl: Workload, batch, hw: ServingHardware,
+                 tp: int = 1, pp: int = 1) -> dict[str, np.ndarray]:
+    """Closed-form steady state of a replica at `batch` sequences in flight (vectorised over batch)."""
+    b = np.asarray(batch, float)
+    p, g = float(wl.input_tokens), float(wl.output_tokens)
+    n = b * (g - 1) / g
+    ctx = n * (p + g / 2)
+    pre = b * p / g
+    pairs = b * p * (p + 1) / 2 / g
+    t = parallel_step_time_s(perf.model, shape, n / pp, ctx / pp, pre / pp, pairs / pp, tensor_parallel=tp,
+                             pipeline_parallel=pp, allreduce_latency_s=hw.allreduce_latency_s,
+                             interconnect_bytes_per_s=hw.interconnect_bytes_per_s)
+    over = perf.model.request_overhead_s
+    rps = b / (g * t + over)
+    return {"step_s": t, "tpot_s": t, "ttft_s": over + 1.5 * t, "requests_per_s": rps,
+            "output_tokens_per_s": rps * g, "input_tokens_per_s": rps * p}
+
+
+@dataclass(frozen=True)
+class ServingPoint:
+    """How one replica of a candidate model serves the workload, and what a request costs."""
+
+    params_matmul: float
+    shape: ModelShape
+    devices_per_replica: int
+    tensor_parallel: int
+    pipeline_parallel: int
+    max_batch_memory: int
+    batch: int
+    batch_limited_by: str  # "memory" | "slo" | "max_num_seqs" | "throughput"
+    meets_slo: bool
+    output_tokens_per_s: float  # per replica at that batch
+    requests_per_s: float
+    tpot_s: float
+    ttft_s: float
+    usd_per_request: float
+    decode_flop_per_s_per_device: float  # effective, paper convention (2N per output token)
+    decode_mfu: float | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def device_s_per_request(self) -> float:
+        return self.devices_per_replica / self.requests_per_s
+
+
+def _meets(st: dict, wl: Workload) -> np.ndarray:
+    ok = np.ones_like(st["tpot_s"], dtype=bool)
+    if wl.tpot_slo_s is not None:
+        ok &= st["tpot_s"] <= wl.tpot_slo_s
+    if wl.ttft_slo_s is not None:
+        ok &= st["ttft_s"] <= wl.ttft_slo_s
+    return ok
+
+
+def _pick(st: dict, ok: np.ndarray) -> tuple[int, bool]:
+    """Index of the best batch: highest throughput meeting the SLO (smallest batch among equals)."""
+    rate = st["requests_per_s"]
+    if ok.any():
+        cand = np.where(ok, rate, -np.inf)
+        return int(np.argmax(cand >= cand.max() * (1.0 - 1e-9))), True
+    return int(np.argmin(st["tpot_s"])), False
+
+
+def serving_point(params_matmul: float, hw: ServingHardware, perf: PerformanceModel, wl: Workload,
+                  shape: ModelShape | None = None) -> ServingPoint:
+    """Best batch for a candidate N under memory and the SLO, and its $/request (module docstring)."""
+    shape = shape or perf.shape(params_matmul)
+    tp, pp = layout(shape, hw, wl)
+    g = tp * pp
+    b_mem = max_batch_memory(shape, hw, wl, g)
+    notes = []
+    if hw.memory_bytes is None:
+        notes.append("memory unknown: weights assumed to fit, batch capped at max_num_seqs only")
+    if b_mem < 1:
+        notes.append("KV room for less than one full sequence beside the weights")
+    b_max = max(1, b_mem)
+    batches = np.arange(1, b_max + 1, dtype=float)
+    st = steady_state(perf, shape, wl, batches, hw, tp, pp)
+    ok = _meets(st, wl)
+    i, meets = _pick(st, ok)
+    if not meets:
+        notes.append(f"no batch meets the SLO; the lowest-latency batch ({i + 1}) is used")
+    b = i + 1
+    if not meets:
+        limited = "slo"
+    elif b == b_max:
+        limited = "max_num_seqs" if b_mem >= hw.max_num_seqs else "memory"
+    elif i + 1 < len(batches) and not ok[i + 1]:
+        limited = "slo"
+    else:
+        limited = "throughput"
+    rps = float(st["requests_per_s"][i])
+    out_rate = float(st["output_tokens_per_s"][i])
+    eff = out_rate * 2.0 * params_matmul / g
+    return ServingPoint(
+        params_matmul=params_matmul, shape=shape, devices_per_replica=g, tensor_parallel=tp, pipeline_parallel=pp,
+        max_batch_memory=b_mem, batch=b, batch_limited_by=limited, meets_slo=meets,
+        output_tokens_per_s=out_rate, requests_per_s=rps, tpot_s=float(st["tpot_s"][i]),
+        ttft_s=float(st["ttft_s"][i]), usd_per_request=g * hw.usd_per_h / SECONDS_PER_HOUR / rps,
+        decode_flop_per_s_per_device=eff, decode_mfu=(eff / hw.peak_flop_per_s) if hw.peak_flop_per_s else None,
+        notes=tuple(notes),
+    )  # fmt: skip
+
+
+def usd_per_request(params, hw: ServingHardware, perf: PerformanceModel, wl: Workload) -> np.ndarray:
+    """$/request of each candidate N (vectorised over N by looping; each point is closed form)."""
+    n = np.atleast_1d(np.asarray(params, float))
+    return np.array([serving_point(float(x), hw, perf, wl).usd_per_request for x in n])
