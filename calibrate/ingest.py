@@ -37,6 +37,7 @@ from pathlib import Path
 
 from bench.files import safe_name, sha256_file
 from bench.gpus import get_device
+from bench.metrics import summarize
 from bench.schema import (
     Environment,
     HardwareInfo,
@@ -148,12 +149,6 @@ def _num(data: dict, key: str, path: str, *, required: bool = True, allow_none: 
     return value
 
 
-def _summary(records: list[RequestRecord]) -> Summary:
-    from bench.metrics import summarize
-
-    return summarize(records)
-
-
 def _loaded(path: str, sha: str, record: RunRecord, records: list[RequestRecord] | None, source: str) -> LoadedRun:
     return LoadedRun(path=path, sha256=sha, record=record,
                      requests=None if records is None else request_arrays(records), source=source)
@@ -257,7 +252,7 @@ def load_vllm_bench_json(path: str | Path, *, model: ModelInfo, hardware: Hardwa
         conc = concurrency or (int(max_c) if max_c else (completed + failed if closed else None))
         records = _vllm_records(data, where)
         if records is not None:
-            summary = _summary(records)
+            summary = summarize(records)
             ok = [r for r in records if r.error is None]
             in_lens = [r.input_tokens for r in ok]
             out_lens = [r.output_tokens for r in ok]
@@ -355,7 +350,7 @@ def load_guidellm_json(path: str | Path, *, model: ModelInfo, hardware: Hardware
                                          requested_output_tokens=1, error="guidellm: errored or incomplete"))
         if not ok_list:
             raise InputError(where, "requests.successful", "no successful requests")
-        summary = _summary(records)
+        summary = summarize(records)
         in_lens = [r.input_tokens for r in records if r.error is None]
         out_lens = [r.output_tokens for r in records if r.error is None]
         kind = workload or infer_workload(in_lens, out_lens)

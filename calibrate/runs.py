@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from pydantic import ValidationError
 
 from bench.files import sha256_file
+from bench.metrics import e2e_s, is_ok, tpot_s, ttft_s
 from bench.schema import (FAILED_MARKER, METRICS_BEFORE, REQUESTS_FILE, RUN_FILE, RequestRecord, RunRecord,
                           one_line)
 from calibrate.errors import InputError
@@ -55,8 +55,6 @@ class LoadedRun:
 
 def request_arrays(records: Iterable[RequestRecord]) -> RequestArrays | None:
     """Arrays of the ok measured requests (bench.metrics definitions of E2E, TTFT, TPOT)."""
-    from bench.metrics import e2e_s, is_ok, tpot_s, ttft_s
-
     ok = [r for r in records if not r.warmup and is_ok(r)]
     if not ok:
         return None
@@ -259,8 +257,10 @@ def run_row(run: LoadedRun) -> dict:
     return row
 
 
-def to_dataframe(runs: Sequence[LoadedRun]) -> pd.DataFrame:
-    """One row per run (see `run_row` for the columns)."""
+def to_dataframe(runs: Sequence[LoadedRun]):
+    """One row per run (see `run_row` for the columns), as a pandas DataFrame."""
+    import pandas as pd  # only here: the rest of calibrate does not need pandas
+
     return pd.DataFrame([run_row(r) for r in runs])
 
 
