@@ -36,12 +36,21 @@ DEFAULT_INPUT = {"prefill": 512, "decode": 8, "mixed": 70}
 DEFAULT_OUTPUT = {"prefill": 1, "decode": 256, "mixed": 215}
 
 
+MAX_RUN_S = 7 * 24 * 3600.0  # a request rate must let a run's arrivals fit in a week
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: `inf` / `nan` in a TOML file or on the command line is an error for every
+    # float field (TOML has inf and nan literals; Python's float() parses "inf" and "1e400")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ServerSection(_Strict):
-    endpoint: str | None = None  # measure an already running OpenAI-compatible server
+    """How the server is started (or which running servers are measured). The one declaration of
+    each server setting: bench.server.vllm_command / VllmServer take this section, the CLI flags are
+    made from `SERVER_FLAGS`, and run.json records the parallel layout from it."""
+
+    endpoint: str | list[str] | None = None  # measure already running OpenAI-compatible server(s)
     api_key_env: str | None = None  # NAME of the environment variable holding the key (never the key)
     served_name: str | None = None  # model name the server answers to (default: the model's name)
     quantization: str | None = None  # vLLM --quantization (compressed-tensors is auto-detected)
@@ -49,16 +58,58 @@ class ServerSection(_Strict):
     max_model_len: int | None = Field(default=None, gt=0)
     max_num_seqs: int | None = Field(default=None, gt=0)
     tensor_parallel_size: int = Field(default=1, gt=0)
+    pipeline_parallel_size: int = Field(default=1, gt=0)
+    data_parallel_size: int = Field(default=1, gt=0)
+    distributed_executor_backend: Literal["mp", "ray", "uni", "external_launcher"] | None = None
     enforce_eager: bool = True
+    prefix_caching: bool = False  # a cached prefix skips prefill and would inflate prefill MFU
+    port: int | None = Field(default=None, gt=0, lt=65536)  # None: a free port picked by the OS
     startup_timeout_s: float = Field(default=600, gt=0)
+    stop_timeout_s: float = Field(default=30, gt=0)
     extra_args: list[str] = Field(default_factory=list)
 
     @field_validator("endpoint")
     @classmethod
-    def _endpoint_is_http_url(cls, v: str | None) -> str | None:
-        if v is not None and not (v.startswith(("http://", "https://")) and len(v.split("://", 1)[1]) > 0):
-            raise ValueError(f"endpoint {v!r}: must be an http:// or https:// URL, e.g. http://127.0.0.1:8000")
+    def _endpoint_is_http_url(cls, v: str | list[str] | None) -> str | list[str] | None:
+        for url in [v] if isinstance(v, str) else (v or []):
+            if not (url.startswith(("http://", "https://")) and len(url.split("://", 1)[1]) > 0):
+                raise ValueError(f"endpoint {url!r}: must be an http:// or https:// URL, e.g. http://127.0.0.1:8000")
+        if isinstance(v, list) and not v:
+            raise ValueError("endpoint = []: give at least one URL, or leave endpoint out")
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"endpoint {v!r}: the same URL twice")
         return v
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoint URLs ([] when bench starts vLLM itself)."""
+        return [self.endpoint] if isinstance(self.endpoint, str) else list(self.endpoint or [])
+
+    def devices(self) -> int:
+        """Devices one deployment uses: tensor x pipeline x data parallel."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
+
+
+# [server] keys that are also command-line flags: key -> (flag, argparse kwargs besides type).
+# bench.cli adds them with `add_server_args` and reads them back with `server_overrides`.
+SERVER_FLAGS: dict[str, tuple[str, dict]] = {
+    "endpoint": ("--endpoint", dict(metavar="URL", action="append",
+                                    help="measure this running OpenAI-compatible server instead of starting vLLM; "
+                                         "repeat for several endpoints of one deployment (load split across them)")),
+    "api_key_env": ("--api-key-env", dict(metavar="NAME", help="environment variable holding the endpoint's API key (never written)")),
+    "served_name": ("--served-name", dict(help="model name the server answers to")),
+    "quantization": ("--quantization", dict(help="vLLM --quantization (compressed-tensors W8A8 is auto-detected)")),
+    "dtype": ("--dtype", dict(help="vLLM --dtype (default auto: bfloat16 or float32 on a CPU)")),
+    "max_model_len": ("--max-model-len", dict(metavar="N")),
+    "max_num_seqs": ("--max-num-seqs", dict(metavar="N")),
+    "tensor_parallel_size": ("--tensor-parallel-size", dict(metavar="N")),
+    "pipeline_parallel_size": ("--pipeline-parallel-size", dict(metavar="N")),
+    "data_parallel_size": ("--data-parallel-size", dict(metavar="N")),
+    "distributed_executor_backend": ("--distributed-executor-backend",
+                                     dict(choices=("mp", "ray", "uni", "external_launcher"),
+                                          help="vLLM's executor for multi-GPU/multi-node serving, e.g. ray")),
+    "port": ("--port", dict(metavar="PORT", help="port for the vLLM server bench starts (default: a free one)")),
+}
 
 
 class HardwareSection(_Strict):
@@ -109,6 +160,19 @@ class SweepConfig(_Strict):
     server: ServerSection = Field(default_factory=ServerSection)
     hardware: HardwareSection = Field(default_factory=HardwareSection)
     runs: list[RunEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rates_give_finite_runs(self):
+        # n requests at rate r arrive over ~n/r seconds: 1e-300/s is "valid" but never ends
+        for i, e in enumerate(self.runs):
+            n = e.num_requests or self.num_requests
+            for r in e.request_rate_per_s or []:
+                if n / r > MAX_RUN_S:
+                    raise ValueError(
+                        f"runs.{i}.request_rate_per_s: {r:g} requests/s makes {n} requests take ~{n / r:.3g} s; "
+                        f"allowed: a finite rate >= {n / MAX_RUN_S:.3g} requests/s (a run's arrivals within a week)"
+                    )
+        return self
 
     def specs(self) -> list["RunSpec"]:
         """Every (workload, concurrency | rate) of the sweep, in file order."""
@@ -181,12 +245,45 @@ class ConfigError(ValueError):
     """A config file or flag value that is not allowed; the message is one line for the CLI."""
 
 
+# where a config key came from when it was given as a flag (for messages about the command line)
+_FLAGS = {
+    "model": "--model", "model_name": "--model-name", "results": "--results", "num_requests": "--num-requests",
+    "warmup": "--warmup", "seed": "--seed", "slo_ttft_s": "--slo-ttft-s", "slo_tpot_s": "--slo-tpot-s",
+    "workload": "--workload", "input_tokens": "--input-tokens", "output_tokens": "--output-tokens",
+    "distribution_file": "--distribution-file", "concurrency": "--concurrency",
+    "request_rate_per_s": "--request-rate", "hardware.name": "--hardware-name",
+    "hardware.usd_per_hour": "--usd-per-hour", "hardware.peak_flop_per_s": "--peak-flop-per-s",
+    "hardware.memory_bandwidth_bytes_per_s": "--memory-bandwidth",
+    **{f"server.{k}": flag for k, (flag, _) in SERVER_FLAGS.items()},
+}  # fmt: skip
+
+
+def flag_for(loc: tuple | list) -> str | None:
+    """The command-line flag of a config location, e.g. ("runs", 0, "request_rate_per_s", 1) -> "--request-rate"."""
+    parts = [str(p) for p in loc if not isinstance(p, int) and not str(p).isdigit()]
+    if parts[:1] == ["runs"]:
+        parts = parts[1:]
+    for n in range(len(parts), 0, -1):
+        flag = _FLAGS.get(".".join(parts[:n]))
+        if flag:
+            return flag
+    return None
+
+
 def _one_line(err: ValidationError, where: str) -> str:
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    loc, msg = tuple(e["loc"]), e["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    head, sep, rest = msg.partition(": ")
+    if not loc and sep and "." in head and " " not in head:  # a model check naming its key: "runs.0.x: ..."
+        loc, msg = tuple(head.split(".")), rest
+    name = ".".join(str(p) for p in loc) or "(top level)"
+    if where == "command line" and loc:
+        name = flag_for(loc) or name
     got = e.get("input")
-    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{where}: {loc}: {e['msg']}{got_s}"
+    got_s = "" if isinstance(got, (dict, BaseModel)) or not loc or e["loc"] == () else f" (got {got!r})"
+    return f"{where}: {name}: {msg}{got_s}"
 
 
 def parse_config(data: dict, where: str = "config") -> SweepConfig:
@@ -207,6 +304,39 @@ def load_config(path: str | Path) -> SweepConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"--config {str(p)!r}: not valid TOML: {err}") from None
     return parse_config(data, where=str(p))
+
+
+def check_inputs(cfg: SweepConfig) -> None:
+    """The checks that need the file system, made before any server starts or run directory exists:
+    every distribution file is read (exists, has the columns, lengths >= 1). ConfigError, one line."""
+    from bench.load import read_length_distribution
+
+    for i, e in enumerate(cfg.runs):
+        if e.distribution_file:
+            try:
+                read_length_distribution(e.distribution_file)
+            except ValueError as exc:
+                raise ConfigError(f"--distribution-file / runs.{i}.distribution_file: {exc}") from None
+
+
+def add_server_args(group, *, positive_int) -> None:
+    """Add the [server] flags of SERVER_FLAGS to an argparse group; `positive_int` is the CLI's
+    argparse type for counts (its one number type)."""
+    ints = {"max_model_len", "max_num_seqs", "tensor_parallel_size", "pipeline_parallel_size",
+            "data_parallel_size", "port"}
+    for key, (flag, kwargs) in SERVER_FLAGS.items():
+        group.add_argument(flag, dest=f"server_{key}", **({"type": positive_int} if key in ints else {}), **kwargs)
+
+
+def server_overrides(args) -> dict:
+    """{"server.<key>": value} of the [server] flags given on the command line (None: not given)."""
+    out = {}
+    for key in SERVER_FLAGS:
+        value = getattr(args, f"server_{key}", None)
+        if key == "endpoint" and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        out[f"server.{key}"] = value
+    return out
 
 
 def with_overrides(cfg: SweepConfig, overrides: dict) -> SweepConfig:

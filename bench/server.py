@@ -24,6 +24,7 @@ of a sweep may copy it too with `start=0`. `LogSlicer` wraps the two offsets in 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
 import socket
@@ -32,10 +33,17 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.supervise import group_members
+
+if TYPE_CHECKING:
+    from bench.config import ServerSection
 
 LOG_TAIL_LINES = 40
 HOST = "127.0.0.1"
@@ -130,18 +138,10 @@ def resolve_dtype(dtype: str, *, cpu: bool | None = None) -> str:
 
 
 def has_cuda_gpu() -> bool:
-    """True when NVML reports at least one GPU. NVML is light to import (unlike torch) and is
-    what tells a GPU node from this CPU machine; /dev/nvidia0 is the fallback check."""
-    try:
-        import pynvml  # nvidia-ml-py
+    """True when a CUDA GPU is usable here (bench.nvml's rule: NVML sees a device, or /dev/nvidia0)."""
+    from bench.nvml import gpu_present
 
-        pynvml.nvmlInit()
-        try:
-            return pynvml.nvmlDeviceGetCount() > 0
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # library missing, driver missing: no usable GPU
-        return os.path.exists("/dev/nvidia0")
+    return gpu_present()
 
 
 def server_env(
@@ -163,24 +163,28 @@ def server_env(
     return merged
 
 
+def server_settings(settings: "ServerSection | None" = None, **fields) -> "ServerSection":
+    """A bench.config.ServerSection: `settings` (default: all defaults) with `fields` replaced, validated."""
+    from bench.config import ServerSection
+
+    base = settings.model_dump() if settings is not None else {}
+    return ServerSection.model_validate({**base, **fields})
+
+
 def vllm_command(
     model_dir: str | os.PathLike,
+    settings: "ServerSection | None" = None,
     *,
     served_name: str,
     port: int,
     host: str = HOST,
-    quantization: str | None = None,
-    dtype: str = "bfloat16",
-    max_model_len: int | None = None,
-    max_num_seqs: int | None = None,
-    tensor_parallel_size: int = 1,
     seed: int = 0,
-    enforce_eager: bool = True,
-    prefix_caching: bool = False,
-    extra_args: Sequence[str] = (),
     python: str = sys.executable,
+    **fields,
 ) -> list[str]:
-    """argv for vLLM's OpenAI server. Flags beyond the obvious ones, and why:
+    """argv for vLLM's OpenAI server from the [server] section (`settings`, bench.config.ServerSection;
+    keyword `fields` such as max_num_seqs=8 replace its values). `settings.dtype` is passed as is:
+    resolve "auto" first (resolve_dtype). Flags beyond the obvious ones, and why:
 
     --enable-mfu-metrics          vLLM's own FLOP/byte counters (vllm:estimated_flops_per_gpu_total),
                                   compared with our count in `derived.flop_ratio_to_vllm`.
@@ -189,36 +193,39 @@ def vllm_command(
                                   or cap output lengths behind our back.
     --disable-uvicorn-access-log  one log line per request slows the server and floods server.log.
     """
-    if tensor_parallel_size < 1:
-        raise ValueError(f"tensor_parallel_size={tensor_parallel_size!r}: must be >= 1")
-    for name, value in (("max_model_len", max_model_len), ("max_num_seqs", max_num_seqs)):
-        if value is not None and value < 1:
-            raise ValueError(f"{name}={value!r}: must be a positive integer or None")
     if not 0 < port < 65536:
         raise ValueError(f"port={port!r}: must be in 1..65535")
+    fields.setdefault("dtype", "bfloat16" if settings is None else settings.dtype)
+    srv = server_settings(settings, **fields)
     cmd = [
         python, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir),
         "--served-model-name", served_name,
         "--host", host,
         "--port", str(port),
-        "--dtype", dtype,
-        "--tensor-parallel-size", str(tensor_parallel_size),
+        "--dtype", srv.dtype,
+        "--tensor-parallel-size", str(srv.tensor_parallel_size),
         "--seed", str(seed),
         "--enable-mfu-metrics",
         "--generation-config", "vllm",
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
-    cmd.append("--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching")
-    if max_model_len is not None:
-        cmd += ["--max-model-len", str(max_model_len)]
-    if max_num_seqs is not None:
-        cmd += ["--max-num-seqs", str(max_num_seqs)]
-    if quantization is not None:
-        cmd += ["--quantization", quantization]
-    if enforce_eager:
+    if srv.pipeline_parallel_size != 1:
+        cmd += ["--pipeline-parallel-size", str(srv.pipeline_parallel_size)]
+    if srv.data_parallel_size != 1:
+        cmd += ["--data-parallel-size", str(srv.data_parallel_size)]
+    if srv.distributed_executor_backend is not None:
+        cmd += ["--distributed-executor-backend", srv.distributed_executor_backend]
+    cmd.append("--enable-prefix-caching" if srv.prefix_caching else "--no-enable-prefix-caching")
+    if srv.max_model_len is not None:
+        cmd += ["--max-model-len", str(srv.max_model_len)]
+    if srv.max_num_seqs is not None:
+        cmd += ["--max-num-seqs", str(srv.max_num_seqs)]
+    if srv.quantization is not None:
+        cmd += ["--quantization", srv.quantization]
+    if srv.enforce_eager:
         cmd.append("--enforce-eager")
-    cmd += list(extra_args)
+    cmd += list(srv.extra_args)
     return cmd
 
 
@@ -257,8 +264,251 @@ def copy_log_slice(
     return dst
 
 
-# --------------------------------------------------------------------------- process management
+# --------------------------------------------------------------------------- signals: a prompt, clean stop
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+INTERRUPT_GRACE_S = 2.0  # after an interrupt the server gets this long after SIGTERM, then SIGKILL
+
+
+class Interrupted(SystemExit):
+    """A stop signal (SIGTERM, SIGINT, SIGHUP) arrived. Raised in the main thread so the stack
+    unwinds in order: the load is cancelled (in-flight requests recorded as interrupted), the run is
+    marked, the server is stopped; uncaught, the process exits with 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + int(signum))
+        self.signum = int(signum)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal_name}"
+
+
+def _raise_interrupted(signum, frame):  # noqa: ARG001
+    raise Interrupted(signum)
+
+
+def install_stop_handlers(signals: Sequence[int] = STOP_SIGNALS) -> bool:
+    """Make each of `signals` raise `Interrupted` (the CLI calls this; SIGINT then behaves exactly as
+    SIGTERM). Only possible from the main thread: returns False elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for sig in signals:
+        signal.signal(sig, _raise_interrupted)
+    return True
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    return isinstance(exc, (Interrupted, KeyboardInterrupt))
+
+
+# --------------------------------------------------------------------------- process groups
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a live process of group `pgid` exists. Zombies do not count (a dead leader not yet
+    reaped by us, or children not yet reaped by theirs): on Linux /proc is read; elsewhere kill(0)."""
+    if os.path.isdir("/proc/self"):
+        return bool(group_members(pgid))
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_group_gone(pgid: int, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None:
+            proc.poll()  # reap our own child (the group leader) first
+        if not group_alive(pgid):
+            _wait_zombies_reaped(pgid, proc)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _wait_zombies_reaped(pgid: int, proc: subprocess.Popen | None = None, timeout_s: float = 1.0) -> None:
+    """Dead members whose parent died too are reaped by init a moment later; give it that moment,
+    so that `os.killpg(pgid, 0)` also says the group is gone (never longer than `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()  # our own zombie: reap it
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
+
+
+def stop_group(pgid: int, grace_s: float, proc: subprocess.Popen | None = None) -> bool:
+    """SIGTERM to group `pgid`, up to `grace_s` for it to go, then SIGKILL; True when it is gone."""
+    if not group_alive(pgid) and (proc is None or proc.poll() is not None):
+        return True
+    _signal_group(pgid, signal.SIGTERM)
+    if _wait_group_gone(pgid, grace_s, proc):
+        return True
+    # SIGKILL the members first and the leader (our supervisor) last: the supervisor reaps them
+    # at once, where init might leave their zombies in the group for seconds
+    for pid in group_members(pgid, exclude=pgid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + 1.0
+    while group_members(pgid, exclude=pgid, zombies=True) and time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    return _wait_group_gone(pgid, 5.0, proc)
+
+
+# --------------------------------------------------------------------------- server records (pid/port files)
+
+RECORD_PREFIX = "server-"
+
+
+def runtime_dir() -> Path:
+    """Where bench keeps one small JSON file per server it started (pgid, port, owner):
+    $BENCH_RUNTIME_DIR, else $XDG_RUNTIME_DIR/infercost-bench, else <tmp>/infercost-bench-<uid>."""
+    env = os.environ.get("BENCH_RUNTIME_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg):
+        return Path(xdg) / "infercost-bench"
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"infercost-bench-{os.getuid()}"
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22): with the pid,
+    it names one process for good (a pid can be reused, the pair cannot). None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+        fields = stat[stat.rfind(")") + 2:].split()
+        return None if fields[0] == "Z" else int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _same_process(pid: int | None, ticks: int | None) -> bool:
+    return pid is not None and ticks is not None and process_start_ticks(pid) == ticks
+
+
+def read_server_records(directory: Path | None = None) -> list[tuple[Path, dict]]:
+    d = directory or runtime_dir()
+    out = []
+    for p in sorted(d.glob(f"{RECORD_PREFIX}*.json")) if d.is_dir() else []:
+        try:
+            out.append((p, json.loads(p.read_text())))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _record_group_is_ours(rec: dict) -> bool:
+    """The group a record names still exists and is the one we started: its leader is the recorded
+    process, or the leader is gone but members remain (Linux never hands out a pid equal to the id of
+    a process group that still has members, so that group is the recorded one)."""
+    pgid = rec.get("pgid")
+    if not isinstance(pgid, int) or not group_alive(pgid):
+        return False
+    leader_ticks = process_start_ticks(pgid)
+    return leader_ticks is None or leader_ticks == rec.get("leader_start_ticks")
+
+
+def stop_stale_servers(directory: Path | None = None, *, grace_s: float = 5.0) -> list[str]:
+    """Stop every server a bench process started and did not stop because it died (its owner is
+    gone); drop records of groups that are gone. Returns one line per server stopped."""
+    said = []
+    for path, rec in read_server_records(directory):
+        if _same_process(rec.get("owner_pid"), rec.get("owner_start_ticks")):
+            continue  # its bench process still runs: not stale
+        if _record_group_is_ours(rec):
+            gone = stop_group(int(rec["pgid"]), grace_s)
+            said.append(f"stopped a stale server left by bench pid {rec.get('owner_pid')} "
+                        f"(process group {rec['pgid']}, port {rec.get('port')})" + ("" if gone else ": it did not go"))
+            if not gone:
+                continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    return said
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_holder(port: int) -> str:
+    """`pid N (command)` of the process listening on TCP `port`, as far as /proc shows it; else ''."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(f[9])
+    if not inodes:
+        return ""
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    return f"pid {pid} ({cmd.strip()[:120]})"
+        except OSError:
+            continue
+    return ""
+
+
+def check_port(host: str, port: int, directory: Path | None = None) -> None:
+    """ServerError (one line) when `port` is taken: by a server a live bench process started, or by a
+    program bench did not start. A stale server of ours on it is stopped first (stop_stale_servers)."""
+    if not port_in_use(host, port):
+        return
+    for _, rec in read_server_records(directory):
+        if rec.get("port") == port and _record_group_is_ours(rec):
+            raise ServerError(f"port {port} on {host} is held by a server that bench pid {rec.get('owner_pid')} "
+                              f"started and still runs; wait for it or give another port ([server] port / --port)")
+    holder = port_holder(port)
+    raise ServerError(f"port {port} on {host} is in use by {holder or 'another program'}, which bench did not "
+                      f"start; stop it or give another port ([server] port / --port)")
+
+
+# --------------------------------------------------------------------------- the server process
+
+SUPERVISOR = Path(__file__).with_name("supervise.py")
 _live: "set[ServerProcess]" = set()  # strong refs: a dropped object must still be stopped at exit
 _safety_lock = threading.Lock()
 _safety_installed = False
@@ -267,15 +517,15 @@ _safety_installed = False
 def _stop_all_live() -> None:
     for proc in list(_live):
         try:
-            proc.stop()
-        except Exception:  # a safety net must not raise while the interpreter exits
+            proc.stop(grace_s=INTERRUPT_GRACE_S)
+        except BaseException:  # a safety net must not raise while the interpreter exits
             pass
 
 
 def _install_safety_net() -> None:
-    """atexit stops live servers on normal interpreter exit and after an uncaught exception.
-    SIGTERM/SIGHUP kill Python without running atexit, so where nobody else handles them
-    (handler still the default) we stop the servers and then exit with 128 + signal number."""
+    """atexit stops live servers on interpreter exit (normal, uncaught exception, `Interrupted`).
+    Where nobody else handles SIGTERM/SIGHUP (handler still the default, which would kill Python
+    without unwinding), they raise `Interrupted`, so `with` blocks and atexit run."""
     global _safety_installed
     with _safety_lock:
         if _safety_installed:
@@ -284,21 +534,18 @@ def _install_safety_net() -> None:
     atexit.register(_stop_all_live)
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
-
-    def handler(signum, frame):  # noqa: ARG001
-        _stop_all_live()
-        raise SystemExit(128 + signum)
-
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) == signal.SIG_DFL:
-            signal.signal(sig, handler)
+            signal.signal(sig, _raise_interrupted)
 
 
 class ServerProcess:
     """Any HTTP server command run in its own process group, logged to a file, health-checked.
 
-    Separate from `VllmServer` so the start/health/stop logic can be tested with a small fake
-    server script instead of vLLM.
+    The command runs under bench/supervise.py (the group's leader), which takes the whole group down
+    when this process dies, even by SIGKILL. A record file in `runtime_dir()` names the group, its
+    port and this process, so a later bench start stops a server whose owner died (`stop_stale_servers`).
+    Separate from `VllmServer` so the lifecycle can be tested with a small fake server script.
     """
 
     def __init__(
@@ -312,22 +559,30 @@ class ServerProcess:
         stop_timeout_s: float = 30,
         health_path: str = "/health",
         poll_interval_s: float = 0.5,
+        check_port: bool = True,
+        supervise: bool = True,
     ):
         if startup_timeout_s <= 0:
             raise ValueError(f"startup_timeout_s={startup_timeout_s!r}: must be > 0 seconds")
         self.argv = list(argv)
         self.base_url = base_url.rstrip("/")
+        parsed = urllib.parse.urlsplit(self.base_url)
+        self.host, self.port = parsed.hostname or HOST, parsed.port
         self.log_path = Path(log_path)
         self.env = dict(env) if env is not None else None
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.health_path = health_path
         self.poll_interval_s = poll_interval_s
+        self.check_port = check_port
+        self.supervise = supervise
         self._proc: subprocess.Popen | None = None
         self._log_file = None
+        self._record_path: Path | None = None
         self.pgid: int | None = None
         self.startup_s: float | None = None  # seconds from spawn to the first healthy /health
         self.startup_log_end: int | None = None  # log offset when healthy (end of the start-up part)
+        self.stale_stopped: list[str] = []  # what stop_stale_servers did before this start
 
     # ---- state
     @property
@@ -370,17 +625,52 @@ class ServerProcess:
         )
 
     # ---- lifecycle
+    def _spawn_argv(self) -> list[str]:
+        if not self.supervise:
+            return list(self.argv)
+        return [sys.executable, "-I", "-S", str(SUPERVISOR), "--parent", str(os.getpid()),
+                "--grace", f"{self.stop_timeout_s:g}", "--", *self.argv]
+
+    def _write_record(self) -> None:
+        d = runtime_dir()
+        try:
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = d / f"{RECORD_PREFIX}{self.pgid}.json"
+            rec = {
+                "pgid": self.pgid, "leader_start_ticks": process_start_ticks(self.pgid),
+                "owner_pid": os.getpid(), "owner_start_ticks": process_start_ticks(os.getpid()),
+                "host": self.host, "port": self.port, "base_url": self.base_url, "argv": self.argv,
+                "log_path": str(self.log_path), "started_unix_s": round(time.time(), 3),
+            }  # fmt: skip
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(rec, indent=1) + "\n")
+            os.replace(tmp, path)
+            self._record_path = path
+        except OSError:
+            self._record_path = None  # no record: the supervisor still stops the server if we die
+
+    def _drop_record(self) -> None:
+        if self._record_path is not None:
+            try:
+                self._record_path.unlink()
+            except FileNotFoundError:
+                pass
+            self._record_path = None
+
     def start(self) -> "ServerProcess":
         if self._proc is not None:
             raise ServerError(f"server already started (pid {self.pid})")
         _install_safety_net()
+        self.stale_stopped = stop_stale_servers()
+        if self.check_port and self.port is not None:
+            check_port(self.host, self.port)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Append: a log is evidence, never overwritten (a retried start adds below the old one).
         self._log_file = open(self.log_path, "ab")
         t0 = time.monotonic()
         try:
             self._proc = subprocess.Popen(
-                self.argv,
+                self._spawn_argv(),
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -391,12 +681,13 @@ class ServerProcess:
             self._log_file.close()
             self._log_file = None
             raise ServerError(f"could not start {self.argv[0]!r}: {exc}") from exc
-        self.pgid = os.getpgid(self._proc.pid)
+        self.pgid = self._proc.pid  # the session (and group) leader: setsid ran before exec
         _live.add(self)
+        self._write_record()
         try:
             self._wait_healthy(t0)
-        except BaseException:  # Ctrl-C, or anything unexpected: never leave the group running
-            self.stop()
+        except BaseException as exc:  # Ctrl-C, SIGTERM, anything unexpected: never leave the group running
+            self.stop(grace_s=INTERRUPT_GRACE_S if is_interrupt(exc) else None)
             raise
         self.startup_s = time.monotonic() - t0
         self.startup_log_end = self.log_offset()
@@ -417,27 +708,24 @@ class ServerProcess:
                 )
             time.sleep(self.poll_interval_s)
 
-    def stop(self) -> None:
-        """SIGTERM to the process group, wait up to stop_timeout_s, then SIGKILL. Idempotent."""
+    def stop(self, grace_s: float | None = None) -> None:
+        """SIGTERM to the process group, up to `grace_s` (default stop_timeout_s) for the leader and
+        every member to go, then SIGKILL. Our leader is reaped before the group is asked whether it is
+        alive, so its zombie never counts. Idempotent."""
         proc, pgid = self._proc, self.pgid
         if proc is None:
             return
+        grace = self.stop_timeout_s if grace_s is None else grace_s
+        gone = False
         try:
-            if pgid is not None:
-                _signal_group(pgid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=self.stop_timeout_s)
-                except subprocess.TimeoutExpired:
-                    pass
-                # Children can outlive the leader; give them the rest of the grace period.
-                _wait_group_gone(pgid, timeout_s=max(1.0, self.stop_timeout_s / 3))
-                _signal_group(pgid, signal.SIGKILL)
-                _wait_group_gone(pgid, timeout_s=5.0)
+            gone = stop_group(pgid, grace, proc) if pgid is not None else False
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=10)
         finally:
             _live.discard(self)
+            if gone or pgid is None or not group_alive(pgid):
+                self._drop_record()  # kept when something survived: the next start finds it
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
@@ -447,35 +735,8 @@ class ServerProcess:
             self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def group_alive(pgid: int) -> bool:
-    """True while any process of group `pgid` exists (a zombie still counts until reaped)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop(grace_s=INTERRUPT_GRACE_S if is_interrupt(exc) else None)
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -484,95 +745,56 @@ def _looks_like_hub_id(name: str) -> bool:
 
 
 class VllmServer(ServerProcess):
-    """vLLM's OpenAI-compatible server on 127.0.0.1:<free port>; a context manager.
+    """vLLM's OpenAI-compatible server on 127.0.0.1:<port>; a context manager.
 
-    with VllmServer(model_dir, served_name="tiny", log_path=run_dir / "server.log") as srv:
+    with VllmServer(model_dir, cfg.server, served_name="tiny", log_path=run_dir / "server.log") as srv:
         ...  # srv.base_url, srv.served_name
+
+    `settings` is the [server] section (bench.config.ServerSection); keyword `fields` replace its
+    values (VllmServer(model_dir, served_name=..., log_path=..., max_num_seqs=16)). The port is
+    `settings.port`, or a free one.
     """
 
     def __init__(
         self,
         model_dir: str | os.PathLike,
+        settings: "ServerSection | None" = None,
         *,
         served_name: str,
         log_path: str | os.PathLike,
-        quantization: str | None = None,
-        dtype: str = "auto",
-        max_model_len: int | None = None,
-        max_num_seqs: int | None = None,
-        tensor_parallel_size: int = 1,
         seed: int = 0,
-        enforce_eager: bool = True,
-        prefix_caching: bool = False,
-        extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
-        startup_timeout_s: float = 600,
-        stop_timeout_s: float = 30,
-        port: int | None = None,
         python: str = sys.executable,
+        **fields,
     ):
         if not Path(model_dir).exists() and not _looks_like_hub_id(str(model_dir)):
             raise ValueError(f"model_dir={str(model_dir)!r}: no such directory (and not a hub id 'org/name')")
+        self.settings = server_settings(settings, **fields)
         self.served_name = served_name
         self.model_dir = str(model_dir)
-        self.port = port if port is not None else free_port()
-        self.dtype = resolve_dtype(dtype)
-        argv = vllm_command(
-            model_dir,
-            served_name=served_name,
-            port=self.port,
-            quantization=quantization,
-            dtype=self.dtype,
-            max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs,
-            tensor_parallel_size=tensor_parallel_size,
-            seed=seed,
-            enforce_eager=enforce_eager,
-            prefix_caching=prefix_caching,
-            extra_args=extra_args,
-            python=python,
-        )
+        self.port = self.settings.port if self.settings.port is not None else free_port()
+        self.dtype = resolve_dtype(self.settings.dtype)
+        argv = vllm_command(model_dir, self.settings, served_name=served_name, port=self.port, seed=seed,
+                            python=python, dtype=self.dtype)
         super().__init__(
             argv,
             base_url=f"http://{HOST}:{self.port}",
             log_path=log_path,
             env=server_env(env),
-            startup_timeout_s=startup_timeout_s,
-            stop_timeout_s=stop_timeout_s,
+            startup_timeout_s=self.settings.startup_timeout_s,
+            stop_timeout_s=self.settings.stop_timeout_s,
         )
 
     def __repr__(self) -> str:
         return f"VllmServer({self.model_dir!r}, served_name={self.served_name!r}, base_url={self.base_url!r}, pid={self.pid})"
 
 
-class LogSlicer:
-    """Copy the part of a shared server log written while the `with` block ran into `dst`.
-
-    with LogSlicer(server, run_dir / "server.log"):
-        run_load(...)
-    """
-
-    def __init__(self, server: ServerProcess, dst: str | os.PathLike, *, start: int | None = None):
-        self.server, self.dst = server, Path(dst)
-        self.start = start
-        self.end: int | None = None
-
-    def __enter__(self) -> "LogSlicer":
-        if self.start is None:
-            self.start = self.server.log_offset()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.end = self.server.log_offset()
-        if self.server.log_path.exists():
-            copy_log_slice(self.server.log_path, self.start or 0, self.end, self.dst)
-
-
-# --------------------------------------------------------------------------- existing endpoint
+# --------------------------------------------------------------------------- existing endpoint(s)
 
 
 class Endpoint:
-    """An already running OpenAI-compatible server at `url` (e.g. "http://gpu-node:8000").
+    """Already running OpenAI-compatible server(s): one URL (e.g. "http://gpu-node:8000"), or several
+    URLs of one deployment (the load is split across them; `base_url` is the first).
 
     The API key is read from the environment variable named `api_key_env` each time it is asked
     for, so it lives in no attribute, repr, log or file of ours.
@@ -580,13 +802,20 @@ class Endpoint:
 
     kind = "endpoint"
 
-    def __init__(self, url: str, *, served_name: str, api_key_env: str | None = None):
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint {url!r}: must start with http:// or https://")
-        base = url.rstrip("/")
-        if base.endswith("/v1"):  # accept the OpenAI-style base URL too
-            base = base[: -len("/v1")]
-        self.base_url = base
+    def __init__(self, url: str | Sequence[str], *, served_name: str, api_key_env: str | None = None):
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("endpoint: give at least one URL")
+        bases = []
+        for u in urls:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint {u!r}: must start with http:// or https://")
+            base = u.rstrip("/")
+            if base.endswith("/v1"):  # accept the OpenAI-style base URL too
+                base = base[: -len("/v1")]
+            bases.append(base)
+        self.base_urls = bases
+        self.base_url = bases[0]
         self.served_name = served_name
         self.api_key_env = api_key_env
         if api_key_env is not None and not os.environ.get(api_key_env):
@@ -605,17 +834,21 @@ class Endpoint:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def healthy(self, timeout_s: float = 5) -> bool:
-        req = urllib.request.Request(self.base_url + "/health", headers=self.headers())
-        try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as r:
-                return 200 <= r.status < 300
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
+        """Every URL answers GET /health with 2xx."""
+        for base in self.base_urls:
+            req = urllib.request.Request(base + "/health", headers=self.headers())
+            try:
+                with urllib.request.urlopen(req, timeout=timeout_s) as r:
+                    if not 200 <= r.status < 300:
+                        return False
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                return False
+        return True
 
     def log_offset(self) -> None:
         return None  # no log of a server we did not start
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float | None = None) -> None:
         pass  # not ours to stop
 
     def __enter__(self) -> "Endpoint":
@@ -625,5 +858,5 @@ class Endpoint:
         pass
 
     def __repr__(self) -> str:
-        return f"Endpoint({self.base_url!r}, served_name={self.served_name!r}, api_key_env={self.api_key_env!r})"
-
+        urls = self.base_url if len(self.base_urls) == 1 else self.base_urls
+        return f"Endpoint({urls!r}, served_name={self.served_name!r}, api_key_env={self.api_key_env!r})"
