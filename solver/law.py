@@ -1,21 +1,9 @@
-"""The loss law of Hoffmann et al. (2022), "approach 3", as used by Sardana et al. (2024), Eq. 1:
+"""The solver's named loss laws (Sardana et al. 2024, Eq. 1: L(N, D) = E + A / N^alpha + B / D^beta).
 
-    L(N, D) = E + A / N^alpha + B / D^beta
-
-N = parameters, D = training tokens, L = pre-training cross-entropy loss (nats/token).
-
-Everything here is closed-form and vectorised over numpy arrays (scalars in, numpy scalars
-out). Two quantities name the two loss terms and recur throughout the solver:
-
-    x = A / N^alpha   (the model-size term)      y = B / D^beta   (the data term)
-
-A "Chinchilla-style" model (Hoffmann et al.; Sardana et al. Table 2/3 baseline) is the one that
-reaches its loss with the least *training* compute 6·N·D. Minimising N·D on the curve
-x + y = L - E gives (Lagrange, or Sardana et al. Eq. 12 with D_inf = 0)
-
-    alpha · x = beta · y        =>   x = beta/(alpha+beta) · (L - E),   y = alpha/(alpha+beta) · (L - E)
-
-which is not 20 tokens per parameter in general (about 27 for the paper's constants at 1B).
+N = parameters, D = training tokens, L = pre-training cross-entropy loss (nats/token). The formula
+and its closed-form inverses live in `calibrate.law` (one home; re-exported here so `solver.law.loss`
+and friends keep working); this module holds `LossLaw` (one coefficient set with its source), the
+named sets of the literature, and law files (`calibrate.schema.LawFile`, unknown keys refused).
 """
 
 from __future__ import annotations
@@ -25,7 +13,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from calibrate.law import (
+    check_reachable,
+    chinchilla_loss_for_params,
+    chinchilla_params_for_loss,
+    chinchilla_tokens_for_loss,
+    chinchilla_tokens_for_params,
+    loss,
+    min_loss_for_params,
+    params_for_loss,
+    tokens_for_loss,
+)
 
 __all__ = [
     "LossLaw",
@@ -113,30 +111,18 @@ def get_law(name: str) -> LossLaw:
 
 
 def load_law_file(path: str | Path) -> LossLaw:
-    """Read a law JSON file: any object with numeric A, B, E, alpha, beta (other keys ignored).
+    """Read a law file (`calibrate.schema.LawFile`: A, B, E, alpha, beta, optional name and provenance;
+    any other key is refused). ValueError, one line "FILE: FIELD: problem"."""
+    from calibrate.schema import LawFile
 
-    The calibrate stage writes `calibrate.schema.LawFile` objects; we read them without importing
-    calibrate so the solver stays importable anywhere.
-    """
     p = Path(path)
+    f = LawFile.load(p)
+    prov = f.provenance
+    source = f"law file {p}" + (f" (provenance: {json.dumps(prov, sort_keys=True, default=str)[:200]})" if prov else "")
     try:
-        data = json.loads(p.read_text())
-    except OSError as exc:
-        raise ValueError(f"law file {str(p)!r}: cannot read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"law file {str(p)!r}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"law file {str(p)!r}: need a JSON object with numeric A, B, E, alpha, beta")
-    missing = [k for k in ("A", "B", "E", "alpha", "beta") if k not in data]
-    if missing:
-        raise ValueError(f"law file {str(p)!r}: missing {', '.join(missing)}; need numeric A, B, E, alpha, beta")
-    name = str(data.get("name") or p.stem)
-    prov = data.get("provenance")
-    source = f"law file {p}" + (f" (provenance: {json.dumps(prov, sort_keys=True)[:200]})" if prov else "")
-    try:
-        return LossLaw(name, data["A"], data["B"], data["E"], data["alpha"], data["beta"], source)
+        return LossLaw(f.name, f.A, f.B, f.E, f.alpha, f.beta, source)
     except ValueError as exc:
-        raise ValueError(f"law file {str(p)!r}: {exc}") from None
+        raise ValueError(f"{p}: {exc}") from None
 
 
 def resolve_law(name_or_path: str | LossLaw | None) -> LossLaw:
@@ -151,75 +137,3 @@ def resolve_law(name_or_path: str | LossLaw | None) -> LossLaw:
     if text.endswith(".json") or Path(text).is_file():
         return load_law_file(text)
     return get_law(text)
-
-
-# --------------------------------------------------------------------------- Eq. 1 and inverses
-
-
-def _arr(v) -> np.ndarray:
-    return np.asarray(v, dtype=float)
-
-
-def loss(law: LossLaw, params, train_tokens) -> np.ndarray:
-    """Eq. 1: L = E + A/N^alpha + B/D^beta."""
-    n, d = _arr(params), _arr(train_tokens)
-    return law.E + law.A * n ** -law.alpha + law.B * d ** -law.beta
-
-
-def min_loss_for_params(law: LossLaw, params) -> np.ndarray:
-    """The loss an N-parameter model approaches with infinite data: E + A/N^alpha."""
-    return law.E + law.A * _arr(params) ** -law.alpha
-
-
-def params_for_loss(law: LossLaw, target_loss, train_tokens) -> np.ndarray:
-    """N with L(N, D) = loss: N = (A / (L - E - B/D^beta))^(1/alpha); nan where D alone cannot reach it."""
-    x = _arr(target_loss) - law.E - law.B * _arr(train_tokens) ** -law.beta
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, (law.A / np.where(x > 0, x, 1.0)) ** (1.0 / law.alpha), np.nan)
-
-
-def tokens_for_loss(law: LossLaw, target_loss, params) -> np.ndarray:
-    """D with L(N, D) = loss: D = (B / (L - E - A/N^alpha))^(1/beta); nan where N is too small."""
-    y = _arr(target_loss) - law.E - law.A * _arr(params) ** -law.alpha
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, (law.B / np.where(y > 0, y, 1.0)) ** (1.0 / law.beta), np.nan)
-
-
-def chinchilla_tokens_for_params(law: LossLaw, params) -> np.ndarray:
-    """Training-compute-optimal D for N: alpha·A/N^alpha = beta·B/D^beta  =>  D = (beta·B·N^alpha / (alpha·A))^(1/beta)."""
-    n = _arr(params)
-    return (law.beta * law.B * n ** law.alpha / (law.alpha * law.A)) ** (1.0 / law.beta)
-
-
-def chinchilla_loss_for_params(law: LossLaw, params) -> np.ndarray:
-    """Loss of the Chinchilla-style model of N params: E + (1 + alpha/beta)·A/N^alpha."""
-    return law.E + (1.0 + law.alpha / law.beta) * law.A * _arr(params) ** -law.alpha
-
-
-def chinchilla_params_for_loss(law: LossLaw, target_loss) -> np.ndarray:
-    """N of the Chinchilla-style model reaching `loss`: x = beta/(alpha+beta)·(L-E), N = (A/x)^(1/alpha)."""
-    g = _arr(target_loss) - law.E
-    x = law.beta / (law.alpha + law.beta) * g
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(g > 0, (law.A / np.where(g > 0, x, 1.0)) ** (1.0 / law.alpha), np.nan)
-
-
-def chinchilla_tokens_for_loss(law: LossLaw, target_loss) -> np.ndarray:
-    """D of the Chinchilla-style model reaching `loss`: y = alpha/(alpha+beta)·(L-E), D = (B/y)^(1/beta)."""
-    g = _arr(target_loss) - law.E
-    y = law.alpha / (law.alpha + law.beta) * g
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(g > 0, (law.B / np.where(g > 0, y, 1.0)) ** (1.0 / law.beta), np.nan)
-
-
-def check_reachable(law: LossLaw, target_loss) -> np.ndarray:
-    """The losses as an array; ValueError naming the first one that is not finite or not above E."""
-    arr = _arr(target_loss)
-    bad = ~np.isfinite(arr) | (arr <= law.E)
-    if np.any(bad):
-        first = float(arr[bad].flat[0]) if arr.ndim else float(arr)
-        raise ValueError(
-            f"loss {first!r} is unreachable under law {law.name!r}: need a finite loss > E = {law.E!r} "
-            f"(the smallest reachable loss, approached only as N and D grow without bound)"
-        )
-    return arr

@@ -30,28 +30,35 @@ convention: 6·N per training token, 2·N per inference token); `_usd` are US do
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from bench.paper_settings import PAPER, SECONDS_PER_HOUR
 from solver.law import (
     DEFAULT_LAW,
     LossLaw,
+    check_reachable,
+    chinchilla_loss_for_params,
     chinchilla_params_for_loss,
     chinchilla_tokens_for_loss,
-    check_reachable,
 )
 
-SECONDS_PER_HOUR = 3600.0
 TRAIN_FLOP_PER_PARAM_TOKEN = 6.0  # Kaplan et al. 2020, as in Sardana et al. Eq. 3
 INFERENCE_FLOP_PER_PARAM_TOKEN = 2.0
+# Totals (FLOP, dollars) the solver keeps below: float64 ends at 1.8e308, and the totals are summed
+# and divided, so inputs whose Chinchilla-style totals (which bound the optimum's) pass this are refused.
+TOTAL_LIMIT = 1e300
 
 __all__ = [
     "CostSettings",
+    "InputError",
     "ModelPlan",
     "Comparison",
     "GeneralCostResult",
+    "check_loss",
     "optimal_params_tokens",
     "optimal_params_tokens_scalar",
     "optimize_flops",
@@ -64,19 +71,41 @@ __all__ = [
 # --------------------------------------------------------------------------- inputs
 
 
+class InputError(ValueError):
+    """A bad input of the solver API: `name` (the parameter), `value`, and `allowed` (what would work).
+
+    str() is one line, "name=value: allowed". Where the bound is a number, `why` says what it keeps
+    in range, `limit` is the bound on `name` and `upper` whether it is an upper one, so a CLI can name
+    the flag its user wrote and translate the bound into that flag's units.
+    """
+
+    def __init__(self, name: str, value, allowed: str, *, why: str | None = None, limit: float | None = None,
+                 upper: bool = True):
+        self.name, self.value, self.allowed = name, value, allowed
+        self.why, self.limit, self.upper = why, limit, upper
+        shown = repr(value) if name == "loss" else _show(value)  # a loss near E needs every digit
+        super().__init__(f"{name}={shown}: {allowed}")
+
+
+def _show(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else repr(value)
+
+
 def _check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name}={value!r} is not a number; need a finite number > 0")
+        raise InputError(name, value, "is not a number; need a finite number > 0")
     v = float(value)
     if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}={value!r}; need a finite number > 0")
+        raise InputError(name, v, "need a finite number > 0")
+    if v < sys.float_info.min:  # subnormal: products with it lose every digit
+        raise InputError(name, v, f"need a number >= {sys.float_info.min:.3g} (smaller ones lose their digits)")
     return v
 
 
 def _check_fraction(name: str, value: float) -> float:
     v = _check_positive(name, value)
     if v > 1:
-        raise ValueError(f"{name}={value!r}; need a fraction in (0, 1]")
+        raise InputError(name, v, "need a fraction in (0, 1]")
     return v
 
 
@@ -85,13 +114,37 @@ def _check_demand(name: str, value) -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr < 0)
     if np.any(bad):
         first = float(arr[bad].flat[0]) if arr.ndim else float(arr)
-        raise ValueError(f"{name}={first!r}; need a finite number >= 0")
+        raise InputError(name, first, "need a finite number >= 0")
+    return arr
+
+
+def check_loss(law: LossLaw, target_loss) -> np.ndarray:
+    """The losses as an array; InputError unless E < loss < the loss of a 1-parameter Chinchilla-style model.
+
+    Below one parameter the law says nothing useful (and N, D underflow towards 0).
+    """
+    arr = check_reachable(law, target_loss)
+    upper = float(chinchilla_loss_for_params(law, 1.0))
+    if np.any(arr >= upper):
+        first = float(arr[arr >= upper].flat[0]) if arr.ndim else float(arr)
+        raise InputError("loss", first, f"at or above the loss of a 1-parameter Chinchilla-style model under law "
+                                        f"{law.name!r}; need {law.E!r} < loss < {upper:.6g}")
     return arr
 
 
 def usd_per_flop(usd_per_h: float, flop_per_s: float) -> float:
-    """Dollars per FLOP at a rate: usd_per_h / (3600 · flop_per_s) (Sardana et al. Sec. 6, C_tr and C_inf)."""
-    return _check_positive("usd_per_h", usd_per_h) / (SECONDS_PER_HOUR * _check_positive("flop_per_s", flop_per_s))
+    """Dollars per FLOP at a rate: usd_per_h / (3600 · flop_per_s) (Sardana et al. Sec. 6, C_tr and C_inf).
+
+    For several devices pass their total price and total rate (the ratio is the same).
+    """
+    value = _check_positive("usd_per_h", usd_per_h) / (SECONDS_PER_HOUR * _check_positive("flop_per_s", flop_per_s))
+    if not sys.float_info.min <= value <= TOTAL_LIMIT:
+        why = f"gives {value!r} dollars per FLOP at {flop_per_s:.6g} FLOP/s"
+        low = value < sys.float_info.min
+        limit = (sys.float_info.min if low else TOTAL_LIMIT) * SECONDS_PER_HOUR * float(flop_per_s)
+        raise InputError("usd_per_h", float(usd_per_h), f"{why}; need a price and rate whose ratio is a normal "
+                         f"number", why=why, limit=limit, upper=not low)
+    return value
 
 
 @dataclass(frozen=True)
@@ -106,8 +159,8 @@ class CostSettings:
     train_usd_per_flop: float
     input_usd_per_flop: float
     output_usd_per_flop: float
-    input_tokens_per_request: float = 70.0
-    output_tokens_per_request: float = 215.0
+    input_tokens_per_request: float = PAPER.input_tokens_per_request
+    output_tokens_per_request: float = PAPER.output_tokens_per_request
 
     def __post_init__(self) -> None:
         for key in ("train_usd_per_flop", "input_usd_per_flop", "output_usd_per_flop"):
@@ -115,10 +168,18 @@ class CostSettings:
         for key in ("input_tokens_per_request", "output_tokens_per_request"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{key}={v!r}; need a finite number >= 0")
+                raise InputError(key, v, "need a finite number >= 0")
             object.__setattr__(self, key, float(v))
         if self.input_tokens_per_request + self.output_tokens_per_request <= 0:
-            raise ValueError("input_tokens_per_request + output_tokens_per_request must be > 0")
+            raise InputError("input_tokens_per_request + output_tokens_per_request", 0.0,
+                             "need at least one token per request")
+        for tokens, cost in (("input_tokens_per_request", "input_usd_per_flop"),
+                             ("output_tokens_per_request", "output_usd_per_flop")):
+            t, c = getattr(self, tokens), getattr(self, cost)
+            if t > 0 and math.log(t) + math.log(c) > math.log(TOTAL_LIMIT) - 2.0:
+                why = f"with {t:.6g} tokens per request, a request's dollars per parameter leave float range"
+                raise InputError(cost, c, f"{why}; need {cost} <= {TOTAL_LIMIT / 10 / t:.3g}", why=why,
+                                 limit=TOTAL_LIMIT / 10 / t)
 
     @classmethod
     def from_hardware(
@@ -131,8 +192,8 @@ class CostSettings:
         inference_peak_flop_per_s: float,
         mfu_input: float,
         mfu_output: float,
-        input_tokens_per_request: float = 70.0,
-        output_tokens_per_request: float = 215.0,
+        input_tokens_per_request: float = PAPER.input_tokens_per_request,
+        output_tokens_per_request: float = PAPER.output_tokens_per_request,
     ) -> "CostSettings":
         """Eq. 6 constants from GPU prices, dense peaks and MFUs: C = usd_per_h / (3600 · peak)."""
         c_tr = usd_per_flop(train_usd_per_h, train_peak_flop_per_s)
@@ -293,22 +354,43 @@ def _flop_plan(law, target_loss, params, tokens, inference_tokens) -> dict:
                 train_flop=train, inference_flop=inference, total_flop=train + inference)
 
 
+def _finite_or_raise(comp: "Comparison") -> "Comparison":
+    """The last guard: a Comparison with any non-finite number is never returned."""
+    for plan in (comp.optimal, comp.chinchilla):
+        for name, value in vars(plan).items():
+            if value is not None and not np.all(np.isfinite(value)):
+                raise ValueError(f"the {comp.objective} optimum has a non-finite {name} for these inputs; "
+                                 f"need inputs whose lifetime totals stay below {TOTAL_LIMIT:g}")
+    return comp
+
+
+def _saving(chinchilla_total: np.ndarray, optimal_total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(saving, saving_fraction), >= 0: the optimum never costs more than the Chinchilla-style model, so a
+    negative difference within 1e-9 of the total is rounding and becomes exactly 0."""
+    saving = chinchilla_total - optimal_total
+    saving = np.where((saving < 0) & (saving >= -1e-9 * chinchilla_total), 0.0, saving)
+    return saving, saving / chinchilla_total
+
+
 def optimize_flops(target_loss, inference_tokens, law: LossLaw = DEFAULT_LAW) -> Comparison:
     """Eq. 3: argmin 6·N·D + 2·N·D_inf subject to L(N, D) = loss, and the equal-loss Chinchilla model.
 
     `target_loss` and `inference_tokens` (lifetime input + output tokens) broadcast against each other.
+    InputError (a ValueError) names the input that is out of range and the range that works.
     """
-    target_loss = check_reachable(law, target_loss)
+    target_loss = check_loss(law, target_loss)
     d_inf = _check_demand("inference_tokens", inference_tokens)
-    n_opt, d_opt = optimal_params_tokens(law, target_loss, d_inf / 3.0)
-    shape = n_opt.shape
-    n_c = np.broadcast_to(chinchilla_params_for_loss(law, target_loss), shape)
-    d_c = np.broadcast_to(chinchilla_tokens_for_loss(law, target_loss), shape)
-    target_loss, d_inf = np.broadcast_to(target_loss, shape), np.broadcast_to(d_inf, shape)
-    opt = ModelPlan(**_flop_plan(law, target_loss, n_opt, d_opt, d_inf))
-    chin = ModelPlan(**_flop_plan(law, target_loss, n_c, d_c, d_inf))
-    saving = chin.total_flop - opt.total_flop
-    return Comparison("flops", law, opt, chin, saving / chin.total_flop, saving, d_inf)
+    check_totals(law, target_loss, d_inf, "inference_tokens")
+    with np.errstate(all="ignore"):
+        n_opt, d_opt = optimal_params_tokens(law, target_loss, d_inf / 3.0)
+        shape = n_opt.shape
+        n_c = np.broadcast_to(chinchilla_params_for_loss(law, target_loss), shape)
+        d_c = np.broadcast_to(chinchilla_tokens_for_loss(law, target_loss), shape)
+        target_loss, d_inf = np.broadcast_to(target_loss, shape), np.broadcast_to(d_inf, shape)
+        opt = ModelPlan(**_flop_plan(law, target_loss, n_opt, d_opt, d_inf))
+        chin = ModelPlan(**_flop_plan(law, target_loss, n_c, d_c, d_inf))
+        saving, fraction = _saving(chin.total_flop, opt.total_flop)
+    return _finite_or_raise(Comparison("flops", law, opt, chin, fraction, saving, d_inf))
 
 
 def _cost_plan(law, target_loss, params, tokens, requests, s: CostSettings) -> ModelPlan:
@@ -322,22 +404,84 @@ def optimize_cost(target_loss, requests, settings: CostSettings, law: LossLaw = 
     """Eq. 6: argmin 6·N·D·C_tr/MFU_tr + 2·N·C_inf·(D_inp/MFU_inp + D_out/MFU_out) at L(N, D) = loss.
 
     D_inp = requests · input_tokens_per_request, D_out = requests · output_tokens_per_request.
-    `target_loss` and `requests` broadcast against each other.
+    `target_loss` and `requests` broadcast against each other. InputError as for `optimize_flops`.
     """
-    target_loss = check_reachable(law, target_loss)
+    target_loss = check_loss(law, target_loss)
     req = _check_demand("requests", requests)
-    k_train = TRAIN_FLOP_PER_PARAM_TOKEN * settings.train_usd_per_flop
-    r = req * settings.inference_usd_per_param_request() / k_train
-    n_opt, d_opt = optimal_params_tokens(law, target_loss, r)
-    shape = n_opt.shape
-    n_c = np.broadcast_to(chinchilla_params_for_loss(law, target_loss), shape)
-    d_c = np.broadcast_to(chinchilla_tokens_for_loss(law, target_loss), shape)
-    target_loss, req = np.broadcast_to(target_loss, shape), np.broadcast_to(req, shape)
-    opt = _cost_plan(law, target_loss, n_opt, d_opt, req, settings)
-    chin = _cost_plan(law, target_loss, n_c, d_c, req, settings)
-    saving = chin.total_usd - opt.total_usd
-    return Comparison("cost", law, opt, chin, saving / chin.total_usd, saving,
-                      req * settings.tokens_per_request, req)
+    check_totals(law, target_loss, req, "requests", settings)
+    with np.errstate(all="ignore"):
+        k_train = TRAIN_FLOP_PER_PARAM_TOKEN * settings.train_usd_per_flop
+        r = req * (settings.inference_usd_per_param_request() / k_train)
+        n_opt, d_opt = optimal_params_tokens(law, target_loss, r)
+        shape = n_opt.shape
+        n_c = np.broadcast_to(chinchilla_params_for_loss(law, target_loss), shape)
+        d_c = np.broadcast_to(chinchilla_tokens_for_loss(law, target_loss), shape)
+        target_loss, req = np.broadcast_to(target_loss, shape), np.broadcast_to(req, shape)
+        opt = _cost_plan(law, target_loss, n_opt, d_opt, req, settings)
+        chin = _cost_plan(law, target_loss, n_c, d_c, req, settings)
+        saving, fraction = _saving(chin.total_usd, opt.total_usd)
+    return _finite_or_raise(Comparison("cost", law, opt, chin, fraction, saving,
+                                       req * settings.tokens_per_request, req))
+
+
+def check_totals(law: LossLaw, target_loss, demand, demand_name: str, settings: CostSettings | None = None) -> None:
+    """InputError unless every lifetime total stays below TOTAL_LIMIT, naming the input to change.
+
+    The equal-loss Chinchilla-style model's totals bound the optimum's (the optimum costs no more, has
+    no more parameters, and its training term is at most the Chinchilla-style total), so checking them,
+    in logs, before solving keeps every number of both plans finite. Terms (each must stay below a
+    quarter of the limit): training FLOP 6·N_c·D_c, inference FLOP 2·N_c·D_inf, the optimum's training
+    FLOP bound 6·N_c·r, and for Eq. 6 the dollars C_tr·6·N_c·D_c and N_c·requests·q.
+    """
+    loss = np.asarray(target_loss, dtype=float)
+    dem = np.asarray(demand, dtype=float)
+    a, b = law.alpha, law.beta
+    lim = math.log(TOTAL_LIMIT / 4.0)
+    with np.errstate(divide="ignore"):
+        g = loss - law.E
+        ln_n = (math.log(law.A) - np.log(b / (a + b) * g)) / a
+        ln_d = (math.log(law.B) - np.log(a / (a + b) * g)) / b
+        ln_dem = np.log(dem)
+    tokens = 1.0 if settings is None else settings.tokens_per_request
+    per_request = [math.log(INFERENCE_FLOP_PER_PARAM_TOKEN * tokens)]  # inference FLOP per param per request
+    train_terms = [math.log(TRAIN_FLOP_PER_PARAM_TOKEN) + ln_n + ln_d]
+    if settings is not None:
+        q = settings.inference_usd_per_param_request()
+        per_request += [math.log(q), math.log(q) - math.log(settings.train_usd_per_flop)]
+        train_terms.append(math.log(TRAIN_FLOP_PER_PARAM_TOKEN * settings.train_usd_per_flop) + ln_n + ln_d)
+    for i, term in enumerate(train_terms):
+        bad = np.broadcast_to(term, np.broadcast(term, ln_dem).shape) > lim
+        if np.any(bad):
+            j = np.argmax(bad.ravel())
+            gj = float(np.broadcast_to(g, bad.shape).ravel()[j])
+            if i == 0:  # the FLOP of training the Chinchilla-style model: only the loss helps
+                raise InputError("loss", gj + law.E, f"too close to E = {law.E!r} under law {law.name!r} (the "
+                                 f"Chinchilla-style model's training FLOP pass {TOTAL_LIMIT:g}); need loss >= E + "
+                                 f"{_min_gap(law, lim - math.log(TRAIN_FLOP_PER_PARAM_TOKEN)):.3g}")
+            c = settings.train_usd_per_flop
+            excess = float(np.broadcast_to(term, bad.shape).ravel()[j]) - lim
+            why = f"the Chinchilla-style model's training dollars at loss {gj + law.E:.6g} pass {TOTAL_LIMIT:g}"
+            raise InputError("train_usd_per_flop", c, f"{why}; need train_usd_per_flop <= "
+                             f"{c * math.exp(-excess):.3g}, or a higher loss", why=why, limit=c * math.exp(-excess))
+    for ln_q in per_request:
+        term = ln_n + ln_dem + ln_q
+        bad = term > lim
+        if np.any(bad):
+            j = np.argmax(np.broadcast_to(bad, np.broadcast(bad, dem).shape).ravel())
+            dj = float(np.broadcast_to(dem, bad.shape).ravel()[j])
+            lj = float(np.broadcast_to(loss, bad.shape).ravel()[j])
+            excess = float(np.broadcast_to(term, bad.shape).ravel()[j]) - lim
+            what = "these prices and this loss" if settings is not None else "this loss"
+            why = f"lifetime totals at loss {lj:.6g} pass {TOTAL_LIMIT:g}"
+            raise InputError(demand_name, dj, f"{why}; need {demand_name} in [0, {dj * math.exp(-excess):.3g}] "
+                             f"at {what}", why=why, limit=dj * math.exp(-excess))
+
+
+def _min_gap(law: LossLaw, ln_nd_max: float) -> float:
+    """The smallest L - E at which ln(N_c·D_c) <= ln_nd_max (closed form: both grow as powers of 1/G)."""
+    a, b = law.alpha, law.beta
+    c0 = (math.log(law.A) - math.log(b / (a + b))) / a + (math.log(law.B) - math.log(a / (a + b))) / b
+    return math.exp((c0 - ln_nd_max) / (1.0 / a + 1.0 / b)) * (1.0 + 1e-9)
 
 
 # --------------------------------------------------------------------------- general scalar path
@@ -360,8 +504,13 @@ class GeneralCostResult:
     chinchilla_total_usd: float
 
     @property
+    def saving_usd(self) -> float:
+        """Chinchilla-style total - optimal total, >= 0 (the Chinchilla-style split is one of the candidates)."""
+        return max(0.0, self.chinchilla_total_usd - self.total_usd)
+
+    @property
     def saving_fraction(self) -> float:
-        return 1.0 - self.total_usd / self.chinchilla_total_usd
+        return self.saving_usd / self.chinchilla_total_usd
 
 
 def _log_sigmoid(z: np.ndarray) -> np.ndarray:
@@ -391,8 +540,9 @@ def optimize_cost_general(
     """
     from scipy.optimize import minimize_scalar
 
-    g = float(check_reachable(law, target_loss)) - law.E
+    g = float(check_loss(law, target_loss)) - law.E
     c_tr = _check_positive("train_usd_per_flop", train_usd_per_flop)
+    check_totals(law, float(target_loss), 0.0, "requests", CostSettings(c_tr, c_tr, c_tr))
 
     def split(z):
         z = np.asarray(z, dtype=float)
@@ -413,16 +563,23 @@ def optimize_cost_general(
         tr, inf = parts(n, d)
         return tr + inf
 
-    zs = np.linspace(z_range[0], z_range[1], grid_points)
-    values = np.array([total(z) for z in zs])
-    i = int(np.argmin(values))
-    lo, hi = zs[max(i - 1, 0)], zs[min(i + 1, len(zs) - 1)]
-    res = minimize_scalar(total, bounds=(lo, hi), method="bounded", options={"xatol": 1e-13, "maxiter": 500})
-    z_best = float(res.x) if res.fun <= values[i] else float(zs[i])
-    n, d = split(z_best)
-    tr, inf = parts(n, d)
-    n_c = float(chinchilla_params_for_loss(law, target_loss))
-    d_c = float(chinchilla_tokens_for_loss(law, target_loss))
-    tr_c, inf_c = parts(n_c, d_c)
-    return GeneralCostResult(float(target_loss), float(n), float(d), tr, inf, tr + inf,
-                             n_c, d_c, tr_c, inf_c, tr_c + inf_c)
+    with np.errstate(all="ignore"):
+        zs = np.linspace(z_range[0], z_range[1], grid_points)
+        values = np.array([total(z) for z in zs])
+        i = int(np.argmin(values))
+        lo, hi = zs[max(i - 1, 0)], zs[min(i + 1, len(zs) - 1)]
+        res = minimize_scalar(total, bounds=(lo, hi), method="bounded", options={"xatol": 1e-13, "maxiter": 500})
+        z_best = float(res.x) if res.fun <= values[i] else float(zs[i])
+        n, d = split(z_best)
+        tr, inf = parts(n, d)
+        n_c = float(chinchilla_params_for_loss(law, target_loss))
+        d_c = float(chinchilla_tokens_for_loss(law, target_loss))
+        tr_c, inf_c = parts(n_c, d_c)
+    if tr_c + inf_c < tr + inf:  # the Chinchilla-style split itself beats what the scan found
+        n, d, tr, inf = n_c, d_c, tr_c, inf_c
+    out = GeneralCostResult(float(target_loss), float(n), float(d), tr, inf, tr + inf,
+                            n_c, d_c, tr_c, inf_c, tr_c + inf_c)
+    if not all(math.isfinite(v) for v in vars(out).values()):
+        raise ValueError(f"the N-dependent optimum is not finite at loss {float(target_loss):.6g}; need inputs "
+                         f"whose lifetime dollars stay below {TOTAL_LIMIT:g}")
+    return out

@@ -19,13 +19,12 @@ priced at that rate.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from calibrate.files import sha256_file as file_sha256  # the profile file's provenance hash
-
-SECONDS_PER_HOUR = 3600.0
+from bench.files import sha256_file
+from solver.optimize import usd_per_flop
 
 
 class ProfileError(ValueError):
@@ -52,47 +51,27 @@ class PhaseCosts:
 
 
 def load_profile(path: str | Path):
-    """Read and validate a profile JSON file -> `calibrate.schema.Profile`.
+    """Read and validate a profile JSON file (`calibrate.schema.Profile.load`) -> `calibrate.schema.Profile`.
 
-    Raises ProfileError with one line "profile FILE: FIELD: problem" on anything wrong.
+    Raises ProfileError with one line "profile FILE: FIELD: problem" on anything wrong, including a
+    rate or price the solver divides by that is not a finite number > 0.
     """
-    from pydantic import ValidationError
-
     from calibrate.schema import Profile
 
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError(f"profile {p}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"profile {p}: cannot read: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"profile {p}: not JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(data, dict):
-        raise ProfileError(f"profile {p}: top level must be a JSON object, got {type(data).__name__}")
-    if data.get("kind") not in (None, "calibration_profile"):
-        raise ProfileError(
-            f"profile {p}: kind: {data.get('kind')!r} is not 'calibration_profile' "
-            "(a law file goes to --law, a run.json to `python -m calibrate profile`)"
-        )
-    try:
-        profile = Profile.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
-        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-        raise ProfileError(f"profile {p}: {field}: {err.get('msg', 'invalid')}{more}") from None
+        profile = Profile.load(p)
+    except ValueError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "invalid"
+        if "kind" in msg:
+            msg += " (a law file goes to --law, a run.json to `python -m calibrate profile`)"
+        raise ProfileError(f"profile {msg}") from None
     _check_usable(profile, p)
     return profile
 
 
 def _check_usable(profile, path: Path) -> None:
     """The numbers the solver divides by must be finite and positive."""
-    import math
-
     checks = {
         "achieved_flop_per_s_input.value": profile.achieved_flop_per_s_input.value,
         "achieved_flop_per_s_output.value": profile.achieved_flop_per_s_output.value,
@@ -107,11 +86,6 @@ def _check_usable(profile, path: Path) -> None:
     for field, value in checks.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ProfileError(f"profile {path}: {field}: must be a finite number > 0, got {value!r}")
-
-
-def usd_per_flop(usd_per_h: float, device_count: int, achieved_flop_per_s: float) -> float:
-    """usd_per_h × devices / 3600 / achieved_flop_per_s (C/MFU of the paper's Eq. 6)."""
-    return usd_per_h * device_count / SECONDS_PER_HOUR / achieved_flop_per_s
 
 
 def equivalent_mfu(achieved_flop_per_s: float, peak_flop_per_s: float | None, device_count: int) -> float | None:
@@ -131,8 +105,8 @@ def phase_costs(profile, *, usd_per_h: float | None = None) -> PhaseCosts:
     a_in = profile.achieved_flop_per_s_input.value
     a_out = profile.achieved_flop_per_s_output.value
     return PhaseCosts(
-        usd_per_flop_input=usd_per_flop(price, hw.device_count, a_in),
-        usd_per_flop_output=usd_per_flop(price, hw.device_count, a_out),
+        usd_per_flop_input=usd_per_flop(price * hw.device_count, a_in),  # all devices' price and rate
+        usd_per_flop_output=usd_per_flop(price * hw.device_count, a_out),
         achieved_flop_per_s_input=a_in,
         achieved_flop_per_s_output=a_out,
         mfu_input=equivalent_mfu(a_in, hw.peak_flop_per_s, hw.device_count),
@@ -151,14 +125,14 @@ def train_usd_per_flop_from_profile(profile, *, usd_per_h: float | None = None) 
     """Training $/FLOP from a profile: assumption, training runs at the prefill FLOP rate."""
     hw = profile.hardware
     price = hw.usd_per_h if usd_per_h is None else usd_per_h
-    return usd_per_flop(price, hw.device_count, profile.achieved_flop_per_s_input.value)
+    return usd_per_flop(price * hw.device_count, profile.achieved_flop_per_s_input.value)
 
 
 def profile_provenance(profile, path: str | Path) -> dict:
     """What a result computed from this profile must carry to be traceable."""
     return {
         "path": str(path),
-        "sha256": file_sha256(path),
+        "sha256": sha256_file(path),
         "hardware": profile.hardware.name,
         "kind": profile.hardware.kind,
         "device_name": profile.hardware.device_name,
@@ -228,95 +202,3 @@ def costs_from_profiles(args) -> tuple[float | None, float | None, float | None,
             "assumption": "training runs at the profile's prefill (input) FLOP rate per device",
         }
     return train, inp, out, provenance
-
-
-def synthetic_profile(
-    *,
-    hardware_name: str = "synthetic-a100-40gb",
-    device_name: str = "synthetic A100-SXM4-40GB (paper constants)",
-    peak_flop_per_s: float | None = 624e12,
-    memory_bytes: int | None = 40 * 10**9,
-    memory_bandwidth_bytes_per_s: float | None = 1555e9,
-    usd_per_h: float = 1.10,
-    mfu_input: float = 0.5,
-    curve: dict[int, float] | None = None,
-    mfu_output: float = 0.01,
-    operating_concurrency: int = 8,
-    params_matmul: int = 7_000_000_000,
-    tpot_p90_s: float = 0.2,
-    ttft_p90_s: float = 2.0,
-    energy_j_per_request: float | None = None,
-    device_count: int = 1,
-    model_name: str = "synthetic",
-):
-    """A `calibrate.schema.Profile` built from stated constants, not from measurements.
-
-    Defaults reproduce the paper's inference setting (A100-40GB INT8 peak, $1.10/h, MFU 50 %/1 %).
-    `curve` maps concurrency -> decode MFU (flat at `mfu_output` when None). Marked
-    provenance.inputs = "synthetic" so nothing downstream mistakes it for a measurement.
-    For tests and for reports made before any profile was measured.
-    """
-    from calibrate.schema import (
-        Costs, CurvePoint, Estimate, OperatingPoint, Profile, ProfileHardware, ProfileModel,
-        ProfileProvenance, Slo,
-    )
-
-    peak = peak_flop_per_s if peak_flop_per_s is not None else 1e14  # rates need some scale
-    curve = curve or {c: mfu_output for c in (1, 2, 4, 8, 16, 32, 64)}
-    n2 = 2.0 * params_matmul
-    a_in = mfu_input * peak * device_count
-    a_out = curve.get(operating_concurrency, mfu_output) * peak * device_count
-
-    def est(v):
-        return Estimate(value=v, low=v, high=v, n_boot=0)
-
-    s_in, s_out = n2 * device_count / a_in, n2 * device_count / a_out
-    usd_dev_s = usd_per_h / SECONDS_PER_HOUR
-
-    def mfu_or_none(v):
-        return None if peak_flop_per_s is None else est(v)
-
-    return Profile(
-        hardware=ProfileHardware(
-            name=hardware_name, kind="gpu", device_name=device_name, device_count=device_count,
-            peak_dtype="int8", peak_flop_per_s=peak_flop_per_s, peak_source="assumption: synthetic",
-            memory_bytes=memory_bytes, memory_bandwidth_bytes_per_s=memory_bandwidth_bytes_per_s,
-            bandwidth_source="assumption: synthetic", usd_per_h=usd_per_h, usd_per_h_source="assumption: synthetic",
-        ),
-        model=ProfileModel(
-            name=model_name, quantization="w8a8-int8", params_matmul=params_matmul,
-            params_total=params_matmul, num_layers=32, hidden_size=4096, num_kv_heads=8, head_dim=128,
-            weight_bytes=params_matmul, bytes_per_param=1.0,
-        ),
-        operating_concurrency=operating_concurrency,
-        seconds_per_input_token=est(s_in),
-        seconds_per_output_token=est(s_out),
-        achieved_flop_per_s_input=est(a_in),
-        achieved_flop_per_s_output=est(a_out),
-        mfu_input=mfu_or_none(mfu_input),
-        mfu_output=mfu_or_none(a_out / (peak * device_count)),
-        decode_curve=[
-            CurvePoint(
-                concurrency=c, output_tokens_per_s=m * peak * device_count / n2,
-                achieved_flop_per_s=m * peak * device_count, mfu_output=None if peak_flop_per_s is None else m,
-                tpot_p90_s=c * n2 / (m * peak * device_count), run_ids=[f"synthetic-c{c}"],
-            )
-            for c, m in sorted(curve.items())
-        ],
-        slo=Slo(ttft_p90_s=ttft_p90_s, tpot_p90_s=tpot_p90_s, source="assumption: synthetic"),
-        operating_point=OperatingPoint(
-            concurrency=operating_concurrency, output_tokens_per_s=a_out / n2,
-            mfu_output=None if peak_flop_per_s is None else a_out / (peak * device_count), meets_slo=True,
-        ),
-        costs=Costs(
-            usd_per_request_paper_mix=est(usd_dev_s * (70 * s_in + 215 * s_out)),
-            usd_per_million_input_tokens=est(usd_dev_s * s_in * 1e6),
-            usd_per_million_output_tokens=est(usd_dev_s * s_out * 1e6),
-            energy_j_per_request=energy_j_per_request,
-        ),
-        provenance=ProfileProvenance(
-            runs=[], dropped=[], vllm_version=None, created_utc="1970-01-01T00:00:00Z",
-            tool="solver.profile_input.synthetic_profile", inputs="synthetic",
-            method="synthetic: constants stated, not measured",
-        ),
-    )

@@ -1,16 +1,17 @@
-"""Turn a `solution` dict (solver.report) into Markdown, a self-contained HTML page and PNG plots.
+"""Turn a `solution` dict (solver.report) into Markdown and a self-contained HTML page.
 
 One document model (a list of blocks) renders to both formats, so they say the same thing.
 In HTML every string, numbers included, passes through `html.escape`: a model or report name like
 `<script>` ends up as text, never markup. PNGs come from matplotlib's Agg backend (no display) and are
-embedded in the HTML as base64 data URIs, so report.html is one file that opens anywhere.
+embedded in the HTML as base64 data URIs, so report.html is one file that opens anywhere. The plots
+themselves are drawn by solver.report_plots; each report section has a renderer in RENDERERS.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
+
 import math
 import re
 from dataclasses import dataclass
@@ -106,13 +107,18 @@ SCENARIO_LABELS = {
 
 
 def build_document(sol: dict, title: str, images: list[str]) -> list:
-    """The report as blocks (pure)."""
-    prov = sol["provenance"]["profile"]
-    scen = sol["scenarios"]
-    tgt, dem = sol["target"], sol["demand"]
+    """The report as blocks (pure): the title, then each entry of RENDERERS in order."""
     doc: list = [Heading(1, f"Sizing report: {title}")]
-    synthetic = prov.get("inputs") == "synthetic"
-    if synthetic:
+    for render in RENDERERS:
+        doc += render(sol, images)
+    return doc
+
+
+def render_intro(sol: dict, images: list[str]) -> list:
+    prov = sol["provenance"]["profile"]
+    tgt, dem, law = sol["target"], sol["demand"], sol["law"]
+    doc: list = []
+    if prov.get("inputs") == "synthetic":
         doc.append(Para("SYNTHETIC PROFILE: its constants are stated, not measured. Treat every "
                         "'calibrated' figure below as an illustration.", strong=True))
     if prov.get("kind") == "cpu" or str(prov.get("hardware", "")).startswith("cpu"):
@@ -124,79 +130,96 @@ def build_document(sol: dict, title: str, images: list[str]) -> list:
     doc.append(Para(
         f"Target: {target}. Lifetime demand: {fmt_count(dem['requests'])} requests of "
         f"{dem['input_tokens_per_request']:g} input + {dem['output_tokens_per_request']:g} output tokens "
-        f"({fmt_count(dem['inference_tokens'])} tokens). Law: {sol['law']['name']} (A={sol['law']['A']:g}, "
-        f"B={sol['law']['B']:g}, E={sol['law']['E']:g}, alpha={sol['law']['alpha']:g}, beta={sol['law']['beta']:g}). "
+        f"({fmt_count(dem['inference_tokens'])} tokens). Law: {law['name']} (A={law['A']:g}, "
+        f"B={law['B']:g}, E={law['E']:g}, alpha={law['alpha']:g}, beta={law['beta']:g}). "
         f"Inference profile: {prov.get('path')} (hardware {prov.get('hardware')}, {prov.get('device_name')}, "
         f"model {prov.get('model')}, {prov.get('quantization')}). Training: {_train_text(sol['train'])}."
     ))
+    return doc
 
-    doc.append(Heading(2, "Cost-optimal model, assumed vs calibrated"))
+
+def render_scenarios(sol: dict, images: list[str]) -> list:
+    scen = sol["scenarios"]
     rows = []
     for key, label in SCENARIO_LABELS.items():
         s = scen[key]
         o, c = s["optimal"], s["chinchilla"]
         rows.append([label, fmt_count(o["params"]), fmt_count(o["train_tokens"]), f"{o['tokens_per_param']:.3g}",
-                     fmt_usd(o["train_usd"]), fmt_usd(o["inference_usd"]), fmt_usd(o["total_usd"]),
-                     fmt_usd(c["total_usd"]), fmt_pct(s["saving_fraction"])])
-    doc.append(Table(["Cost model", "Params N*", "Train tokens D*", "Tokens/param", "Training", "Inference",
-                      "Total", "Chinchilla-style total", "Saving"], rows))
+                     fmt_usd(o["train_cost_usd"]), fmt_usd(o["inference_cost_usd"]), fmt_usd(o["total_cost_usd"]),
+                     fmt_usd(c["total_cost_usd"]), fmt_pct(s["saving_fraction"])])
     ch = scen["paper"]["chinchilla"]
-    doc.append(Para(
-        f"The equal-loss Chinchilla-style model has {fmt_count(ch['params'])} parameters trained on "
-        f"{fmt_count(ch['train_tokens'])} tokens (training-compute-optimal at this loss); each row's saving is "
-        f"against that model priced with the same cost model."))
     sh = sol["shift"]
-    doc.append(Para(
-        f"Beyond constant MFU: with N-dependent serving cost the optimum has {sh['params_ratio']:.3f}x the "
-        f"parameters and {sh['train_tokens_ratio']:.3f}x the training tokens of the constant-MFU calibrated "
-        f"answer; its total is {sh['total_usd_ratio']:.3f}x the constant-MFU total. Building the constant-MFU "
-        f"plan instead would cost {fmt_pct(sh['penalty_of_constant_mfu_plan'], 2)} more under the N-dependent costs."))
+    doc: list = [
+        Heading(2, "Cost-optimal model, assumed vs calibrated"),
+        Table(["Cost model", "Params N*", "Train tokens D*", "Tokens/param", "Training", "Inference",
+               "Total", "Chinchilla-style total", "Saving"], rows),
+        Para(f"The equal-loss Chinchilla-style model has {fmt_count(ch['params'])} parameters trained on "
+             f"{fmt_count(ch['train_tokens'])} tokens (training-compute-optimal at this loss); each row's saving is "
+             f"against that model priced with the same cost model."),
+        Para(f"Beyond constant MFU: with N-dependent serving cost the optimum has {sh['params_ratio']:.3f}x the "
+             f"parameters and {sh['train_tokens_ratio']:.3f}x the training tokens of the constant-MFU calibrated "
+             f"answer; its total is {sh['total_usd_ratio']:.3f}x the constant-MFU total. Building the constant-MFU "
+             f"plan instead would cost {fmt_pct(sh['penalty_of_constant_mfu_plan'], 2)} more under the N-dependent "
+             f"costs."),
+    ]
     if "cost_vs_params.png" in images:
         doc.append(Image("cost_vs_params.png", "Lifetime cost against parameters at the target loss"))
+    return doc + _constants_table(scen)
 
-    doc.append(Heading(3, "Constants"))
+
+def _constants_table(scen: dict) -> list:
     pk, cal = scen["paper"]["constants"], scen["calibrated"]["constants"]
-    doc.append(Table(["", "Paper (assumed)", "Calibrated (measured)"], [
+
+    def achieved(phase: str) -> str:
+        lo, hi = cal[f"achieved_flop_per_s_{phase}_interval"]
+        return f"{fmt_num(cal[f'achieved_flop_per_s_{phase}'])} [{fmt_num(lo)}, {fmt_num(hi)}]"
+
+    return [Heading(3, "Constants"), Table(["", "Paper (assumed)", "Calibrated (measured)"], [
         ["$ per useful input FLOP", fmt_num(pk["input_usd_per_flop"]), fmt_num(cal["input_usd_per_flop"])],
         ["$ per useful output FLOP", fmt_num(pk["output_usd_per_flop"]), fmt_num(cal["output_usd_per_flop"])],
         ["MFU input (equivalent)", fmt_pct(pk["mfu_input"], 2), fmt_pct(cal["mfu_input"], 3)],
         ["MFU output (equivalent)", fmt_pct(pk["mfu_output"], 2), fmt_pct(cal["mfu_output"], 3)],
-        ["Achieved input FLOP/s (95 % interval)", "-",
-         f"{fmt_num(cal['achieved_flop_per_s_input'])} [{fmt_num(cal['achieved_flop_per_s_input_interval'][0])}, "
-         f"{fmt_num(cal['achieved_flop_per_s_input_interval'][1])}]"],
+        ["Achieved input FLOP/s (95 % interval)", "-", achieved("input")],
         ["Achieved output FLOP/s (95 % interval)", "-",
-         f"{fmt_num(cal['achieved_flop_per_s_output'])} [{fmt_num(cal['achieved_flop_per_s_output_interval'][0])}, "
-         f"{fmt_num(cal['achieved_flop_per_s_output_interval'][1])}] at concurrency {cal['operating_concurrency']}"],
+         f"{achieved('output')} at concurrency {cal['operating_concurrency']}"],
         ["$ per device-hour", f"{pk['inference_usd_per_h']:g}", f"{cal['inference_usd_per_h']:g}"],
         ["$ per useful training FLOP", fmt_num(pk["train_usd_per_flop"]), fmt_num(cal["train_usd_per_flop"])],
-    ]))
+    ])]
 
-    doc.append(Heading(2, "Figure-6-style maps: cost-optimal vs Chinchilla-style"))
-    doc.append(Para("Ratios of total cost, parameters and training tokens of the cost-optimal model to the "
-                    "equal-loss Chinchilla-style model, over model quality (as Chinchilla-equivalent size) and "
-                    "lifetime requests (constant-MFU Eq. 6, vectorised). The star marks this report's target."))
+
+def render_maps(sol: dict, images: list[str]) -> list:
+    doc: list = [
+        Heading(2, "Figure-6-style maps: cost-optimal vs Chinchilla-style"),
+        Para("Ratios of total cost, parameters and training tokens of the cost-optimal model to the "
+             "equal-loss Chinchilla-style model, over model quality (as Chinchilla-equivalent size) and "
+             "lifetime requests (constant-MFU Eq. 6, vectorised). The star marks this report's target."),
+    ]
     for f, alt in (("fig6_paper.png", "Map under the paper's constants"),
                    ("fig6_calibrated.png", "Map under the calibrated profile")):
         if f in images:
             doc.append(Image(f, alt))
+    return doc
 
-    doc.append(Heading(2, "Measured decode curve and roofline"))
+
+def render_decode_curve(sol: dict, images: list[str]) -> list:
     dc = sol["decode_curve"]
-    doc.append(Para(
+    doc: list = [Heading(2, "Measured decode curve and roofline"), Para(
         "Decode FLOP rate (paper convention, 2N per token) against concurrency as measured, the interpolation "
         f"the solver uses ({sol['assumptions']['curve_extrapolation']} above the highest measured point), and the "
         "roofline of the profiled model on this hardware (memory bandwidth and peak). Right: the chosen model's "
-        "decode MFU per device against batch, curve bounded by its own roofline."))
+        "decode MFU per device against batch, curve bounded by its own roofline.")]
     if "decode_curve.png" in images:
         doc.append(Image("decode_curve.png", "Decode MFU against concurrency with the roofline"))
     if dc["measured"]:
         doc.append(Table(["Concurrency", "Output tok/s", "Achieved FLOP/s", "MFU", "TPOT p90"], [
             [str(p["concurrency"]), fmt_num(p["output_tokens_per_s"]), fmt_num(p["achieved_flop_per_s"]),
              fmt_pct(p["mfu_output"], 3), fmt_s(p["tpot_p90_s"])] for p in dc["measured"]]))
+    return doc
 
-    doc.append(Heading(2, "Serving fleet for the chosen model"))
+
+def render_fleet(sol: dict, images: list[str]) -> list:
     fl = sol["fleet"]
-    sv = scen["calibrated_n_dependent"]["serving_optimal"]
+    sv = sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]
     frows = [
         ["Model (N-dependent optimum)", f"{fmt_count(sv['params'])} params, ~{sv['num_layers']:.0f} layers, "
                                         f"d={sv['hidden_size']:.0f}, {sv['num_kv_heads']:.0f} KV heads"],
@@ -221,21 +244,26 @@ def build_document(sol: dict, title: str, images: list[str]) -> list:
             ["Energy per request", "not measured" if fl["energy_j_per_request"] is None
              else f"{fmt_num(fl['energy_j_per_request'])} J"],
         ]
-    doc.append(Table(["", "Value"], frows))
+    doc: list = [Heading(2, "Serving fleet for the chosen model"), Table(["", "Value"], frows)]
     if sv["notes"]:
         doc.append(Bullets(list(sv["notes"])))
+    return doc
 
-    doc.append(Heading(2, "Crossover: demand where inference cost equals training cost"))
+
+def render_crossover(sol: dict, images: list[str]) -> list:
     cx = sol["crossover"]
-    doc.append(Table(["Cost model", "Chinchilla-style model", "Cost-optimal model"], [
-        [SCENARIO_LABELS[k], fmt_count(cx[k]["chinchilla_requests"]) + " requests",
-         fmt_count(cx[k]["optimal_requests"]) + " requests" if cx[k]["optimal_requests"] else "not in [1, 1e20]"]
-        for k in SCENARIO_LABELS]))
+    return [Heading(2, "Crossover: demand where inference cost equals training cost"),
+            Table(["Cost model", "Chinchilla-style model", "Cost-optimal model"], [
+                [SCENARIO_LABELS[k], fmt_count(cx[k]["chinchilla_requests"]) + " requests",
+                 fmt_count(cx[k]["optimal_requests"]) + " requests" if cx[k]["optimal_requests"]
+                 else "not in [1, 1e20]"]
+                for k in SCENARIO_LABELS])]
 
-    doc.append(Heading(2, "Assumptions and provenance"))
-    a = sol["assumptions"]
+
+def render_assumptions(sol: dict, images: list[str]) -> list:
+    a, prov = sol["assumptions"], sol["provenance"]["profile"]
     hw = a["hardware"]
-    doc.append(Bullets([
+    return [Heading(2, "Assumptions and provenance"), Bullets([
         f"Architecture from N: {a['shape']['source']}.",
         f"Hardware per device: memory {fmt_bytes(hw['memory_bytes'])}, bandwidth "
         f"{fmt_bytes(hw['bandwidth_bytes_per_s'])}/s, peak {fmt_count(hw['peak_flop_per_s'], 'FLOP/s')}, "
@@ -252,8 +280,12 @@ def build_document(sol: dict, title: str, images: list[str]) -> list:
         f"Report tool: {sol['provenance']['tool']}.",
         "Paper constants are assumptions (Sardana et al. 2024, Sec. 6, B.2, B.3); calibrated constants are "
         "measured; N-dependent costs add the assumptions above. Full inputs in solution.json.",
-    ]))
-    return doc
+    ])]
+
+
+# The report's sections in order: each takes (solution, image names) and returns blocks.
+RENDERERS = [render_intro, render_scenarios, render_maps, render_decode_curve, render_fleet, render_crossover,
+             render_assumptions]
 
 
 def _train_text(train: dict) -> str:
@@ -322,135 +354,3 @@ def to_html(doc: list, images: dict[str, bytes], title: str) -> str:
             out.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in b.items) + "</ul>")
     out.append("</body></html>")
     return "\n".join(out)
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def make_plots(sol: dict) -> dict[str, bytes]:
-    """PNG bytes per file name, drawn with matplotlib's Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    return {
-        "cost_vs_params.png": _plot_cost_vs_params(sol),
-        "fig6_paper.png": _plot_map(sol, "paper"),
-        "fig6_calibrated.png": _plot_map(sol, "calibrated"),
-        "decode_curve.png": _plot_decode(sol),
-    }
-
-
-def _plot_cost_vs_params(sol: dict) -> bytes:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    c = sol["cost_curves"]
-    n = np.asarray(c["params"])
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    keys = (("paper_total_usd", "paper", "C0"), ("calibrated_total_usd", "calibrated", "C1"),
-            ("n_dependent_total_usd", "calibrated_n_dependent", "C2"))
-    for col, key, color in keys:
-        s = sol["scenarios"][key]
-        ref = s["chinchilla"]["total_usd"]
-        ax.plot(n, np.asarray(c[col]) / ref, color=color, label=SCENARIO_LABELS[key])
-        ax.plot([s["optimal"]["params"]], [s["optimal"]["total_usd"] / ref], "o", color=color)
-    ax.axvline(sol["target"]["chinchilla_equivalent_params"], color="gray", ls="--", lw=1, label="Chinchilla-style N")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    lows = [sol["scenarios"][k]["optimal"]["total_usd"] / sol["scenarios"][k]["chinchilla"]["total_usd"]
-            for _, k, _ in keys]
-    ax.set_ylim(min(lows) * 0.7, 10.0)
-    ax.set_xlabel("parameters N (D from the loss constraint)")
-    ax.set_ylabel("lifetime cost / Chinchilla-style cost")
-    ax.set_title(f"Lifetime cost at loss {sol['target']['loss']:.4g}, {fmt_count(sol['demand']['requests'])} requests")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def _plot_map(sol: dict, key: str) -> bytes:
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.colors import LogNorm
-
-    m = sol["maps"]
-    x, y = np.asarray(m["requests"]), np.asarray(m["chinchilla_params"])
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
-    titles = (("cost_ratio", "(a) total cost ratio", (0.2, 0.4, 0.6, 0.8, 0.9, 0.95)),
-              ("params_ratio", "(b) parameter ratio", (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)),
-              ("tokens_ratio", "(c) training-token ratio", (1.5, 2, 5, 10, 100, 1000)))
-    for i, (ax, (field, title, levels)) in enumerate(zip(axes, titles)):
-        z = np.asarray(m[key][field])
-        norm = LogNorm(vmin=max(z.min(), 1e-6), vmax=max(z.max(), z.min() * 1.0001)) if field != "cost_ratio" else None
-        pc = ax.pcolormesh(x, y, z, shading="nearest", norm=norm, cmap="viridis")
-        inside = [v for v in levels if z.min() < v < z.max()]
-        if inside:
-            cs = ax.contour(x, y, z, colors="white", linewidths=0.6, levels=inside)
-            ax.clabel(cs, fontsize=7, fmt="%.3g")
-        fig.colorbar(pc, ax=ax)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("lifetime inference requests")
-        if i == 0:
-            ax.set_ylabel("quality: Chinchilla-equivalent params / loss")
-        lo, hi = float(y.min()), float(y.max())
-        ticks = [t for t in (1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12) if lo * 0.999 <= t <= hi * 1.001]
-        law = sol["law"]
-        ax.set_yticks(ticks, [f"{fmt_count(t)}\nL={law['E'] + (1 + law['alpha'] / law['beta']) * law['A'] * t ** -law['alpha']:.3f}"
-                              for t in ticks], fontsize=8)
-        ax.minorticks_off()
-        ax.set_title(title, fontsize=10)
-        ax.plot([sol["demand"]["requests"]], [sol["target"]["chinchilla_equivalent_params"]], "r*", ms=12)
-    fig.suptitle(SCENARIO_LABELS[key] + ": cost-optimal / Chinchilla-style")
-    return _png(fig)
-
-
-def _plot_decode(sol: dict) -> bytes:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    dc = sol["decode_curve"]
-    peak = dc["peak_flop_per_s_total"]
-    scale, ylabel = (1.0 / peak, "decode MFU") if peak else (1.0, "decode FLOP/s (paper convention)")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
-    b = np.asarray(dc["batch"])
-    ax.plot(b, np.asarray(dc["interpolated_flop_per_s"]) * scale, "-", color="C0", label="interpolation used")
-    roof = np.asarray([np.nan if v is None else v for v in dc["roofline_flop_per_s"]], dtype=float)
-    if np.isfinite(roof).any():
-        ax.plot(b, roof * scale, "--", color="C3", label="roofline of the profiled model")
-    if dc["measured"]:
-        ax.plot([p["concurrency"] for p in dc["measured"]], [p["achieved_flop_per_s"] * scale for p in dc["measured"]],
-                "o", color="k", label="measured")
-    op = dc.get("operating_point")
-    if op:
-        ax.axvline(op["concurrency"], color="gray", ls=":", label="operating point (SLO)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("concurrency (decode batch)")
-    ax.set_ylabel(ylabel)
-    ax.set_title("Profiled model: measured decode vs roofline")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    cb = np.asarray(dc["chosen_batch"])
-    per_dev_peak = (peak / max(1, sol["provenance"]["profile"].get("device_count", 1))) if peak else None
-    cf = np.asarray(dc["chosen_flop_per_s_per_device"]) * ((1.0 / per_dev_peak) if per_dev_peak else 1.0)
-    ax2.plot(cb, cf, color="C2")
-    sv = sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]
-    ax2.axvline(sv["batch"], color="gray", ls=":", label=f"batch used ({sv['batch_limited_by']})")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("decode batch")
-    ax2.set_ylabel("decode MFU per device" if per_dev_peak else "decode FLOP/s per device")
-    ax2.set_title(f"Chosen model {fmt_count(dc['chosen_params'])} params on "
-                  f"{dc['chosen_devices_per_replica']} device(s): curve bounded by roofline")
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8)
-    return _png(fig)

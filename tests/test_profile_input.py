@@ -13,8 +13,8 @@ from solver.profile_input import (
     costs_from_profiles,
     load_profile,
     phase_costs,
-    synthetic_profile,
 )
+from solver_synthetic import synthetic_profile
 
 
 def write(tmp_path, profile, name="p.json"):
@@ -58,7 +58,7 @@ def test_costs_from_profiles(tmp_path):
 def _bad_files(tmp_path):
     good = json.loads(synthetic_profile().model_dump_json())
     cases = {}
-    cases["missing.json"] = (None, "file not found")
+    cases["missing.json"] = (None, "no such file")
     cases["notjson.json"] = ("{not json", "not JSON")
     cases["list.json"] = ("[1, 2]", "JSON object")
     cases["law.json"] = (json.dumps({"kind": "loss_law", "A": 1}), "kind")

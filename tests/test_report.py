@@ -12,7 +12,8 @@ import pytest
 from solver import cli
 from solver.law import chinchilla_loss_for_params, get_law
 from solver.optimize import CostSettings, optimize_cost, optimize_cost_general
-from solver.profile_input import phase_costs, synthetic_profile
+from solver.profile_input import phase_costs
+from solver_synthetic import synthetic_profile
 from solver.report import ReportInputs, compute_solution, serving_model
 
 LAW = get_law("chinchilla")
@@ -43,8 +44,8 @@ def test_paper_scenario_equals_solver(curved):
     s = sol["scenarios"]["paper"]
     assert s["optimal"]["params"] == pytest.approx(float(c.optimal.params), rel=1e-12)
     assert s["optimal"]["train_tokens"] == pytest.approx(float(c.optimal.train_tokens), rel=1e-12)
-    assert s["optimal"]["total_usd"] == pytest.approx(float(c.optimal.total_usd), rel=1e-12)
-    assert s["chinchilla"]["total_usd"] == pytest.approx(float(c.chinchilla.total_usd), rel=1e-12)
+    assert s["optimal"]["total_cost_usd"] == pytest.approx(float(c.optimal.total_usd), rel=1e-12)
+    assert s["chinchilla"]["total_cost_usd"] == pytest.approx(float(c.chinchilla.total_usd), rel=1e-12)
     assert s["saving_fraction"] == pytest.approx(float(c.saving_fraction), rel=1e-12)
 
 
@@ -55,12 +56,12 @@ def test_calibrated_scenarios_equal_solver(curved):
                                                      pc.usd_per_flop_output), LAW)
     s = sol["scenarios"]["calibrated"]
     assert s["optimal"]["params"] == pytest.approx(float(c.optimal.params), rel=1e-12)
-    assert s["optimal"]["total_usd"] == pytest.approx(float(c.optimal.total_usd), rel=1e-12)
+    assert s["optimal"]["total_cost_usd"] == pytest.approx(float(c.optimal.total_usd), rel=1e-12)
     model = serving_model(inputs(), prof)
     g = optimize_cost_general(LOSS_30B, LAW, TRAIN_USD_PER_FLOP, lambda n: 17.5e9 * model.usd_per_request(n))
     s = sol["scenarios"]["calibrated_n_dependent"]
     assert s["optimal"]["params"] == pytest.approx(g.params, rel=1e-12)
-    assert s["optimal"]["total_usd"] == pytest.approx(g.total_usd, rel=1e-12)
+    assert s["optimal"]["total_cost_usd"] == pytest.approx(g.total_usd, rel=1e-12)
     assert s["saving_fraction"] == pytest.approx(g.saving_fraction, rel=1e-12)
     # the optimum is never worse than the Chinchilla-style model under the same costs
     for key in ("paper", "calibrated", "calibrated_n_dependent"):
@@ -94,7 +95,7 @@ def test_flat_curve_n_dependent_equals_constant_mfu(roofline):
     assert ndep["serving_optimal"]["decode_bound"] == "curve"
     assert ndep["optimal"]["params"] == pytest.approx(const["optimal"]["params"], rel=1e-6)
     assert ndep["optimal"]["train_tokens"] == pytest.approx(const["optimal"]["train_tokens"], rel=1e-6)
-    assert ndep["optimal"]["total_usd"] == pytest.approx(const["optimal"]["total_usd"], rel=1e-10)
+    assert ndep["optimal"]["total_cost_usd"] == pytest.approx(const["optimal"]["total_cost_usd"], rel=1e-10)
     assert sol["shift"]["params_ratio"] == pytest.approx(1.0, abs=1e-6)
     if roofline:  # same constants as the paper
         assert const["optimal"]["params"] == pytest.approx(sol["scenarios"]["paper"]["optimal"]["params"], rel=1e-12)
@@ -116,8 +117,8 @@ def test_slo_overrides(curved):
     b = {k: s["scenarios"]["calibrated_n_dependent"]["serving_optimal"]["batch"]
          for k, s in (("tight", tight), ("profile", sol), ("free", free))}
     assert b["tight"] <= b["profile"] <= b["free"], b
-    assert tight["scenarios"]["calibrated_n_dependent"]["optimal"]["total_usd"] >= \
-        free["scenarios"]["calibrated_n_dependent"]["optimal"]["total_usd"]
+    assert tight["scenarios"]["calibrated_n_dependent"]["optimal"]["total_cost_usd"] >= \
+        free["scenarios"]["calibrated_n_dependent"]["optimal"]["total_cost_usd"]
     assert free["assumptions"]["workload"]["tpot_slo_s"] is None
     # the constant-MFU answers do not depend on the SLO
     assert tight["scenarios"]["calibrated"] == sol["scenarios"]["calibrated"]
@@ -174,7 +175,7 @@ def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
 
     assert fmt_count(sol["scenarios"]["calibrated_n_dependent"]["optimal"]["params"]) in md
     # a second report of the same name never overwrites the first
-    from solver.report_cli import write_report
+    from solver.report_write import write_report
 
     before = (out / "solution.json").read_bytes()
     out2 = write_report(out.parent, out.name, {"x": 1.0}, "md", "<p>h</p>", {})
@@ -251,7 +252,7 @@ def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
     assert sol["provenance"]["profile"]["kind"] == "cpu"
     for key in ("paper", "calibrated", "calibrated_n_dependent"):
         s = sol["scenarios"][key]
-        assert s["saving_fraction"] >= 0 and s["optimal"]["total_usd"] > 0
+        assert s["saving_fraction"] >= 0 and s["optimal"]["total_cost_usd"] > 0
         if key != "calibrated_n_dependent":  # Eq. 6 with demand > 0 never picks a larger model
             assert s["optimal"]["params"] < s["chinchilla"]["params"]
     assert sol["fleet"]["devices"] >= 1 and sol["fleet"]["usd_per_request"] > 0

@@ -142,21 +142,6 @@ def test_paper_tables_command(capsys):
     assert {e["table"] for e in r["entries"]} == {"table2", "table3", "section2", "section6", "figure1"}
 
 
-def test_optional_subcommand_hook(monkeypatch, tmp_path, capsys):
-    # A module registered in _OPTIONAL_SUBCOMMANDS appears as a subcommand only when it exists.
-    mod = tmp_path / "fake_report_cli_mod.py"
-    mod.write_text("def add_args(p):\n    p.add_argument('--x', type=int, default=3)\n"
-                   "def main(args):\n    print('ran', args.x)\n    return 0\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "_OPTIONAL_SUBCOMMANDS", [("fake", "fake_report_cli_mod", "help")])
-    rc, out, _ = run_main(capsys, "fake", "--x", "5")
-    assert rc == 0 and out.strip() == "ran 5"
-    monkeypatch.setattr(cli, "_OPTIONAL_SUBCOMMANDS", [("fake", "no_such_module_xyz", "help")])
-    rc, _, err = run_main(capsys, "fake")
-    assert rc == 2 and "invalid choice" in err
-
-
-@pytest.mark.skipif(cli._profile_module() is None, reason="solver.profile_input not present")
 def test_profile_options_are_wired_and_fail_cleanly(capsys, tmp_path):
     rc, out, err = run_main(capsys, "optimize", "--objective", "cost", "--loss", "2", "--requests", "1e9",
                             "--inference-profile", str(tmp_path / "missing.json"))

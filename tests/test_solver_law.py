@@ -95,13 +95,16 @@ def test_law_file_and_resolve(tmp_path):
 
 @pytest.mark.parametrize("content, match", [
     ("[1, 2]", "JSON object"),
-    ('{"A": 1, "B": 1, "E": 1, "alpha": 1}', "missing beta"),
-    ('{"A": -1, "B": 1, "E": 1, "alpha": 1, "beta": 1}', "A=-1"),
-    ('{"A": "x", "B": 1, "E": 1, "alpha": 1, "beta": 1}', "not a number"),
-    ("{", "not valid JSON"),
+    ('{"A": 1, "B": 1, "E": 1, "alpha": 1}', "beta: Field required"),
+    ('{"A": -1, "B": 1, "E": 1, "alpha": 1, "beta": 1}', "A: Input should be greater than 0"),
+    ('{"A": "x", "B": 1, "E": 1, "alpha": 1, "beta": 1}', "A: Input should be a valid number"),
+    ('{"A": 1, "B": 1, "E": 1, "alpha": 1, "beta": 1, "gamma": 2}', "gamma: Extra inputs are not permitted"),
+    ('{"A": 1, "B": 1, "E": 1, "alpha": 1, "beta": Infinity}', "beta: Input should be a finite number"),
+    ("{", "not JSON"),
 ])
 def test_bad_law_files(tmp_path, content, match):
     p = tmp_path / "bad.json"
     p.write_text(content)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as exc:
         L.load_law_file(p)
+    assert str(p) in str(exc.value) and "\n" not in str(exc.value)  # one line naming the file

@@ -1,0 +1,143 @@
+"""The report's PNG plots, drawn from a `solution` dict with matplotlib's Agg backend (no display).
+
+cost_vs_params.png (lifetime cost against N at the target loss, three cost models),
+fig6_paper.png / fig6_calibrated.png (Figure-6-style maps), decode_curve.png (measured decode
+curve, interpolation and roofline; the chosen model's decode MFU against batch).
+"""
+
+from __future__ import annotations
+
+import io
+
+from solver.report_render import SCENARIO_LABELS, fmt_count
+
+
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def make_plots(sol: dict) -> dict[str, bytes]:
+    """PNG bytes per file name, drawn with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    return {
+        "cost_vs_params.png": _plot_cost_vs_params(sol),
+        "fig6_paper.png": _plot_map(sol, "paper"),
+        "fig6_calibrated.png": _plot_map(sol, "calibrated"),
+        "decode_curve.png": _plot_decode(sol),
+    }
+
+
+def _plot_cost_vs_params(sol: dict) -> bytes:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    c = sol["cost_curves"]
+    n = np.asarray(c["params"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    keys = (("paper_total_usd", "paper", "C0"), ("calibrated_total_usd", "calibrated", "C1"),
+            ("n_dependent_total_usd", "calibrated_n_dependent", "C2"))
+    for col, key, color in keys:
+        s = sol["scenarios"][key]
+        ref = s["chinchilla"]["total_cost_usd"]
+        ax.plot(n, np.asarray(c[col]) / ref, color=color, label=SCENARIO_LABELS[key])
+        ax.plot([s["optimal"]["params"]], [s["optimal"]["total_cost_usd"] / ref], "o", color=color)
+    ax.axvline(sol["target"]["chinchilla_equivalent_params"], color="gray", ls="--", lw=1, label="Chinchilla-style N")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    lows = [sol["scenarios"][k]["optimal"]["total_cost_usd"] / sol["scenarios"][k]["chinchilla"]["total_cost_usd"]
+            for _, k, _ in keys]
+    ax.set_ylim(min(lows) * 0.7, 10.0)
+    ax.set_xlabel("parameters N (D from the loss constraint)")
+    ax.set_ylabel("lifetime cost / Chinchilla-style cost")
+    ax.set_title(f"Lifetime cost at loss {sol['target']['loss']:.4g}, {fmt_count(sol['demand']['requests'])} requests")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _plot_map(sol: dict, key: str) -> bytes:
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    m = sol["maps"]
+    x, y = np.asarray(m["requests"]), np.asarray(m["chinchilla_params"])
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
+    titles = (("cost_ratio", "(a) total cost ratio", (0.2, 0.4, 0.6, 0.8, 0.9, 0.95)),
+              ("params_ratio", "(b) parameter ratio", (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)),
+              ("tokens_ratio", "(c) training-token ratio", (1.5, 2, 5, 10, 100, 1000)))
+    for i, (ax, (field, title, levels)) in enumerate(zip(axes, titles)):
+        z = np.asarray(m[key][field])
+        norm = LogNorm(vmin=max(z.min(), 1e-6), vmax=max(z.max(), z.min() * 1.0001)) if field != "cost_ratio" else None
+        pc = ax.pcolormesh(x, y, z, shading="nearest", norm=norm, cmap="viridis")
+        inside = [v for v in levels if z.min() < v < z.max()]
+        if inside:
+            cs = ax.contour(x, y, z, colors="white", linewidths=0.6, levels=inside)
+            ax.clabel(cs, fontsize=7, fmt="%.3g")
+        fig.colorbar(pc, ax=ax)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("lifetime inference requests")
+        if i == 0:
+            ax.set_ylabel("quality: Chinchilla-equivalent params / loss")
+        lo, hi = float(y.min()), float(y.max())
+        ticks = [t for t in (1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12) if lo * 0.999 <= t <= hi * 1.001]
+        law = sol["law"]
+        ax.set_yticks(ticks, [f"{fmt_count(t)}\nL={law['E'] + (1 + law['alpha'] / law['beta']) * law['A'] * t ** -law['alpha']:.3f}"
+                              for t in ticks], fontsize=8)
+        ax.minorticks_off()
+        ax.set_title(title, fontsize=10)
+        ax.plot([sol["demand"]["requests"]], [sol["target"]["chinchilla_equivalent_params"]], "r*", ms=12)
+    fig.suptitle(SCENARIO_LABELS[key] + ": cost-optimal / Chinchilla-style")
+    return _png(fig)
+
+
+def _plot_decode(sol: dict) -> bytes:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    dc = sol["decode_curve"]
+    peak = dc["peak_flop_per_s_total"]
+    scale, ylabel = (1.0 / peak, "decode MFU") if peak else (1.0, "decode FLOP/s (paper convention)")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    b = np.asarray(dc["batch"])
+    ax.plot(b, np.asarray(dc["interpolated_flop_per_s"]) * scale, "-", color="C0", label="interpolation used")
+    roof = np.asarray([np.nan if v is None else v for v in dc["roofline_flop_per_s"]], dtype=float)
+    if np.isfinite(roof).any():
+        ax.plot(b, roof * scale, "--", color="C3", label="roofline of the profiled model")
+    if dc["measured"]:
+        ax.plot([p["concurrency"] for p in dc["measured"]], [p["achieved_flop_per_s"] * scale for p in dc["measured"]],
+                "o", color="k", label="measured")
+    op = dc.get("operating_point")
+    if op:
+        ax.axvline(op["concurrency"], color="gray", ls=":", label="operating point (SLO)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrency (decode batch)")
+    ax.set_ylabel(ylabel)
+    ax.set_title("Profiled model: measured decode vs roofline")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    cb = np.asarray(dc["chosen_batch"])
+    per_dev_peak = (peak / max(1, sol["provenance"]["profile"].get("device_count", 1))) if peak else None
+    cf = np.asarray(dc["chosen_flop_per_s_per_device"]) * ((1.0 / per_dev_peak) if per_dev_peak else 1.0)
+    ax2.plot(cb, cf, color="C2")
+    sv = sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]
+    ax2.axvline(sv["batch"], color="gray", ls=":", label=f"batch used ({sv['batch_limited_by']})")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("decode batch")
+    ax2.set_ylabel("decode MFU per device" if per_dev_peak else "decode FLOP/s per device")
+    ax2.set_title(f"Chosen model {fmt_count(dc['chosen_params'])} params on "
+                  f"{dc['chosen_devices_per_replica']} device(s): curve bounded by roofline")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    return _png(fig)

@@ -1,0 +1,392 @@
+"""The sections of a sizing report's solution: one small function each, run in order by
+`solver.report.compute_solution`.
+
+Each entry of SECTIONS is (key, function(Solved) -> JSON-able value); the key is the section's field
+in `solver.schema.Solution` and in solution.json (docs/report.md). To add a section, write its
+function, append it here, add its field to `Solution` and (if it is shown) a renderer to
+`solver.report_render.RENDERERS`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict
+
+import numpy as np
+
+from solver import fleet as fl
+from solver.law import chinchilla_loss_for_params, chinchilla_params_for_loss, chinchilla_tokens_for_loss, tokens_for_loss
+from solver.optimize import TRAIN_FLOP_PER_PARAM_TOKEN, InputError, optimize_cost
+from solver.report import ServingModel, Solved, optimize_n_dependent
+from solver.schema import plan_of, plan_record
+
+SECONDS_PER_DAY = 86400.0
+MAX_REPLICAS = 1e15  # a fleet beyond this is not a deployment (and ceil() of it stops being exact)
+
+
+def _f(x) -> float:
+    return float(np.asarray(x))
+
+
+def _serving_dict(p: fl.ServingPoint) -> dict:
+    d = {
+        "params": p.params_matmul,
+        "num_layers": p.shape.num_layers,
+        "hidden_size": p.shape.hidden_size,
+        "num_kv_heads": p.shape.num_kv_heads,
+        "weight_bytes": p.shape.weight_bytes,
+        "kv_bytes_per_token": p.shape.kv_bytes_per_token,
+        "devices_per_replica": p.devices_per_replica,
+        "max_batch_memory": p.max_batch_memory,
+        "batch": p.batch,
+        "batch_limited_by": p.batch_limited_by,
+        "meets_slo": p.meets_slo,
+        "decode_tokens_per_s": p.decode_tokens_per_s,
+        "decode_bound": p.decode_bound,
+        "decode_flop_per_s_per_device": p.decode_flop_per_s_per_device,
+        "decode_mfu": p.decode_mfu,
+        "tpot_s": p.tpot_s,
+        "ttft_s": p.ttft_s,
+        "replica_s_per_request": p.replica_s_per_request,
+        "device_s_per_request": p.device_s_per_request,
+        "usd_per_request": p.usd_per_request,
+        "notes": list(p.notes),
+    }
+    return d
+
+
+# --------------------------------------------------------------------------- inputs echoed
+
+
+def target(s: Solved) -> dict:
+    return {
+        "loss": s.loss,
+        "chinchilla_params": s.inputs.chinchilla_params,
+        "chinchilla_equivalent_params": _f(chinchilla_params_for_loss(s.law, s.loss)),
+        "chinchilla_equivalent_train_tokens": _f(chinchilla_tokens_for_loss(s.law, s.loss)),
+    }
+
+
+def demand(s: Solved) -> dict:
+    return {
+        "requests": s.requests,
+        "input_tokens_per_request": s.inputs.input_tokens,
+        "output_tokens_per_request": s.inputs.output_tokens,
+        "inference_tokens": s.requests * (s.inputs.input_tokens + s.inputs.output_tokens),
+    }
+
+
+def law(s: Solved) -> dict:
+    return s.law.as_dict()
+
+
+def train(s: Solved) -> dict:
+    return {"usd_per_flop": s.inputs.train_usd_per_flop, **s.inputs.train_description}
+
+
+# --------------------------------------------------------------------------- the three cost models
+
+
+def _comparison_dict(cmp) -> dict:
+    return {
+        "optimal": plan_of(cmp.optimal, cmp.inference_tokens).model_dump(),
+        "chinchilla": plan_of(cmp.chinchilla, cmp.inference_tokens).model_dump(),
+        "saving_fraction": _f(cmp.saving_fraction),
+        "saving_usd": _f(cmp.saving),
+    }
+
+
+def _paper_scenario(s: Solved) -> dict:
+    p, st = s.inputs.paper, s.s_paper
+    constants = {
+        "train_usd_per_flop": st.train_usd_per_flop, "input_usd_per_flop": st.input_usd_per_flop,
+        "output_usd_per_flop": st.output_usd_per_flop, "mfu_input": p.mfu_input, "mfu_output": p.mfu_output,
+        "inference_gpu": p.gpu, "inference_dtype": p.dtype, "inference_usd_per_h": p.usd_per_h,
+        "inference_peak_flop_per_s": p.peak_flop_per_s, "source": p.source,
+    }
+    return _comparison_dict(s.paper) | {
+        "constants": constants,
+        "usd_per_request": _f(s.paper.optimal.params) * st.inference_usd_per_param_request(),
+    }
+
+
+def _calibrated_scenario(s: Solved) -> dict:
+    pc, st, prof = s.phase, s.s_cal, s.profile
+    constants = {
+        "train_usd_per_flop": st.train_usd_per_flop, "input_usd_per_flop": st.input_usd_per_flop,
+        "output_usd_per_flop": st.output_usd_per_flop, "mfu_input": pc.mfu_input, "mfu_output": pc.mfu_output,
+        "achieved_flop_per_s_input": pc.achieved_flop_per_s_input,
+        "achieved_flop_per_s_output": pc.achieved_flop_per_s_output,
+        "achieved_flop_per_s_input_interval": [prof.achieved_flop_per_s_input.low, prof.achieved_flop_per_s_input.high],
+        "achieved_flop_per_s_output_interval": [prof.achieved_flop_per_s_output.low,
+                                                prof.achieved_flop_per_s_output.high],
+        "n_boot": prof.achieved_flop_per_s_output.n_boot, "inference_usd_per_h": pc.usd_per_h,
+        "device_count": pc.device_count, "peak_flop_per_s": pc.peak_flop_per_s, "peak_dtype": pc.peak_dtype,
+        "operating_concurrency": pc.operating_concurrency,
+        "source": "calibration profile (measured), usd_per_h x devices / 3600 / achieved_flop_per_s",
+    }
+    return _comparison_dict(s.calibrated) | {
+        "constants": constants,
+        "usd_per_request": _f(s.calibrated.optimal.params) * st.inference_usd_per_param_request(),
+    }
+
+
+def _n_dependent_scenario(s: Solved) -> dict:
+    g, tokens = s.n_dependent, s.requests * (s.inputs.input_tokens + s.inputs.output_tokens)
+    return {
+        "optimal": plan_record(g.params, g.train_tokens, g.loss, tokens, g.train_usd, g.inference_usd).model_dump(),
+        "chinchilla": plan_record(g.chinchilla_params, g.chinchilla_train_tokens, g.loss, tokens,
+                                  g.chinchilla_train_usd, g.chinchilla_inference_usd).model_dump(),
+        "saving_fraction": g.saving_fraction,
+        "saving_usd": g.saving_usd,
+        "serving_optimal": _serving_dict(s.model.point(g.params)),
+        "serving_chinchilla": _serving_dict(s.model.point(g.chinchilla_params)),
+        "usd_per_request": s.model.usd_per_request(g.params),
+    }
+
+
+def scenarios(s: Solved) -> dict:
+    return {"paper": _paper_scenario(s), "calibrated": _calibrated_scenario(s),
+            "calibrated_n_dependent": _n_dependent_scenario(s)}
+
+
+def shift(s: Solved) -> dict:
+    """How far the N-dependent optimum moves from the constant-MFU calibrated answer."""
+    gen, cal = s.n_dependent, s.calibrated
+    n_const, d_const = _f(cal.optimal.params), _f(cal.optimal.train_tokens)
+    const_under_ndep = (TRAIN_FLOP_PER_PARAM_TOKEN * s.inputs.train_usd_per_flop * n_const * d_const
+                        + s.requests * s.model.usd_per_request(n_const))
+    return {
+        "params_ratio": gen.params / n_const,
+        "train_tokens_ratio": gen.train_tokens / d_const,
+        "total_usd_ratio": gen.total_usd / _f(cal.optimal.total_usd),
+        "constant_mfu_plan_total_usd_under_n_dependent_costs": const_under_ndep,
+        "penalty_of_constant_mfu_plan": const_under_ndep / gen.total_usd - 1.0,
+        "serving_constant_mfu_plan": _serving_dict(s.model.point(n_const)),
+    }
+
+
+# --------------------------------------------------------------------------- fleet
+
+
+def _peak(s: Solved) -> tuple[float, str]:
+    i = s.inputs
+    if i.peak_requests_per_s is not None:
+        return float(i.peak_requests_per_s), "command line"
+    return (s.requests / (i.lifetime_days * SECONDS_PER_DAY) * i.peak_to_mean,
+            f"assumption: lifetime demand spread over {i.lifetime_days:g} days, peak = {i.peak_to_mean:g} x mean")
+
+
+def fleet(s: Solved) -> dict | None:
+    """The serving fleet for the chosen model (N-dependent optimum) at the peak request rate."""
+    peak, peak_source = _peak(s)
+    if peak <= 0:
+        return None
+    point = s.model.point(s.n_dependent.params)
+    replicas = peak * point.replica_s_per_request
+    if not replicas <= MAX_REPLICAS:  # also catches inf/nan
+        name = "peak_requests_per_s" if s.inputs.peak_requests_per_s is not None else "requests"
+        value = peak if name == "peak_requests_per_s" else s.requests
+        limit = value * MAX_REPLICAS / replicas if math.isfinite(replicas) else None
+        why = f"the fleet would need more than {MAX_REPLICAS:g} replicas of {point.replica_s_per_request:.3g} s/request"
+        raise InputError(name, value, f"{why}; need {name} <= {limit:.3g}" if limit else why, why=why, limit=limit)
+    power = fl.power_w_per_device_from_profile(s.profile)
+    f = fl.fleet_for_peak(point, s.model.hardware, s.model.workload, peak, power)
+    return {
+        "params": s.n_dependent.params, "peak_requests_per_s": peak, "peak_source": peak_source,
+        "replica_requests_per_s": f.replica_requests_per_s, "replicas": f.replicas, "devices": f.devices,
+        "devices_per_replica": f.point.devices_per_replica, "usd_per_request": f.usd_per_request,
+        "usd_per_million_tokens": f.usd_per_million_tokens, "energy_j_per_request": f.energy_j_per_request,
+        "power_w_per_device": power, "fleet_usd_per_h": f.fleet_usd_per_h, "hardware": s.model.hardware.name,
+    }
+
+
+# --------------------------------------------------------------------------- crossover
+
+
+def _bracket_root(fn, lo: float, hi: float, points: int) -> tuple[float, float] | None:
+    """First sign change of fn over a log grid of [lo, hi] (fn increasing in practice)."""
+    xs = np.logspace(math.log10(lo), math.log10(hi), points)
+    prev_x, prev_v = None, None
+    for x in xs:
+        v = fn(x)
+        if prev_v is not None and prev_v < 0 <= v:
+            return prev_x, x
+        prev_x, prev_v = x, v
+    return None
+
+
+def crossover_requests(fn, lo: float = 1.0, hi: float = 1e20, points: int = 41) -> float | None:
+    """Lifetime requests R where inference $ = training $: root of fn(R) = ln(inference/training)."""
+    from scipy.optimize import brentq
+
+    br = _bracket_root(fn, lo, hi, points)
+    if br is None:
+        return None
+    return float(math.exp(brentq(lambda lr: fn(math.exp(lr)), math.log(br[0]), math.log(br[1]), xtol=1e-10)))
+
+
+def _log_ratio(inf_usd: float, train_usd: float) -> float:
+    if inf_usd <= 0:
+        return -math.inf
+    return math.log(inf_usd / train_usd)
+
+
+def crossover(s: Solved) -> dict:
+    """Lifetime demand where inference $ equals training $, per cost model."""
+    law, loss = s.law, s.loss
+
+    def const_fn(settings):
+        def fn(r):
+            c = optimize_cost(loss, r, settings, law)
+            return _log_ratio(_f(c.optimal.inference_usd), _f(c.optimal.train_usd))
+        return fn
+
+    def ndep_fn(r):
+        g = optimize_n_dependent(loss, r, law, s.inputs.train_usd_per_flop, s.model)
+        return _log_ratio(g.inference_usd, g.train_usd)
+
+    n_ch = _f(chinchilla_params_for_loss(law, loss))
+    d_ch = _f(chinchilla_tokens_for_loss(law, loss))
+    train_ch = TRAIN_FLOP_PER_PARAM_TOKEN * s.inputs.train_usd_per_flop * n_ch * d_ch
+    return {
+        "paper": {"chinchilla_requests": train_ch / (n_ch * s.s_paper.inference_usd_per_param_request()),
+                  "optimal_requests": crossover_requests(const_fn(s.s_paper))},
+        "calibrated": {"chinchilla_requests": train_ch / (n_ch * s.s_cal.inference_usd_per_param_request()),
+                       "optimal_requests": crossover_requests(const_fn(s.s_cal))},
+        "calibrated_n_dependent": {"chinchilla_requests": train_ch / s.model.usd_per_request(n_ch),
+                                   "optimal_requests": crossover_requests(ndep_fn, points=21)},
+    }
+
+
+# --------------------------------------------------------------------------- maps and curves
+
+
+def maps(s: Solved) -> dict:
+    """Figure-6-style maps (vectorised Eq. 6) over quality x lifetime requests."""
+    i, law = s.inputs, s.law
+    lo_n, hi_n = i.map_chinchilla_params_range
+    params = np.logspace(math.log10(lo_n), math.log10(hi_n), i.map_points)
+    losses = chinchilla_loss_for_params(law, params)
+    requests = np.logspace(math.log10(i.map_requests_range[0]), math.log10(i.map_requests_range[1]), i.map_points)
+    out = {"chinchilla_params": params.tolist(), "losses": losses.tolist(), "requests": requests.tolist()}
+    for key, settings in (("paper", s.s_paper), ("calibrated", s.s_cal)):
+        c = optimize_cost(losses[:, None], requests[None, :], settings, law)
+        out[key] = {
+            "cost_ratio": (c.optimal.total_usd / c.chinchilla.total_usd).tolist(),
+            "params_ratio": (c.optimal.params / c.chinchilla.params).tolist(),
+            "tokens_ratio": (c.optimal.train_tokens / c.chinchilla.train_tokens).tolist(),
+        }
+    return out
+
+
+def cost_curves(s: Solved) -> dict:
+    """Total cost against N at the target loss, for the three cost models."""
+    law, loss, R = s.law, s.loss, s.requests
+    n_ch = _f(chinchilla_params_for_loss(law, loss))
+    n_min = (law.A / (loss - law.E)) ** (1.0 / law.alpha)
+    top = max(n_ch, s.n_dependent.params, _f(s.calibrated.optimal.params)) * 4.0
+    n_grid = np.logspace(math.log10(n_min * 1.02), math.log10(top), 121)
+    d_grid = tokens_for_loss(law, loss, n_grid)
+    train_grid = TRAIN_FLOP_PER_PARAM_TOKEN * s.inputs.train_usd_per_flop * n_grid * d_grid
+    return {
+        "params": n_grid.tolist(),
+        "train_tokens": d_grid.tolist(),
+        "train_usd": train_grid.tolist(),
+        "paper_total_usd": (train_grid + R * n_grid * s.s_paper.inference_usd_per_param_request()).tolist(),
+        "calibrated_total_usd": (train_grid + R * n_grid * s.s_cal.inference_usd_per_param_request()).tolist(),
+        "n_dependent_total_usd": [float(t + R * s.model.usd_per_request(n)) for n, t in zip(n_grid, train_grid)],
+    }
+
+
+def decode_curve(s: Solved) -> dict:
+    return decode_curve_data(s.profile, s.model, s.n_dependent.params)
+
+
+def decode_curve_data(profile, model: ServingModel, chosen_params: float) -> dict:
+    """Measured decode points, the interpolation used, the profile model's roofline, and the chosen model.
+
+    Roofline of the profile's own model: rate(b) = b / max((W + b·kv·ctx)/BW, b·2N/peak) per device
+    count of the profile; as MFU = rate·2N / (devices·peak).
+    """
+    hw = model.hardware
+    pm = profile.model
+    devices = profile.hardware.device_count
+    n = float(pm.params_matmul)
+    weight_bytes = pm.weight_bytes or (pm.params_total * (pm.bytes_per_param or 1.0))
+    kv_per_token = 2.0 * pm.num_layers * pm.num_kv_heads * pm.head_dim * model.shape.kv_bytes
+    own = fl.ModelShape(n, pm.num_layers, pm.hidden_size, pm.num_kv_heads, pm.head_dim, float(weight_bytes),
+                        kv_per_token)
+    cmax = max([p.concurrency for p in profile.decode_curve] + [profile.operating_concurrency or 1, 1])
+    b = np.unique(np.round(np.logspace(0, math.log10(max(2 * cmax, 4)), 60)))
+    t_roof = fl.roofline_step_time_s(own, hw, model.workload, devices, b)
+    roof_flop = np.where(t_roof > 0, b * 2.0 * n / np.where(t_roof > 0, t_roof, 1.0), np.nan)
+    interp_flop = model.curve.flop_per_s(b) * devices
+    peak_total = hw.peak_flop_per_s * devices if hw.peak_flop_per_s else None
+    chosen = fl.shape_for_params(chosen_params, model.shape)
+    g = fl.devices_needed(chosen, hw, model.workload)
+    b_ch = np.arange(1, max(1, fl.max_batch_memory(chosen, hw, model.workload, g)) + 1, dtype=float)
+    rate_ch, _ = fl.decode_tokens_per_s(chosen, hw, model.curve, model.workload, g, b_ch)
+    flop_ch = rate_ch * 2.0 * chosen_params  # all devices of the replica
+    return {
+        "measured": [
+            {"concurrency": p.concurrency, "achieved_flop_per_s": p.achieved_flop_per_s, "mfu_output": p.mfu_output,
+             "tpot_p90_s": p.tpot_p90_s, "output_tokens_per_s": p.output_tokens_per_s}
+            for p in profile.decode_curve
+        ],
+        "operating_point": None if profile.operating_point is None else profile.operating_point.model_dump(),
+        "batch": b.tolist(),
+        "interpolated_flop_per_s": interp_flop.tolist(),
+        "roofline_flop_per_s": [None if not math.isfinite(v) else float(v) for v in roof_flop],
+        "peak_flop_per_s_total": peak_total,
+        "profile_model_weight_bytes": float(weight_bytes),
+        "chosen_params": chosen_params,
+        "chosen_batch": b_ch.tolist(),
+        "chosen_flop_per_s_per_device": (flop_ch / g).tolist(),
+        "chosen_devices_per_replica": g,
+    }
+
+
+# --------------------------------------------------------------------------- assumptions and provenance
+
+
+def assumptions(s: Solved) -> dict:
+    i = s.inputs
+    slo = ("--no-slo: no latency limit" if i.no_slo else
+           "command line" if (i.slo_tpot_p90_s or i.slo_ttft_p90_s) else s.profile.slo.source)
+    return {
+        "shape": asdict(i.shape),
+        "hardware": asdict(s.model.hardware),
+        "workload": asdict(s.model.workload),
+        "slo_source": slo,
+        "curve_extrapolation": i.extrapolation,
+        "fleet_model": (fl.__doc__ or "").strip(),
+    }
+
+
+_ECHOED = ("target_loss", "chinchilla_params", "requests", "peak_requests_per_s", "lifetime_days", "peak_to_mean",
+           "input_tokens", "output_tokens", "inference_usd_per_h", "extrapolation", "slo_tpot_p90_s",
+           "slo_ttft_p90_s", "no_slo")
+
+
+def provenance(s: Solved) -> dict:
+    return {
+        "profile": s.profile_provenance,
+        "tool": s.tool,
+        "inputs": {k: getattr(s.inputs, k) for k in _ECHOED} | {"law": s.law.name},
+        "kinds": {
+            "paper": "assumption (the paper's constants)",
+            "calibrated": "measured (profile) + computed",
+            "calibrated_n_dependent": "measured (profile curve) + computed + assumptions (see assumptions)",
+        },
+    }
+
+
+Section = tuple[str, Callable[[Solved], object]]
+
+SECTIONS: list[Section] = [
+    ("target", target), ("demand", demand), ("law", law), ("train", train), ("scenarios", scenarios),
+    ("shift", shift), ("fleet", fleet), ("crossover", crossover), ("maps", maps), ("cost_curves", cost_curves),
+    ("decode_curve", decode_curve), ("assumptions", assumptions), ("provenance", provenance),
+]

@@ -1,0 +1,88 @@
+"""Writing a sizing report: results/reports/<name>/ with solution.json, report.md, report.html, PNGs.
+
+The directory is built under a temporary name in the parent and renamed into place, so a
+half-written report never appears; an existing report is never overwritten (the new one takes the
+first free suffix -2, -3, ...). solution.json is `solver.schema.Solution` (strict JSON: NaN and
+infinities become null first).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.files import safe_name
+
+
+def report_dirname(name: str) -> str:
+    """A safe directory name for a report: bench.files.safe_name, at most 120 characters."""
+    return safe_name(name)[:120]
+
+
+def free_dir(parent: Path, name: str) -> tuple[Path, bool]:
+    """parent/name, or parent/name-2, -3, ... if taken; (path, suffixed). A directory name keeps its dots
+    (bench.files.free_path would put the suffix before a file's extension)."""
+    cand = parent / name
+    k = 2
+    while cand.exists():
+        cand = parent / f"{name}-{k}"
+        k += 1
+    return cand, cand.name != name
+
+
+def finite_or_none(o):
+    """NaN and infinities become null (JSON has neither); recursive over dicts and lists, numpy scalars too."""
+    if hasattr(o, "item") and not isinstance(o, (dict, list, tuple)):  # numpy scalar
+        o = o.item()
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite_or_none(v) for v in o]
+    return o
+
+
+def solution_json(solution: dict) -> str:
+    """solution.json's text: validated as solver.schema.Solution when it is one (kind sizing_report)."""
+    import json
+
+    from solver.schema import Solution
+
+    clean = finite_or_none(solution)
+    if clean.get("kind") == Solution.model_fields["kind"].default:
+        return Solution.model_validate(clean).model_dump_json(indent=1) + "\n"
+    return json.dumps(clean, indent=1, allow_nan=False) + "\n"
+
+
+def write_report(parent: Path, dirname: str, solution: dict, markdown: str, html_text: str,
+                 images: dict[str, bytes]) -> Path:
+    """Write all files into a temp dir under parent, then rename it to a free name (never overwrites)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dirname}.tmp-", dir=parent))
+    try:
+        (tmp / "solution.json").write_text(solution_json(solution))
+        (tmp / "report.md").write_text(markdown)
+        (tmp / "report.html").write_text(html_text)
+        for fname, data in images.items():
+            (tmp / fname).write_bytes(data)
+        os.chmod(tmp, 0o755)
+        while True:
+            final, suffixed = free_dir(parent, dirname)
+            try:
+                os.rename(tmp, final)  # fails if `final` appeared meanwhile and is non-empty
+                break
+            except OSError:
+                if not final.exists():
+                    raise
+        if suffixed:
+            print(f"{parent / dirname} exists; wrote {final.name} instead (reports are never overwritten)",
+                  file=sys.stderr)
+        return final
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
