@@ -126,3 +126,13 @@ def test_usage_errors_are_one_line(capsys, argv, fragment):
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("flag, value", [("--exclude-highest-loss", "-1"), ("--bootstrap", "1"), ("--bootstrap", "-2"),
+                                         ("--seed", "-1"), ("--n-starts", "0"), ("--extra-starts", "-1")])
+def test_law_numeric_flags_are_validated(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["law", str(SARDANA_CSV), *SARDANA_ARGS, flag, value, "--out", str(tmp_path / "law.json")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and flag in err and "must be" in err, err
+    assert not (tmp_path / "law.json").exists()

@@ -389,6 +389,22 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
     assert code == 2 and "--slo-tpot-p90-s" in one_line_error(err)
 
 
+NUMERIC_FLAGS = [  # every numeric flag of `calibrate profile`, with values it must refuse
+    ("--min-requests", ["-3", "0", "2.5", "x"]), ("--min-tokens", ["-1", "0"]), ("--bootstrap", ["-1", "1.5"]),
+    ("--seed", ["-1"]), ("--slo-tpot-p90-s", ["0", "-0.1", "nan", "inf"]), ("--slo-ttft-p90-s", ["0", "x"]),
+    ("--usd-per-hour", ["0", "-1", "nan"]), ("--peak-flop-per-s", ["0", "inf"]), ("--params", ["0", "-5", "1e9"]),
+    ("--params-total", ["0"]), ("--device-count", ["0", "-2"]), ("--concurrency", ["0"]),
+]
+
+
+@pytest.mark.parametrize("flag, value", [(f, v) for f, values in NUMERIC_FLAGS for v in values])
+def test_cli_refuses_every_bad_numeric_flag(tmp_path, capsys, flag, value):
+    code, out, err = run_cli([tmp_path, flag, value], capsys)
+    line = one_line_error(err)
+    assert code == 2 and flag in line and "must be" in line and repr(value) in line, line
+    assert out == ""
+
+
 # --------------------------------------------------------------------------- real CPU runs
 
 
