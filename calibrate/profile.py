@@ -35,13 +35,13 @@ from calibrate.curve import (DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S, dec
                              target_concurrency)
 from calibrate.errors import InputError
 from calibrate.runs import (DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS, IDENTITY_FIELDS, LoadedRun, check_homogeneous,
-                            load_runs, peak_of, screen_runs, vllm_version_of)
+                            peak_of, screen_runs, vllm_version_of)
 from calibrate.schema import (Costs, Dropped, Estimate, Profile, ProfileHardware, ProfileModel, ProfileProvenance,
                               RunRef, Slo)
 from calibrate.tokencost import DEFAULT_BOOTSTRAP, TokenCosts, choose_token_costs, energy_per_request, estimate
 from calibrate.window import run_totals
 
-__all__ = ["build_profile", "load_runs"]  # load_runs: the usual first step before build_profile
+__all__ = ["build_profile"]
 
 
 def _median_with_note(values: list[float], what: str) -> tuple[float, str]:

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.files import write_atomic
 from bench.schema import one_line
 from calibrate.errors import InputError
+from calibrate.perf_schema import PerformanceModel
 
-PROFILE_SCHEMA_VERSION = 1
+PROFILE_SCHEMA_VERSION = 2  # 2: optional performance_model; version-1 files (no such field) read as they are
 LAW_SCHEMA_VERSION = 1
 
 
@@ -174,7 +175,7 @@ class ProfileProvenance(Strict):
 
 
 class Profile(FileModel):
-    schema_version: Literal[1] = PROFILE_SCHEMA_VERSION
+    schema_version: Literal[1, 2] = PROFILE_SCHEMA_VERSION
     kind: Literal["calibration_profile"] = "calibration_profile"
     hardware: ProfileHardware
     model: ProfileModel
@@ -191,6 +192,9 @@ class Profile(FileModel):
     operating_point: OperatingPoint | None
     costs: Costs
     provenance: ProfileProvenance
+    # The hardware+engine performance model fitted to a ladder of model sizes (calibrate.perf_schema);
+    # None for a profile of one model.
+    performance_model: PerformanceModel | None = None
 
 
 class LawFile(FileModel):

@@ -70,3 +70,19 @@ def test_profile_rejects_unknown_keys(tmp_path):
     p.write_text(json.dumps(data))
     with pytest.raises(InputError, match="surprise"):
         Profile.load(p)
+
+
+def test_new_profiles_are_version_2_and_version_1_files_still_read(tmp_path):
+    v1 = json.loads(PROFILES[0].read_text())
+    assert v1["schema_version"] == 1 and "performance_model" not in v1  # the committed file
+    prof = Profile.load(PROFILES[0])
+    assert prof.schema_version == 1 and prof.performance_model is None
+    fresh = prof.model_copy(update={"schema_version": 2})
+    fresh.save(tmp_path / "v2.json")
+    data = json.loads((tmp_path / "v2.json").read_text())
+    assert data["schema_version"] == 2 and data["performance_model"] is None
+    assert Profile.model_fields["schema_version"].default == 2
+    data["schema_version"] = 3
+    (tmp_path / "v3.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="schema_version"):
+        Profile.load(tmp_path / "v3.json")
