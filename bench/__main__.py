@@ -1,4 +1,4 @@
-"""`python -m bench prepare|run|sweep` (see bench/cli.py)."""
+"""`python -m bench prepare|run|sweep|hardware` (see bench/cli.py)."""
 
 import sys
 

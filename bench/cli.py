@@ -1,9 +1,11 @@
-"""`python -m bench prepare|run|sweep`: the command line of the benchmark (all printing lives here).
+"""`python -m bench prepare|run|sweep|hardware`: the command line of the benchmark (all printing lives here).
 
-    prepare  build a tiny Llama model and quantize it to INT8 W8A8 (bench.prepare)
-    run      measure workload x concurrency (or rate) now, always into new run directories
-    sweep    the same from a TOML config; runs already complete are skipped, so a crashed or
-             interrupted sweep resumes where it stopped
+    prepare   build a tiny Llama model and quantize it to INT8 W8A8 (bench.prepare)
+    run       measure workload x concurrency (or rate) now, always into new run directories
+    sweep     the same from a TOML config; runs already complete are skipped, so a crashed or
+              interrupted sweep resumes where it stopped
+    hardware  measure this machine's dense matmul rates and memory bandwidth (a CUDA GPU with torch
+              alone, next to its datasheet values; else the CPU) into results/hardware/<name>.json
 
 Exit status: 0 every run complete; 1 a run failed or the server died; 2 bad input (one line).
 """
@@ -13,7 +15,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli_types import (
+    OneLineParser,
+    bad_input,
+    float_list,
+    int_list,
+    nonneg_float,
+    nonneg_int,
+    peak,
+    positive_float,
+    positive_int,
+)
 from bench.config import DEFAULT_RESULTS, ConfigError, SweepConfig, load_config, with_overrides
+from bench.gpus import DTYPES
+from bench.prepare import add_prepare_args
 
 PROG = "python -m bench"
 
@@ -37,73 +52,11 @@ SWEEP_EPILOG = f"""examples:
   {PROG} sweep --config bench/data/sweep_cpu.toml --concurrency 1,2 --num-requests 8   # flags beat the file
 Runs already complete are skipped; a failed or interrupted run is measured again in a new directory."""
 
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports bad input in one line and exits 2 (no usage dump, no traceback)."""
-
-    def error(self, message: str):  # noqa: D401
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 1,2,4") from None
-    if not vals or any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"{text!r}: concurrencies must be positive integers, e.g. 1,2,4")
-    return vals
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        vals = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers, e.g. 0.5,1,2") from None
-    if not vals or any(not v > 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"{text!r}: request rates must be > 0 requests/s")
-    return vals
-
-
-def _number(cast, *, positive: bool):
-    """An argparse type: `cast` (int or float) of the text, finite, > 0 (positive) or >= 0."""
-    kind = "an integer" if cast is int else "a number"
-    bound = "> 0" if positive else ">= 0"
-
-    def parse(text: str):
-        try:
-            v = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
-        if not (v > 0 if positive else v >= 0) or v != v or v in (float("inf"),):
-            raise argparse.ArgumentTypeError(f"{text!r}: must be finite and {bound}")
-        return v
-
-    return parse
-
-
-_positive_int = _number(int, positive=True)
-_nonneg_int = _number(int, positive=False)
-_positive_float = _number(float, positive=True)
-_nonneg_float = _number(float, positive=False)
-
-
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-
-
-def _peak(text: str) -> tuple[str, float]:
-    dtype, sep, value = text.partition("=")
-    dtype = dtype.strip().lower()
-    if not sep or dtype not in DTYPES:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected DTYPE=FLOP_PER_S with DTYPE one of {', '.join(DTYPES)}, e.g. int8=624e12")
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: {value!r} is not a number of flop/s, e.g. int8=624e12") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the peak must be > 0 flop/s")
-    return dtype, v
+HARDWARE_EPILOG = f"""examples:
+  {PROG} hardware                     # a CUDA GPU (NVML sees one): bf16/int8 GEMM + bandwidth vs datasheet; else the CPU
+  {PROG} hardware --gpu --device 1    # measure CUDA device 1 (an error line where there is no CUDA)
+  {PROG} hardware --remeasure         # measure the CPU again (the cached record is kept, renamed)
+Needs only torch, numpy, pydantic and nvidia-ml-py: runs from a plain checkout."""
 
 
 def add_measure_args(p: argparse.ArgumentParser) -> None:
@@ -113,16 +66,16 @@ def add_measure_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-name", help="short name used in result paths (default: the directory name)")
     g.add_argument("--workload", choices=("prefill", "decode", "mixed", "distribution"),
                    help="replaces the config's runs with this one workload")
-    g.add_argument("--input-tokens", type=_positive_int, metavar="P")
-    g.add_argument("--output-tokens", type=_positive_int, metavar="G")
+    g.add_argument("--input-tokens", type=positive_int, metavar="P")
+    g.add_argument("--output-tokens", type=positive_int, metavar="G")
     g.add_argument("--distribution-file", metavar="CSV", help="(input, output) pairs for --workload distribution")
-    g.add_argument("--concurrency", type=_int_list, metavar="1,2,4", help="closed-loop requests in flight")
-    g.add_argument("--request-rate", type=_float_list, metavar="R1,R2", help="Poisson arrivals, requests/s")
-    g.add_argument("--num-requests", type=_positive_int, metavar="N", help="measured requests per run")
-    g.add_argument("--warmup", type=_nonneg_int, metavar="N", help="warm-up requests per run (not measured)")
+    g.add_argument("--concurrency", type=int_list, metavar="1,2,4", help="closed-loop requests in flight")
+    g.add_argument("--request-rate", type=float_list, metavar="R1,R2", help="Poisson arrivals, requests/s")
+    g.add_argument("--num-requests", type=positive_int, metavar="N", help="measured requests per run")
+    g.add_argument("--warmup", type=nonneg_int, metavar="N", help="warm-up requests per run (not measured)")
     g.add_argument("--seed", type=int)
-    g.add_argument("--slo-ttft-s", type=_positive_float, help="goodput SLO: time to first token")
-    g.add_argument("--slo-tpot-s", type=_positive_float, help="goodput SLO: time per output token")
+    g.add_argument("--slo-ttft-s", type=positive_float, help="goodput SLO: time to first token")
+    g.add_argument("--slo-tpot-s", type=positive_float, help="goodput SLO: time per output token")
     g.add_argument("--results", metavar="DIR", help=f"results root (default {DEFAULT_RESULTS})")
     s = p.add_argument_group("server")
     s.add_argument("--endpoint", metavar="URL", help="measure this running OpenAI-compatible server instead of starting vLLM")
@@ -130,15 +83,15 @@ def add_measure_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--served-name", help="model name the server answers to")
     s.add_argument("--quantization", help="vLLM --quantization (compressed-tensors W8A8 is auto-detected)")
     s.add_argument("--dtype", help="vLLM --dtype (default bfloat16)")
-    s.add_argument("--max-model-len", type=_positive_int)
-    s.add_argument("--max-num-seqs", type=_positive_int)
-    s.add_argument("--tensor-parallel-size", type=_positive_int)
+    s.add_argument("--max-model-len", type=positive_int)
+    s.add_argument("--max-num-seqs", type=positive_int)
+    s.add_argument("--tensor-parallel-size", type=positive_int)
     h = p.add_argument_group("hardware (override detected / table values)")
     h.add_argument("--hardware-name", help="table key or alias (a100-40gb, ...), or a free name for --endpoint")
-    h.add_argument("--usd-per-hour", type=_nonneg_float, metavar="USD", help="price per device-hour")
-    h.add_argument("--peak-flop-per-s", type=_peak, action="append", metavar="DTYPE=VALUE",
+    h.add_argument("--usd-per-hour", type=nonneg_float, metavar="USD", help="price per device-hour")
+    h.add_argument("--peak-flop-per-s", type=peak, action="append", metavar="DTYPE=VALUE",
                    help="dense peak per device, e.g. int8=624e12 (repeatable)")
-    h.add_argument("--memory-bandwidth", type=_positive_float, metavar="BYTES_PER_S", help="per device")
+    h.add_argument("--memory-bandwidth", type=positive_float, metavar="BYTES_PER_S", help="per device")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -149,19 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     prep = sub.add_parser("prepare", help="build / quantize a model (INT8 W8A8)", epilog=PREPARE_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    try:
-        from bench.prepare import add_prepare_args
-
-        add_prepare_args(prep)
-    except ImportError as exc:  # bench.prepare missing: say so when used, not at import
-        prep.set_defaults(_prepare_missing=str(exc))
+    add_prepare_args(prep)
     run = sub.add_parser("run", help="measure now (always new run directories)", epilog=RUN_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     add_measure_args(run)
     sw = sub.add_parser("sweep", help="measure a TOML sweep; skips complete runs, resumes after a crash",
                         epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_measure_args(sw)
+    hw = sub.add_parser("hardware", help="measure dense matmul rates and memory bandwidth (GPU or CPU)",
+                        epilog=HARDWARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_hardware_args(hw)
     return parser
+
+
+def add_hardware_args(p: argparse.ArgumentParser) -> None:
+    from bench.microbench import CACHE_DIR
+
+    p.add_argument("--gpu", action="store_true", help="measure a CUDA device (default: when NVML sees a GPU)")
+    p.add_argument("--device", type=nonneg_int, default=0, metavar="N", help="CUDA device index (default 0)")
+    p.add_argument("--dtype", default="int8", choices=DTYPES, help="CPU: datatype whose peak a run divides by")
+    p.add_argument("--remeasure", action="store_true", help="CPU: measure again (the old record is kept, renamed)")
+    p.add_argument("--seconds", type=positive_float, default=3.0, help="timing budget per GEMM path (default 3)")
+    p.add_argument("--cache-dir", default=str(CACHE_DIR), metavar="DIR",
+                   help="where records are written (default %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
@@ -247,8 +210,7 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return bad_input(f"{PROG} {args.command}", str(exc))
     specs = cfg.specs()
     progress = not args.no_progress
     bars: dict = {}
@@ -290,8 +252,7 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
         outcome = run_from_config(cfg, skip_complete=skip_complete, on_status=on_status,
                                   on_run_start=on_run_start, on_record=on_record, on_run_end=on_run_end)
     except (ValueError, ConfigError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return bad_input(f"{PROG} {args.command}", str(exc))
     except Exception as exc:  # server failed to start, etc.: the message carries the log tail
         from bench.server import ServerError
 
@@ -314,17 +275,64 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    missing = getattr(args, "_prepare_missing", None)
-    if missing:
-        print(f"{PROG} prepare: error: bench.prepare is not available ({missing})", file=sys.stderr)
-        return 2
     from bench.prepare import run_prepare
 
     return int(run_prepare(args) or 0)
+
+
+def _rate(x):
+    return "-" if x is None else f"{x / 1e12:.2f} T"
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    """GPU: measure, print measured vs datasheet, write the record. CPU: the cached or measured record."""
+    import json
+    from pathlib import Path
+
+    from bench import microbench as mb
+    from bench.nvml import nvml_available
+
+    prog = f"{PROG} hardware"
+    if args.gpu or nvml_available()[0]:
+        try:
+            rec, path = mb.measure_and_cache_gpu(args.cache_dir, device_index=args.device, seconds=args.seconds)
+        except ValueError as exc:
+            return bad_input(prog, str(exc))
+        except RuntimeError as exc:  # no CUDA here: fail soft, one line
+            print(f"{prog}: {exc}; nothing written", file=sys.stderr)
+            return 1
+        sheet = rec.datasheet or {}
+        ratio = sheet.get("measured_over_datasheet", {})
+        print(f"{rec.name} ({rec.device_name}, CUDA device {rec.device_index})")
+        for d in mb.CUDA_DTYPES:
+            measured = rec.peak_flop_per_s.get(d)
+            table = (sheet.get("peak_flop_per_s") or {}).get(d)
+            frac = ratio.get(d)
+            print(f"  {d:<6} measured {_rate(measured)}FLOP/s   datasheet {_rate(table)}FLOP/s"
+                  + ("" if frac is None else f"   {frac:.0%}"))
+        bw, bw_sheet = rec.memory_bandwidth_bytes_per_s, sheet.get("memory_bandwidth_bytes_per_s")
+        print(f"  memory measured {bw / 1e9:.0f} GB/s   datasheet "
+              + ("-" if bw_sheet is None else f"{bw_sheet / 1e9:.0f} GB/s   {bw / bw_sheet:.0%}"))
+        if not sheet:
+            print("  (not in bench/data/gpus.toml: no datasheet values to compare)")
+        print(f"wrote {path}")
+        return 0
+    from bench.hardware import detect_hardware
+
+    try:
+        info = detect_hardware(dtype_for_peak=args.dtype, cache_dir=args.cache_dir, measure_seconds=args.seconds,
+                               remeasure=args.remeasure)
+    except ValueError as exc:
+        return bad_input(prog, str(exc))
+    print(json.dumps(info.model_dump(), indent=2))
+    print(f"cache: {mb.cache_path(Path(args.cache_dir), info.name)}" if info.kind == "cpu" else "")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "prepare":
         return cmd_prepare(args)
+    if args.command == "hardware":
+        return cmd_hardware(args)
     return cmd_measure(args, skip_complete=args.command == "sweep")

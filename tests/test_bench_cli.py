@@ -29,6 +29,8 @@ def bench(*args: str) -> subprocess.CompletedProcess:
         (("run",), ["no model", "--model"]),
         (("run", "--model", "/nonexistent", "--workload", "decode", "--concurrency", "1"), ["/nonexistent"]),
         (("prepare", "--quantization", "bogus"), ["'bogus'", "w8a8-int8"]),
+        (("hardware", "--device", "-1"), ["--device", "'-1'", ">= 0"]),
+        (("hardware", "--seconds", "inf"), ["--seconds", "'inf'", "finite"]),
         (("sweep", "--config", "bench/data/sweep_cpu.toml", "--endpoint", "notaurl"), ["'notaurl'", "http://"]),
     ],
 )
@@ -42,7 +44,28 @@ def test_bad_input_exits_2_with_one_line(args, must_say):
 
 
 def test_help_shows_examples():
-    for sub in ("run", "sweep", "prepare"):
+    for sub in ("run", "sweep", "prepare", "hardware"):
         done = bench(sub, "--help")
         assert done.returncode == 0
         assert "python -m bench " + sub in done.stdout, sub
+
+
+HEAVY = ("vllm", "transformers", "tokenizers", "safetensors", "compressed_tensors", "aiohttp", "rich",
+         "prometheus_client", "huggingface_hub", "calibrate", "solver")
+
+
+def test_hardware_gpu_without_cuda_fails_soft_and_imports_only_what_it_needs():
+    """`python -m bench hardware --gpu` needs torch, numpy, pydantic and nvidia-ml-py only (a plain
+    checkout on a GPU node); where CUDA is absent it says so in one line, writes nothing, exits 1."""
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: this test is for machines without it")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench", "hardware", "--gpu",
+                           "--cache-dir", "/nonexistent/hw"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("import time:")]
+    assert len(lines) == 1 and "no CUDA device to measure" in lines[0] and "nothing written" in lines[0], lines
+    imported = {ln.split("|")[-1].strip().split(".")[0] for ln in done.stderr.splitlines() if ln.startswith("import time:")}
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))

@@ -1,5 +1,6 @@
-"""bench.hardware: NVML names -> the GPU table (through a fake NVML), the CPU micro-benchmarks
-(shortened), the cache, overrides and --endpoint hardware."""
+"""bench.hardware and bench.microbench: NVML names -> the GPU table (through a fake NVML), the CPU
+micro-benchmarks (shortened), the cache, overrides, --endpoint hardware, and the CUDA measurement's
+logic (a fake torch and clock: no GPU here)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import pytest
 
 from bench import hardware as H
+from bench import microbench as MB
 from tests.test_telemetry import FakeNVMLError, FakeNvml
 
 GIB = 2**30
@@ -125,15 +127,15 @@ def test_remote_endpoint_hardware_from_table_or_declared():
 
 def test_cpu_name_helpers():
     text = "processor\t: 0\nmodel name\t: AMD EPYC 7B13 64-Core Processor\nflags\t: fpu\n"
-    assert H.cpu_model_name(text) == "AMD EPYC 7B13 64-Core Processor"
-    assert H.cpu_model_name("nothing") == "unknown-cpu"
-    assert H.cpu_hardware_name("AMD EPYC 7B13 64-Core Processor", 2) == "cpu-amd-epyc-7b13-64-core-processor-2c"
-    assert H.memory_total_bytes("MemTotal:       24683656 kB\n") == 24683656 * 1024
+    assert MB.cpu_model_name(text) == "AMD EPYC 7B13 64-Core Processor"
+    assert MB.cpu_model_name("nothing") == "unknown-cpu"
+    assert MB.cpu_hardware_name("AMD EPYC 7B13 64-Core Processor", 2) == "cpu-amd-epyc-7b13-64-core-processor-2c"
+    assert MB.memory_total_bytes("MemTotal:       24683656 kB\n") == 24683656 * 1024
 
 
 def test_measure_cpu_peaks_short():
     details: dict = {}
-    peaks = H.measure_cpu_peaks(0.05, sizes=(64, 128), details=details)
+    peaks = MB.measure_cpu_peaks(0.05, sizes=(64, 128), details=details)
     assert set(peaks) == {"fp32", "bf16", "int8"}
     for dtype, rate in peaks.items():
         assert math.isfinite(rate) and rate > 0, dtype
@@ -143,7 +145,7 @@ def test_measure_cpu_peaks_short():
 
 def test_measure_cpu_bandwidth_short():
     details: dict = {}
-    bw = H.measure_cpu_bandwidth(8 * 2**20, seconds=0.05, details=details)
+    bw = MB.measure_cpu_bandwidth(8 * 2**20, seconds=0.05, details=details)
     assert math.isfinite(bw) and bw > 0
     assert bw == max(details["copy_bytes_per_s"], details["triad_bytes_per_s"])
 
@@ -151,15 +153,15 @@ def test_measure_cpu_bandwidth_short():
 def test_cpu_detect_measures_once_and_caches(tmp_path, monkeypatch):
     no_nvml = FakeNvml(fail_init=FakeNVMLError("NVML Shared Library Not Found"))
     calls = []
-    real = H.measure_cpu
+    real = MB.measure_cpu
 
     def short(seconds, **kw):
         calls.append(seconds)
         return real(0.02, sizes=(64,), bandwidth_bytes=4 * 2**20)
 
-    monkeypatch.setattr(H, "measure_cpu", short)
+    monkeypatch.setattr(MB, "measure_cpu", short)
     info = H.detect_hardware(dtype_for_peak="int8", nvml=no_nvml, cache_dir=tmp_path)
-    assert info.kind == "cpu" and info.name.startswith("cpu-") and info.name.endswith(f"-{H.cpu_count()}c")
+    assert info.kind == "cpu" and info.name.startswith("cpu-") and info.name.endswith(f"-{MB.cpu_count()}c")
     assert info.peak_source.startswith("measured") and info.bandwidth_source.startswith("measured")
     assert info.peak_flop_per_s["int8"] > 0 and info.peak_flop_per_s["fp8"] is None
     assert info.usd_per_h == H.CPU_USD_PER_H_DEFAULT and info.usd_per_h_source.startswith("assumption")
@@ -203,3 +205,129 @@ def test_cuda_visible_devices_picks_the_devices(monkeypatch):
     nvml.memory_bytes = 80 * GIB
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     assert H.detect_hardware(dtype_for_peak="int8", nvml=nvml).name == "h100-sxm"
+
+
+# --------------------------------------------------------------------------- CUDA logic, fake device
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeTensor:
+    def __init__(self, clock, numel, dtype, shape=None):
+        self.clock, self.numel, self.dtype, self.shape = clock, numel, dtype, shape
+
+    def copy_(self, other):
+        self.clock.t += 2 * self.numel * 4 / FakeTorch.BANDWIDTH
+        return self
+
+
+class FakeTorch:
+    """The subset of torch `measure_gpu` uses: every kernel advances a fake clock by the time a device
+    with known rates (bf16 300e12, int8 600e12 FLOP/s, 1.5e12 B/s) would take, so the measured figures
+    must come out exactly; `synchronize` calls are counted."""
+
+    RATES = {"bf16": 300e12, "int8": 600e12}
+    BANDWIDTH = 1.5e12
+    bfloat16, int8, float32 = "bf16", "int8", "fp32"
+    __version__ = "2.99+fake"
+
+    def __init__(self, clock, *, name="NVIDIA A100-SXM4-40GB", memory=40 * GIB, cuda=True):
+        from types import SimpleNamespace
+
+        self.clock, self.syncs = clock, 0
+        self.version = SimpleNamespace(cuda="12.8" if cuda else None)
+        fake = self
+        self.cuda = SimpleNamespace(
+            is_available=lambda: cuda, device_count=lambda: 1 if cuda else 0,
+            get_device_properties=lambda i: SimpleNamespace(name=name, total_memory=memory),
+            synchronize=lambda device=None: setattr(fake, "syncs", fake.syncs + 1),
+        )
+
+    def inference_mode(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def _mat(self, shape, dtype):
+        return FakeTensor(self.clock, shape[0] * shape[1], dtype, shape)
+
+    def randn(self, *shape, device=None, dtype=None):
+        return self._mat(shape, dtype)
+
+    def randint(self, low, high, shape, device=None, dtype=None):
+        return self._mat(shape, dtype)
+
+    def _matmul(self, a, b):
+        n = a.shape[0]
+        self.clock.t += 2.0 * n**3 / self.RATES[a.dtype]
+
+    def mm(self, a, b):
+        self._matmul(a, b)
+
+    def _int_mm(self, a, b):
+        self._matmul(a, b)
+
+    def zeros(self, n, dtype=None, device=None):
+        return FakeTensor(self.clock, n, dtype)
+
+    ones = zeros
+
+    def full(self, shape, value, dtype=None, device=None):
+        return FakeTensor(self.clock, shape[0], dtype)
+
+    def add(self, b, c, alpha=1.0, out=None):
+        self.clock.t += 3 * out.numel * 4 / self.BANDWIDTH
+
+
+def test_measure_gpu_recovers_the_rates_and_sits_next_to_the_datasheet():
+    clock = FakeClock()
+    torch = FakeTorch(clock)
+    rec = MB.measure_gpu(0, seconds=0.01, sizes=(1024, 2048), bandwidth_bytes=2**26, torch=torch, clock=clock)
+    assert rec.kind == "gpu" and rec.name == "a100-40gb-sxm" and rec.device_index == 0
+    assert rec.peak_flop_per_s["bf16"] == pytest.approx(300e12)
+    assert rec.peak_flop_per_s["int8"] == pytest.approx(600e12)
+    assert rec.memory_bandwidth_bytes_per_s == pytest.approx(1.5e12)
+    assert rec.peak_details["int8"]["best_method"] == "torch._int_mm"
+    assert torch.syncs > 0  # every timing waited for the device
+    sheet = rec.datasheet
+    assert sheet["table_key"] == "a100-40gb-sxm" and sheet["peak_flop_per_s"] == {"bf16": 312e12, "int8": 624e12}
+    assert sheet["memory_bandwidth_bytes_per_s"] == pytest.approx(1555e9) and "datasheet" in sheet["peak_source"]
+    ratio = sheet["measured_over_datasheet"]
+    assert ratio["bf16"] == pytest.approx(300 / 312) and ratio["int8"] == pytest.approx(600 / 624)
+    assert ratio["memory_bandwidth"] == pytest.approx(1.5e12 / 1555e9)
+    assert rec.provenance.kind == "measured" and "CUDA" in rec.provenance.method
+
+
+def test_measure_gpu_unknown_device_has_no_datasheet(tmp_path):
+    clock = FakeClock()
+    rec = MB.measure_gpu(0, seconds=0.01, sizes=(512,), bandwidth_bytes=2**24, clock=clock,
+                         torch=FakeTorch(clock, name="NVIDIA GeForce GT 710", memory=2 * GIB))
+    assert rec.name == "gpu-nvidia-geforce-gt-710" and rec.datasheet is None
+    path = MB.write_cached(MB.cache_path(tmp_path, rec.name), rec)
+    again = MB.read_cached(path)
+    assert again == rec and json.loads(path.read_text())["schema_version"] == 2
+
+
+def test_measure_gpu_fails_soft_without_cuda():
+    clock = FakeClock()
+    with pytest.raises(RuntimeError, match="no CUDA device to measure: this torch .* without CUDA"):
+        MB.measure_gpu(0, torch=FakeTorch(clock, cuda=False), clock=clock)
+    assert MB.cuda_unavailable_reason(FakeTorch(clock)) is None
+    with pytest.raises(ValueError, match="device=3"):
+        MB.measure_gpu(3, torch=FakeTorch(clock), clock=clock)
+
+
+def test_committed_cpu_record_still_reads():
+    """results/hardware/ holds a record written as `cache_version: 1`: the schema reads it."""
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[1] / "results" / "hardware").glob("*.json"):
+        rec = MB.read_cached(path)
+        assert rec is not None and rec.kind == "cpu" and rec.peak_flop_per_s, path
+        assert H.cpu_info_from_record(rec).peak_source.startswith("measured")
