@@ -3,37 +3,40 @@
     python -m solver.pipeline                       # this machine: tiny INT8 W8A8 model on vLLM's CPU backend
     python -m solver.pipeline --model /models/llama-3.1-8b --usd-per-hour 1.10   # a GPU node
 
-Stages talk only through files and each runs as its own command, so `solver` imports nothing from
-`bench` or `calibrate`:
+Each stage is called as a function and hands the next one a path:
 
-  1. python -m bench prepare [--model M]          -> models/<name>/        (last line "prepared: DIR")
-  2. python -m bench sweep --config C --model DIR -> results/runs/<hw>/<model>/...  (last line "... under BASE")
-  3. python -m calibrate profile BASE --out P     -> results/calibration/<hw>-<model>.json
-  4. python -m solver report ... --inference-profile P -> results/reports/<name>/
+  1. bench.prepare.prepare            -> models/<name>/                       (prepare_model)
+  2. bench.sweep.run_from_config      -> results/runs/<hw>/<model>/ (its base)  (sweep_model)
+  3. calibrate profile (profile_cli)  -> results/calibration/<hw>-<model>.json  (calibrate_runs)
+  4. solver report (make_report)      -> results/reports/<name>/               (write_sizing_report)
 
-Each stage's own output (tables, progress bars) is shown as it runs, under a "[k/4]" header. Nothing
-is overwritten: prepare reuses an identical prepared model, sweep skips complete runs, the profile
-gets a free name (-2, -3, ...) if one exists, and the report directory too. The last printed line is
-the report directory. The sweep config is `bench/data/sweep_cpu.toml` on a machine without an NVIDIA
-GPU and `bench/data/sweep_a100.toml` where NVML sees one (bench detects the exact hardware itself).
+`--prepare-args`, `--sweep-args`, `--calibrate-args`, `--report-args` are parsed by the stage's own
+argument parser (the same flags as `python -m bench prepare|sweep`, `python -m calibrate profile`,
+`python -m solver report`). Progress goes to stderr under a "[k/4]" header. Nothing is overwritten:
+prepare reuses an identical prepared model, sweep skips complete runs, the profile gets a free name
+(-2, -3, ...) if one exists, and the report directory too. The last printed line is the report
+directory. The sweep config is `bench/data/sweep_cpu.toml` where bench.nvml sees no NVIDIA GPU and
+`bench/data/sweep_a100.toml` where it sees one (bench detects the exact hardware itself).
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from solver.cli_args import CliError, at_least_one, non_negative, one_line, positive
 
 PROG = "python -m solver.pipeline"
 STAGES = 4
 
 
 class PipelineError(RuntimeError):
-    """A stage failed; the message names the stage and the command, and carries its exit code."""
+    """A stage failed; the message names the stage, and carries an exit code (2: bad input, 1: failure)."""
 
     def __init__(self, message: str, returncode: int = 1):
         super().__init__(message)
@@ -54,110 +57,133 @@ class PipelineOptions:
     sweep_args: list[str] = field(default_factory=list)
     calibrate_args: list[str] = field(default_factory=list)
     report_args: list[str] = field(default_factory=list)
-    python: str = sys.executable
-    cwd: str | None = None
+    cwd: str | None = None  # directory the relative paths above are taken from (default: the current one)
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.cwd or ".").joinpath(*parts)
 
 
 def has_nvidia_gpu() -> bool:
-    """True when NVML initialises and reports at least one device (heavy import kept here)."""
-    try:
-        import pynvml
-    except ImportError:
-        return False
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # NVMLError_LibraryNotFound on machines without a driver
-        return False
-    try:
-        return pynvml.nvmlDeviceGetCount() > 0
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
+    """True when NVML initialises and reports at least one device (bench.nvml)."""
+    from bench.nvml import nvml_available
+
+    return nvml_available()[0]
 
 
 def default_config(gpu: bool) -> str:
     return "bench/data/sweep_a100.toml" if gpu else "bench/data/sweep_cpu.toml"
 
 
-def run_stage(k: int, title: str, cmd: list[str], *, cwd=None, out=sys.stdout, err=sys.stderr) -> str:
-    """Run one stage, echo its stdout line by line (stderr passes through), return its last line."""
+def _parse(stage: str, add_args: Callable[[argparse.ArgumentParser], None], argv: list[str]) -> argparse.Namespace:
+    """A stage's arguments parsed by its own parser; a bad one is a PipelineError (exit 2), not an exit."""
+    from solver.cli_args import Parser
+
+    class _Raising(Parser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise PipelineError(f"{stage}: {message} (in {' '.join(map(shlex.quote, argv))})", 2)
+
+    p = _Raising(prog=stage)
+    add_args(p)
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- the four stages
+
+
+def prepare_model(opts: PipelineOptions) -> Path:
+    """Stage 1: the INT8 model to serve (bench.prepare)."""
+    from bench.prepare import TinySpec, add_prepare_args, prepare
+
+    argv = ["--models-dir", str(opts.path(opts.models_dir))] + (["--model", opts.model] if opts.model else [])
+    a = _parse("bench prepare", add_prepare_args, argv + opts.prepare_args)
+    spec = TinySpec(**{f.name: getattr(a, f.name) for f in fields(TinySpec)})
+    return Path(prepare(model=a.model, quantization=a.quantization, out_dir=a.out, name=a.name,
+                        models_dir=a.models_dir, spec=spec, quantizer=a.quantizer, check_generate=not a.no_check))
+
+
+def sweep_model(opts: PipelineOptions, model_dir: Path, config: str, *, err=sys.stderr) -> Path:
+    """Stage 2: measure the sweep (bench.sweep.run_from_config); the series directory of its runs."""
+    from bench.cli import add_measure_args, config_from_args
+    from bench.sweep import run_from_config
+
+    argv = ["--config", config, "--model", str(model_dir), "--results", str(opts.path(opts.results_dir, "runs"))]
+    if opts.usd_per_hour is not None:
+        argv += ["--usd-per-hour", repr(opts.usd_per_hour)]
+    cfg = config_from_args(_parse("bench sweep", add_measure_args, argv + opts.sweep_args))
+
+    def on_run_end(res) -> None:
+        state = "already complete" if res.skipped else res.record.status
+        print(f"      run {res.run_dir.name}: {state}" + (f" ({res.record.error})" if res.record.error else ""),
+              file=err, flush=True)
+
+    outcome = run_from_config(cfg, on_status=lambda msg: print(f"      {msg}", file=err, flush=True),
+                              on_run_end=on_run_end)
+    if not outcome.ok:
+        bad = [r.run_dir.name for r in outcome.results if r.record.status != "complete"]
+        raise PipelineError(f"sweep: {len(bad)} run(s) failed ({', '.join(bad[:3])}) and {len(outcome.not_run)} "
+                            f"not run under {outcome.base}; re-run to resume (complete runs are skipped)")
+    return Path(outcome.base)
+
+
+def calibrate_runs(opts: PipelineOptions, base: Path) -> Path:
+    """Stage 3: the calibration profile of the runs under `base` (calibrate profile), at a free name."""
+    from bench.files import free_path
+    from calibrate import profile_cli
+
+    stem = "-".join(base.parts[-2:]) if len(base.parts) >= 2 else base.name
+    out = free_path(opts.path(opts.results_dir, "calibration", f"{stem}.json"))
+    argv = [str(base), "--out", str(out)] + opts.calibrate_args
+    if opts.usd_per_hour is not None:
+        argv += ["--usd-per-hour", repr(opts.usd_per_hour)]
+    profile_cli.main(_parse("calibrate profile", profile_cli.add_args, argv))
+    return out
+
+
+def write_sizing_report(opts: PipelineOptions, profile: Path) -> Path:
+    """Stage 4: the sizing report (solver report) from the profile; its directory."""
+    from solver import report_cli
+
+    argv = ["--chinchilla-params", repr(opts.chinchilla_params), "--requests", repr(opts.requests),
+            "--inference-profile", str(profile), "--out-dir", str(opts.path(opts.results_dir, "reports"))]
+    if opts.name:
+        argv += ["--name", opts.name]
+    out_dir, _ = report_cli.make_report(_parse("solver report", report_cli.add_args, argv + opts.report_args))
+    return out_dir
+
+
+def _stage(k: int, title: str, fn: Callable, *a, err=sys.stderr):
+    """Run one stage under its header; its errors become PipelineError naming it."""
     print(f"[{k}/{STAGES}] {title}", file=err, flush=True)
-    print("      $ " + " ".join(shlex.quote(c) for c in cmd), file=err, flush=True)
     t0 = time.monotonic()
-    last = ""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True, cwd=cwd, bufsize=1) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-            if line.strip():
-                last = line.strip()
-        rc = proc.wait()
-    print(f"      ({time.monotonic() - t0:.0f} s)", file=err, flush=True)
-    if rc != 0:
-        raise PipelineError(f"stage {k} ({title}) failed with exit code {rc}: {' '.join(cmd)}", rc)
-    return last
+    try:
+        return fn(*a)
+    except PipelineError:
+        raise
+    except (ValueError, OSError, CliError) as exc:  # bad input of the stage (each stage's own one-line errors)
+        raise PipelineError(f"stage {k} ({title}): {one_line(exc)}", 2) from None
+    except RuntimeError as exc:  # a check that failed, a server that did not start (its log tail included)
+        raise PipelineError(f"stage {k} ({title}) failed: {one_line(exc)}", 1) from None
+    finally:
+        print(f"      ({time.monotonic() - t0:.0f} s)", file=err, flush=True)
 
 
-def free_path(path: Path) -> Path:
-    """path, or path-2.json, -3, ... when taken (profiles are never overwritten)."""
-    cand, k = path, 2
-    while cand.exists():
-        cand = path.with_name(f"{path.stem}-{k}{path.suffix}")
-        k += 1
-    return cand
-
-
-def _after(prefix: str, line: str) -> str:
-    return line.split(prefix, 1)[1].strip() if prefix in line else line.strip()
-
-
-def run_pipeline(opts: PipelineOptions, *, out=sys.stdout, err=sys.stderr) -> Path:
+def run_pipeline(opts: PipelineOptions, *, err=sys.stderr) -> Path:
     """Run the four stages; return the report directory. Raises PipelineError on a failed stage."""
-    py = opts.python
-    root = Path(opts.cwd or ".")
     gpu = has_nvidia_gpu()
     print(f"pipeline: {'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: vLLM CPU backend'}; "
           f"model {opts.model or 'tiny default (built here)'}", file=err, flush=True)
-
-    cmd = [py, "-m", "bench", "prepare", "--models-dir", opts.models_dir] + (
-        ["--model", opts.model] if opts.model else []) + opts.prepare_args
-    model_dir = _after("prepared:", run_stage(1, "prepare the INT8 model", cmd, cwd=opts.cwd, out=out, err=err))
-
-    config = opts.config or default_config(gpu)
-    cmd = [py, "-m", "bench", "sweep", "--config", config, "--model", model_dir,
-           "--results", str(Path(opts.results_dir) / "runs")]
-    if opts.usd_per_hour is not None:
-        cmd += ["--usd-per-hour", str(opts.usd_per_hour)]
-    cmd += opts.sweep_args
-    base = _after(" under ", run_stage(2, "sweep with vLLM", cmd, cwd=opts.cwd, out=out, err=err))
-    base_path = root / base if not Path(base).is_absolute() else Path(base)
-    if not base_path.is_dir():
-        raise PipelineError(f"stage 2 did not name its run directory (last line: {base!r})")
-
-    stem = "-".join(Path(base).parts[-2:]) if len(Path(base).parts) >= 2 else Path(base).name
-    profile = free_path(root / opts.results_dir / "calibration" / f"{stem}.json")
-    profile_rel = profile.relative_to(root) if not Path(opts.results_dir).is_absolute() else profile
-    cmd = [py, "-m", "calibrate", "profile", str(base), "--out", str(profile_rel)] + opts.calibrate_args
-    if opts.usd_per_hour is not None:
-        cmd += ["--usd-per-hour", str(opts.usd_per_hour)]
-    run_stage(3, "calibrate a profile", cmd, cwd=opts.cwd, out=out, err=err)
+    model_dir = _stage(1, "prepare the INT8 model", prepare_model, opts, err=err)
+    base = _stage(2, "sweep with vLLM", lambda: sweep_model(opts, model_dir, opts.config or default_config(gpu),
+                                                            err=err), err=err)
+    if not base.is_dir():
+        raise PipelineError(f"stage 2 wrote no run directory under {base}")
+    profile = _stage(3, "calibrate a profile", calibrate_runs, opts, base, err=err)
     if not profile.is_file():
         raise PipelineError(f"stage 3 did not write {profile}")
+    return _stage(4, "write the sizing report", write_sizing_report, opts, profile, err=err)
 
-    cmd = [py, "-m", "solver", "report", "--chinchilla-params", f"{opts.chinchilla_params:g}",
-           "--requests", f"{opts.requests:g}", "--inference-profile", str(profile_rel),
-           "--out-dir", str(Path(opts.results_dir) / "reports")]
-    if opts.name:
-        cmd += ["--name", opts.name]
-    cmd += opts.report_args
-    report = run_stage(4, "write the sizing report", cmd, cwd=opts.cwd, out=out, err=err)
-    report_path = root / report if not Path(report).is_absolute() else Path(report)
-    if not report_path.is_dir():
-        raise PipelineError(f"stage 4 did not name its report directory (last line: {report!r})")
-    return Path(report)
+
+# --------------------------------------------------------------------------- command line
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -165,9 +191,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
                                    "passed to `bench prepare --model`, which quantizes to INT8 W8A8 or passes a "
                                    "pre-quantized checkpoint through")
     p.add_argument("--config", help="sweep TOML (default: bench/data/sweep_cpu.toml, or sweep_a100.toml on a GPU node)")
-    p.add_argument("--usd-per-hour", type=float, help="price per device-hour (sweep and profile)")
-    p.add_argument("--chinchilla-params", type=float, default=30e9, help="report target (default 30e9, the paper's)")
-    p.add_argument("--requests", type=float, default=17.5e9, help="report lifetime requests (default 17.5e9)")
+    p.add_argument("--usd-per-hour", type=positive, help="price per device-hour (sweep and profile)")
+    p.add_argument("--chinchilla-params", type=at_least_one, default=30e9,
+                   help="report target (default 30e9, the paper's)")
+    p.add_argument("--requests", type=non_negative, default=17.5e9, help="report lifetime requests (default 17.5e9)")
     p.add_argument("--name", help="report name")
     p.add_argument("--results", default="results", help="results root (default results)")
     p.add_argument("--models-dir", default="models", help="prepared models (default models, git-ignored)")
@@ -191,14 +218,16 @@ def options_from_args(args) -> PipelineOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from solver.cli_args import Parser
+
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_args(parser)
     return run(parser.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
-    """CLI body for parsed `add_args` arguments (for a host CLI: add_args(p); p.set_defaults(_run=run))."""
+    """CLI body for parsed `add_args` arguments."""
     try:
         report = run_pipeline(options_from_args(args))
     except PipelineError as exc:

@@ -185,65 +185,80 @@ def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dir left
 
 
-FAKE_PYTHON = r'''#!/bin/sh
-# Stands in for `python -m bench|calibrate|solver ...` in the pipeline glue test: records the call,
-# writes what the real stage would, prints the stage's last line. `solver report` runs for real.
-echo "$@" >> "$PIPELINE_CALLS"
-case "$2 $3" in
-  "bench prepare") mkdir -p models/tiny; echo "model  tiny"; echo "prepared: models/tiny" ;;
-  "bench sweep") mkdir -p results/runs/cpu-test/tiny/run1; echo "wrote 1 run directory (0 failed, 0 already complete) under results/runs/cpu-test/tiny" ;;
-  "calibrate profile") shift 3; while [ "$1" != "--out" ]; do shift; done; cp "$PIPELINE_PROFILE" "$2"; echo "$2" ;;
-  "solver report") exec "$REAL_PYTHON" "$@" ;;
-  *) echo "unexpected: $*" >&2; exit 3 ;;
-esac
-'''
-
-
 def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
-    """The four stages are called in order with each other's outputs; the last line is the report dir."""
-    import os
-    import sys
+    """The four stages are called in order with each other's outputs; the report stage runs for real."""
+    import types
 
+    import bench.prepare
+    import bench.sweep
+    import calibrate.profile_cli
+    from calibrate.errors import InputError
+    from solver import pipeline
     from solver.pipeline import PipelineError, PipelineOptions, run_pipeline
 
-    fake = tmp_path / "fakepython"
-    fake.write_text(FAKE_PYTHON)
-    fake.chmod(0o755)
     prof = tmp_path / "prof.json"
     prof.write_text(synthetic_profile(curve=CURVE).model_dump_json())
     work = tmp_path / "work"
     (work / "results" / "calibration").mkdir(parents=True)
     (work / "results" / "calibration" / "cpu-test-tiny.json").write_text("{}")  # taken: must not be overwritten
-    calls = tmp_path / "calls.txt"
-    monkeypatch.setenv("PIPELINE_CALLS", str(calls))
+    calls = []
+
+    def fake_prepare(**kw):
+        calls.append(("prepare", kw))
+        out = Path(kw["models_dir"]) / "tiny"
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def fake_sweep(cfg, **kw):
+        calls.append(("sweep", cfg))
+        base = Path(cfg.results) / "cpu-test" / "tiny"
+        (base / "run1").mkdir(parents=True, exist_ok=True)
+        return types.SimpleNamespace(base=base, results=[], not_run=[], ok=True)
+
+    def fake_profile(args):
+        calls.append(("calibrate", args))
+        src = Path(os.environ["PIPELINE_PROFILE"])
+        if not src.is_file():
+            raise InputError(src, None, "no such file")
+        Path(args.out).write_text(src.read_text())
+        return 0
+
+    import os
+
+    monkeypatch.setattr(bench.prepare, "prepare", fake_prepare)
+    monkeypatch.setattr(bench.sweep, "run_from_config", fake_sweep)
+    monkeypatch.setattr(calibrate.profile_cli, "main", fake_profile)
+    monkeypatch.setattr(pipeline, "has_nvidia_gpu", lambda: False)
     monkeypatch.setenv("PIPELINE_PROFILE", str(prof))
-    monkeypatch.setenv("REAL_PYTHON", sys.executable)
-    monkeypatch.setenv("PYTHONPATH", os.getcwd())
-    report = run_pipeline(PipelineOptions(python=str(fake), cwd=str(work), sweep_args=["--num-requests", "4"],
-                                          name="glue"))
-    assert (work / report / "report.html").is_file()
-    assert report == Path("results/reports/glue")
-    lines = calls.read_text().splitlines()
-    assert [ln.split()[1:3] for ln in lines] == [["bench", "prepare"], ["bench", "sweep"],
-                                                 ["calibrate", "profile"], ["solver", "report"]]
-    assert "--model models/tiny" in lines[1] and "--num-requests 4" in lines[1]
-    assert "results/runs/cpu-test/tiny --out results/calibration/cpu-test-tiny-2.json" in lines[2]
+    report = run_pipeline(PipelineOptions(cwd=str(work), sweep_args=["--num-requests", "4"], name="glue"))
+    assert (report / "report.html").is_file()
+    assert report == work / "results" / "reports" / "glue"
+    assert [c[0] for c in calls] == ["prepare", "sweep", "calibrate"]
+    assert calls[0][1]["models_dir"] == str(work / "models")
+    cfg = calls[1][1]
+    assert cfg.model == str(work / "models" / "tiny") and cfg.num_requests == 4
+    args = calls[2][1]
+    assert args.run_dirs == [str(work / "results" / "runs" / "cpu-test" / "tiny")]
+    assert Path(args.out) == work / "results" / "calibration" / "cpu-test-tiny-2.json"
     assert (work / "results" / "calibration" / "cpu-test-tiny.json").read_text() == "{}"
-    assert "--inference-profile results/calibration/cpu-test-tiny-2.json" in lines[3]
+    sol = json.loads((report / "solution.json").read_text())
+    assert sol["provenance"]["profile"]["path"] == str(work / "results" / "calibration" / "cpu-test-tiny-2.json")
     err = capsys.readouterr().err
     assert "[1/4]" in err and "[4/4]" in err
     # a failing stage stops the chain with its exit code and names it
     monkeypatch.setenv("PIPELINE_PROFILE", str(tmp_path / "missing.json"))
-    with pytest.raises(PipelineError, match="stage 3"):
-        run_pipeline(PipelineOptions(python=str(fake), cwd=str(work)))
+    with pytest.raises(PipelineError, match="stage 3") as exc:
+        run_pipeline(PipelineOptions(cwd=str(work)))
+    assert exc.value.returncode == 2
 
 
 @pytest.mark.vllm
 def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
     """Runs measured on vLLM's CPU backend in this session -> calibrate profile -> report."""
     from calibrate import profile as P
+    from calibrate.runs import load_runs
 
-    runs, dropped = P.load_runs(cpu_sweep_runs)
+    runs, dropped = load_runs(cpu_sweep_runs)
     prof = P.build_profile(runs, dropped=dropped, n_boot=100, min_requests=2)
     ppath = tmp_path / "cpu.json"
     ppath.write_text(prof.model_dump_json())
