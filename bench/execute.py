@@ -80,6 +80,11 @@ class Target:
         return self.server.base_url
 
     @property
+    def base_urls(self) -> list[str]:
+        """Every URL the load is split across (one, unless an Endpoint of several)."""
+        return list(getattr(self.server, "base_urls", None) or [self.server.base_url])
+
+    @property
     def api_key(self) -> str | None:
         return getattr(self.server, "api_key", None)
 
@@ -104,21 +109,32 @@ class RunResult:
     server_alive: bool = True
     skipped: bool = False
     notes: list[str] = field(default_factory=list)
+    dead_endpoint: str | None = None  # bench.load.fail_fast_reason: the sweep stops (DeadEndpointError)
 
 
-def _scrape(base_url: str, api_key: str | None = None) -> tuple[str | None, dict[str, float] | None, str | None]:
-    """(text, parsed, error) of GET /metrics."""
+def _scrape(base_url: str | list[str], api_key: str | None = None) -> tuple[str | None, dict[str, float] | None, str | None]:
+    """(text, parsed, error) of GET /metrics. Several endpoints of one deployment: the texts one
+    after the other (each after a `# endpoint: URL` line), the parsed values summed."""
     from bench.telemetry import parse_metrics, scrape_metrics
 
-    try:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        text = scrape_metrics(base_url, headers=headers)
-        return text, parse_metrics(text), None
-    except Exception as exc:  # a dead server or no /metrics: recorded, not fatal
-        return None, None, f"{type(exc).__name__}: {exc}"
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    texts, total = [], {}
+    for url in urls:
+        try:
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+            text = scrape_metrics(url, headers=headers)
+            parsed = parse_metrics(text)
+        except Exception as exc:  # a dead server or no /metrics: recorded, not fatal
+            return None, None, f"{url}: {type(exc).__name__}: {exc}" if len(urls) > 1 else f"{type(exc).__name__}: {exc}"
+        if len(urls) == 1:
+            return text, parsed, None
+        texts.append(f"# endpoint: {url}\n{text}")
+        for k, v in parsed.items():
+            total[k] = total.get(k, 0.0) + v
+    return "".join(texts), total, None
 
 
-def _scrape_settled(base_url: str, api_key: str | None = None, settle_s: float = METRICS_SETTLE_S):
+def _scrape_settled(base_url: str | list[str], api_key: str | None = None, settle_s: float = METRICS_SETTLE_S):
     """Scrape until vLLM's FLOP counter stops moving (its stats reach the API process a moment after
     the last streamed token), at most `settle_s` seconds."""
     from bench.derive import VLLM_FLOP_COUNTER
@@ -185,7 +201,30 @@ def _telemetry_status(sampler) -> str:
     return "nvml" if getattr(sampler, "available", False) else f"unavailable: {getattr(sampler, 'reason', '?')}"
 
 
-def execute_run(
+INTERRUPTED_MARKER_TEXT = "interrupted\n"  # first line of FAILED for a run stopped by SIGINT or SIGTERM
+
+
+def execute_run(spec: RunSpec, **kwargs) -> RunResult:
+    """Measure one spec into `run_dir` (already created, empty) and return its RunResult (keywords:
+    see `_execute_run`). Stopped by a signal (bench.server.Interrupted, or KeyboardInterrupt) at any
+    point before run.json is written: FAILED is written with the same first line for SIGINT and
+    SIGTERM ("interrupted"), no run.json, and the interrupt goes on (the requests in flight are in
+    requests.jsonl with bench.load.INTERRUPTED_ERROR)."""
+    from bench.server import is_interrupt
+
+    run_dir = Path(kwargs["run_dir"])
+    try:
+        return _execute_run(spec, **kwargs)
+    except BaseException as exc:
+        if is_interrupt(exc) and not (run_dir / RUN_FILE).exists():
+            name = getattr(exc, "signal_name", "SIGINT")  # a bare KeyboardInterrupt is Python's SIGINT
+            write_atomic(run_dir / FAILED_MARKER, INTERRUPTED_MARKER_TEXT +
+                         f"stopped by {name} before the run finished; no run.json written; requests in "
+                         "flight are in requests.jsonl as interrupted\n")
+        raise
+
+
+def _execute_run(
     spec: RunSpec,
     *,
     target: Target,
@@ -204,7 +243,7 @@ def execute_run(
     the measured requests failed; the completed requests are kept in requests.jsonl either way.
     """
     from bench.derive import derive
-    from bench.load import make_prompts, run_load
+    from bench.load import fail_fast_reason, make_prompts, run_load
     from bench.metrics import summarize
 
     started = utc_now()
@@ -215,7 +254,7 @@ def execute_run(
                            token_id_low=token_ids[0], token_id_high=token_ids[1])
     log_begin = target.log_offset() if log_start is None else log_start
 
-    text_before, metrics_before, scrape_err = _scrape(target.base_url, target.api_key)
+    text_before, metrics_before, scrape_err = _scrape(target.base_urls, target.api_key)
     if text_before is not None:
         write_atomic(run_dir / METRICS_BEFORE, text_before)
 
@@ -237,14 +276,11 @@ def execute_run(
         with sampler:
             try:
                 returned = asyncio.run(run_load(
-                    target.base_url, target.served_name, prompts, mode=spec.mode,
+                    target.base_urls, target.served_name, prompts, mode=spec.mode,
                     concurrency=spec.concurrency, request_rate_per_s=spec.request_rate_per_s,
                     warmup_requests=spec.warmup_requests, seed=spec.seed, api_key=target.api_key,
                     timeout_s=timeout_s, on_record=record_cb,
                 ))  # fmt: skip
-            except KeyboardInterrupt:
-                write_atomic(run_dir / FAILED_MARKER, "interrupted (Ctrl-C); no run.json written\n")
-                raise
             except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, the sweep goes on
                 returned = None
                 error = f"load generator raised {type(exc).__name__}: {exc}"
@@ -261,7 +297,7 @@ def execute_run(
 
     alive = target.alive()
     text_after, metrics_after, scrape_err_after = (
-        _scrape_settled(target.base_url, target.api_key) if alive else (None, None, "server not running")
+        _scrape_settled(target.base_urls, target.api_key) if alive else (None, None, "server not running")
     )
     if text_after is not None:
         write_atomic(run_dir / METRICS_AFTER, text_after)
@@ -281,6 +317,10 @@ def execute_run(
         write_atomic(run_dir / SERVER_LOG, f"# no server log: {target.base_url} was not started by bench\n")
 
     summary = summarize(records, slo_ttft_s=config.slo_ttft_s, slo_tpot_s=config.slo_tpot_s)
+    urls = target.base_urls
+    dead_endpoint = fail_fast_reason(records, urls[0] if len(urls) == 1 else f"{len(urls)} endpoints")
+    if error is None and dead_endpoint is not None:
+        error = dead_endpoint
     if error is None and not alive:
         error = "server died during the run"
     if error is None and not summary.valid:
@@ -310,17 +350,24 @@ def execute_run(
     if status == "failed":
         write_atomic(run_dir / FAILED_MARKER, error + "\n")
     save_file(record, run_dir / RUN_FILE)
-    return RunResult(run_dir=run_dir, record=record, server_alive=alive, notes=notes)
+    return RunResult(run_dir=run_dir, record=record, server_alive=alive, notes=notes, dead_endpoint=dead_endpoint)
 
 
-def run_config_for(spec: RunSpec, model: ModelInfo, *, tensor_parallel_size: int = 1,
-                   endpoint: str | None = None, max_model_len: int | None = None,
-                   max_num_seqs: int | None = None, slo_ttft_s: float | None = None,
-                   slo_tpot_s: float | None = None, server_dtype: str | None = None) -> RunConfig:
+def run_config_for(spec: RunSpec, model: ModelInfo, *, server=None, slo_ttft_s: float | None = None,
+                   slo_tpot_s: float | None = None, server_dtype: str | None = None, **server_fields) -> RunConfig:
+    """The run's RunConfig. The server's settings come from `server` (the [server] section,
+    bench.config.ServerSection) with `server_fields` (e.g. max_num_seqs=16) replacing its values."""
+    from bench.server import server_settings
+
+    srv = server_settings(server, **server_fields)
+    urls = srv.endpoints
     return RunConfig(
         model=model, workload=spec.workload, mode=spec.mode, concurrency=spec.concurrency,
         request_rate_per_s=spec.request_rate_per_s, num_requests=spec.num_requests,
-        warmup_requests=spec.warmup_requests, seed=spec.seed, max_model_len=max_model_len,
-        max_num_seqs=max_num_seqs, tensor_parallel_size=tensor_parallel_size, endpoint=endpoint,
+        warmup_requests=spec.warmup_requests, seed=spec.seed, max_model_len=srv.max_model_len,
+        max_num_seqs=srv.max_num_seqs, tensor_parallel_size=srv.tensor_parallel_size,
+        pipeline_parallel_size=srv.pipeline_parallel_size, data_parallel_size=srv.data_parallel_size,
+        distributed_executor_backend=srv.distributed_executor_backend,
+        endpoint=urls[0] if urls else None, endpoints=urls if len(urls) > 1 else None,
         slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, server_dtype=server_dtype,
     )  # fmt: skip

@@ -27,17 +27,26 @@ vLLM's prefix cache cannot hand a measured request a free prefill.
 
 A server that dies mid-run: in-flight requests fail with the connection error; once a connection is
 refused, every request not yet sent is recorded at once as an error without being sent, so the run
-ends promptly and the caller (bench.run) decides the run failed.
+ends promptly and the caller (bench.execute) decides the run failed. The same happens when the first
+requests of a run all fail with 401, 403, 404 or a refused connection (`fail_fast_reason` names the
+status and the likely cause: key, model name, URL): such an endpoint can serve no request.
+
+Stopped by SIGINT/SIGTERM/SIGHUP: the load is cancelled, every request in flight is recorded with
+error `INTERRUPTED_ERROR`, the connections are closed (so a server stopped next has no stream to
+wait for), and `bench.server.Interrupted` is raised.
+
+Several endpoints of one deployment: `run_load([url1, url2, ...])` deals the closed loop's streams,
+or the open loop's arrivals, round-robin among them.
+
+No command line of its own: `python -m bench run --endpoint URL ...` measures a running server.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -248,32 +257,87 @@ class _Job:
         self.input_tokens, self.output_tokens = input_tokens, output_tokens
 
 
+FAIL_FAST_REQUESTS = 3  # the first this many finished requests of a run decide "dead endpoint"
+INTERRUPTED_ERROR = "interrupted: the run was stopped (SIGINT/SIGTERM) while this request was in flight"
+
+
+def failure_kind(error: str | None) -> str | None:
+    """The kind of a request error that means the endpoint cannot serve ANY request: "HTTP 401",
+    "HTTP 403", "HTTP 404" or "connection refused"; None for other errors (a 500, a timeout, ...)."""
+    if not error:
+        return None
+    for status in ("401", "403", "404"):
+        if error.startswith(f"HTTP {status}") or f"endpoint failing (HTTP {status})" in error:
+            return f"HTTP {status}"
+    if "connection refused" in error.lower():
+        return "connection refused"
+    return None
+
+
+_LIKELY_CAUSE = {
+    "HTTP 401": "the API key is missing or wrong (give the NAME of the environment variable holding it: --api-key-env)",
+    "HTTP 403": "the API key is not allowed to use this server or model (--api-key-env)",
+    "HTTP 404": "the model name is not served there (--served-name; GET <url>/v1/models lists the names) "
+                "or the URL is not the server's base URL (--endpoint http://host:port)",
+    "connection refused": "nothing listens at that URL (check the --endpoint host and port; a server bench started has died)",
+}  # fmt: skip
+
+
+def fail_fast_reason(records: Sequence[RequestRecord], url: str = "the server",
+                     n: int = FAIL_FAST_REQUESTS) -> str | None:
+    """One line when the first `n` finished requests (by end time; all of them when fewer) failed the
+    same way in a way that means every request will (401/403/404/refused); else None."""
+    first = sorted(records, key=lambda r: (r.end_s if r.end_s is not None else float("inf"), r.index))[:n]
+    if not first:
+        return None
+    kinds = {failure_kind(r.error) for r in first}
+    if len(kinds) != 1 or None in kinds:
+        return None
+    kind = kinds.pop()
+    return f"the first {len(first)} requests to {url} all failed with {kind}: likely {_LIKELY_CAUSE[kind]}"
+
+
 class _Runner:
-    def __init__(self, session, url: str, t0: float, on_record: Callable[[RequestRecord], None] | None):
-        self.session, self.url, self.t0, self.on_record = session, url, t0, on_record
+    def __init__(self, session, urls: Sequence[str], t0: float, on_record: Callable[[RequestRecord], None] | None,
+                 total_jobs: int):
+        self.session, self.urls, self.t0, self.on_record = session, list(urls), t0, on_record
         self.records: list[RequestRecord] = []
         self.server_gone: str | None = None  # reason, once a connection was refused
+        self.dead_endpoint: str | None = None  # fail_fast_reason, once the first requests decided it
+        self._fail_fast_at = min(FAIL_FAST_REQUESTS, total_jobs)
+
+    @property
+    def stopped(self) -> str | None:
+        """Why no further request is sent (None: keep sending)."""
+        if self.dead_endpoint is not None:
+            return self.dead_endpoint
+        return f"server unreachable ({self.server_gone})" if self.server_gone is not None else None
 
     def _emit(self, rec: RequestRecord) -> None:
         self.records.append(rec)
         if self.on_record is not None:
             self.on_record(rec)
+        if self.dead_endpoint is None and len(self.records) == self._fail_fast_at:
+            base = self.urls[0].rsplit("/v1/", 1)[0] if len(self.urls) == 1 else f"{len(self.urls)} endpoints"
+            self.dead_endpoint = fail_fast_reason(self.records, base)
 
     def _unsent(self, job: _Job) -> RequestRecord:
         now = time.perf_counter() - self.t0
+        reason = f"endpoint failing ({failure_kind(self.records[0].error)})" if self.dead_endpoint else self.stopped
         return RequestRecord(index=job.index, warmup=job.warmup, send_s=now, end_s=now,
                              requested_input_tokens=job.input_tokens, requested_output_tokens=job.output_tokens,
-                             error=f"not sent: server unreachable ({self.server_gone})")
+                             error=f"not sent: {reason}")
 
-    async def request(self, job: _Job) -> RequestRecord:
-        if self.server_gone is not None:
+    async def request(self, job: _Job, url: str) -> RequestRecord:
+        if self.stopped is not None:
             return self._unsent(job)
         pc = time.perf_counter
         chunk_times: list[float] = []
         usage = error = None
         send = pc()
+        t0 = self.t0
         try:
-            async with self.session.post(self.url, data=job.body) as resp:
+            async with self.session.post(url, data=job.body) as resp:
                 if resp.status != 200:
                     text = (await resp.text(errors="replace"))[:300]
                     error = f"HTTP {resp.status}: {text}"
@@ -283,12 +347,24 @@ class _Runner:
                     async for piece in resp.content.iter_any():
                         feed(piece, pc())  # one arrival time per socket read: events read together arrived together
                     usage, error = scan.usage, scan.error
+        except asyncio.CancelledError:
+            # the run is being stopped: this request was in flight; record it, then let the cancel go on
+            end = pc()
+            self._emit(RequestRecord(
+                index=job.index, warmup=job.warmup, send_s=send - t0,
+                first_token_s=chunk_times[0] - t0 if chunk_times else None, end_s=end - t0,
+                chunk_times_s=[t - t0 for t in chunk_times], requested_input_tokens=job.input_tokens,
+                requested_output_tokens=job.output_tokens, error=INTERRUPTED_ERROR,
+            ))  # fmt: skip
+            raise
         except asyncio.TimeoutError:
             error = f"timeout: no complete response within the client timeout after {pc() - send:.1f} s"
         except aiohttp.ClientConnectorError as exc:
             error = f"connection failed: {exc}"
             if isinstance(exc.os_error, ConnectionRefusedError):
                 self.server_gone = "connection refused"
+                if "refused" not in error.lower():
+                    error += " (connection refused)"
         except (aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         end = pc()
@@ -297,7 +373,6 @@ class _Runner:
                 error = "stream ended without any output chunk"
             elif usage is None:
                 error = "stream ended without usage (server must support stream_options.include_usage)"
-        t0 = self.t0
         return RequestRecord(
             index=job.index,
             warmup=job.warmup,
@@ -314,36 +389,39 @@ class _Runner:
 
     async def closed_loop(self, jobs: Sequence[_Job], concurrency: int) -> None:
         it = iter(jobs)  # shared by the workers: each pulls its next job only when its last one ended
+        urls = self.urls
 
-        async def worker() -> None:
+        async def worker(w: int) -> None:
+            url = urls[w % len(urls)]  # several endpoints: the C streams are dealt out among them
             for job in it:
-                self._emit(await self.request(job))
+                self._emit(await self.request(job, url))
 
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)))))
+        await asyncio.gather(*(worker(w) for w in range(min(concurrency, len(jobs)))))
 
     async def poisson(self, jobs: Sequence[_Job], rate_per_s: float, seed: int, cap: int | None) -> None:
         arrivals = poisson_arrivals_s(len(jobs), rate_per_s, seed)
         sem = asyncio.Semaphore(cap) if cap else None
+        urls = self.urls
 
-        async def one(job: _Job) -> None:
+        async def one(job: _Job, url: str) -> None:
             if sem is None:
-                self._emit(await self.request(job))
+                self._emit(await self.request(job, url))
                 return
             async with sem:  # waiting here happens before the send time is taken
-                self._emit(await self.request(job))
+                self._emit(await self.request(job, url))
 
         tasks = []
         start = time.perf_counter()
-        for job, at in zip(jobs, arrivals):
+        for i, (job, at) in enumerate(zip(jobs, arrivals)):
             delay = start + at - time.perf_counter()
-            if delay > 0 and self.server_gone is None:
+            if delay > 0 and self.stopped is None:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(job)))
+            tasks.append(asyncio.create_task(one(job, urls[i % len(urls)])))  # arrivals dealt round-robin
         await asyncio.gather(*tasks)
 
 
 async def run_load(
-    base_url: str,
+    base_url: str | Sequence[str],
     model: str,
     prompts: Sequence[Prompt],
     *,
@@ -358,27 +436,39 @@ async def run_load(
     warmup_prompts: Sequence[Prompt] | None = None,
     exact_output: bool = True,
     t0: float | None = None,
+    stop_signals: Sequence[int] | None = None,
 ) -> list[RequestRecord]:
     """Send `prompts` to `base_url`/v1/completions and return one record per request, by index.
 
+    `base_url` may be several URLs of one deployment: closed loop, the `concurrency` streams are
+    dealt out among them (stream w to URL w mod E); rate mode, arrival i goes to URL i mod E.
     Warm-up requests (indices 0..warmup_requests-1, warmup=True) run first, closed loop at
     `concurrency` (or all at once in rate mode without a cap); measured prompt i gets index
     warmup_requests + i. `on_record(rec)` is called as each request ends (warm-ups included).
     Times are relative to `t0` (a `time.perf_counter()` value; default: this call's start).
-    Never raises for a failed request: the error is in its record.
+    Never raises for a failed request: the error is in its record. When the first requests all fail
+    the same hopeless way (fail_fast_reason: 401, 403, 404, connection refused), the rest are recorded
+    as not sent at once.
+
+    Stopping: on SIGINT, SIGTERM or SIGHUP (`stop_signals`, default those three; only from the main
+    thread) the load is cancelled, each request in flight is recorded with error INTERRUPTED_ERROR
+    (through `on_record` too), the connections are closed, and bench.server.Interrupted is raised.
     """
     if mode not in ("concurrency", "rate"):
         raise ValueError(f"mode must be 'concurrency' or 'rate', got {mode!r}")
     if mode == "concurrency" and (concurrency is None or concurrency < 1):
         raise ValueError(f"concurrency mode needs concurrency >= 1, got {concurrency!r}")
-    if mode == "rate" and (request_rate_per_s is None or not request_rate_per_s > 0):
-        raise ValueError(f"rate mode needs request_rate_per_s > 0, got {request_rate_per_s!r}")
+    if mode == "rate" and (request_rate_per_s is None or not 0 < request_rate_per_s < float("inf")):
+        raise ValueError(f"rate mode needs a finite request_rate_per_s > 0, got {request_rate_per_s!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
     if warmup_requests < 0:
         raise ValueError(f"warmup_requests must be >= 0, got {warmup_requests}")
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    bases = [base_url] if isinstance(base_url, str) else list(base_url)
+    if not bases:
+        raise ValueError("base_url: give at least one URL")
     if warmup_prompts is None:
         warmup_prompts = make_warmup_prompts(prompts, warmup_requests)
     elif len(warmup_prompts) < warmup_requests:
@@ -398,84 +488,71 @@ async def run_load(
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    url = base_url.rstrip("/") + "/v1/completions"
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
-        runner = _Runner(session, url, time.perf_counter() if t0 is None else t0, on_record)
-        if warm:
-            await runner.closed_loop(warm, concurrency or len(warm))
-        if mode == "concurrency":
-            await runner.closed_loop(measured, concurrency)
-        else:
-            await runner.poisson(measured, request_rate_per_s, seed, concurrency)
+    urls = [b.rstrip("/") + "/v1/completions" for b in bases]
+    with _StopOnSignals(asyncio.current_task(), stop_signals) as stop:
+        try:
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
+                runner = _Runner(session, urls, time.perf_counter() if t0 is None else t0, on_record,
+                                 len(warm) + len(measured))
+                if warm:
+                    await runner.closed_loop(warm, concurrency or len(warm))
+                if mode == "concurrency":
+                    await runner.closed_loop(measured, concurrency)
+                else:
+                    await runner.poisson(measured, request_rate_per_s, seed, concurrency)
+        except asyncio.CancelledError:
+            if stop.signum is None:
+                raise  # cancelled by someone else
+            from bench.server import Interrupted
+
+            raise Interrupted(stop.signum) from None
     return sorted(runner.records, key=lambda r: r.index)
 
 
-# --------------------------------------------------------------------------- CLI
+class _StopOnSignals:
+    """While the load runs, a stop signal cancels `task` (the run_load coroutine) instead of
+    raising at a random point of the event loop; the previous handlers come back afterwards."""
+
+    def __init__(self, task: asyncio.Task | None, signals: Sequence[int] | None):
+        import signal as _signal
+
+        self.task, self.signum = task, None
+        default = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+        self.signals = tuple(default if signals is None else signals)
+        self._previous: dict[int, object] = {}
+
+    def _on_signal(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if self.task is not None:
+                self.task.cancel()
+
+    def __enter__(self) -> "_StopOnSignals":
+        import signal as _signal
+        import threading
+
+        if self.task is None or threading.current_thread() is not threading.main_thread():
+            return self
+        loop = asyncio.get_running_loop()
+        for sig in self.signals:
+            try:
+                self._previous[sig] = _signal.getsignal(sig)
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (ValueError, RuntimeError, NotImplementedError):
+                self._previous.pop(sig, None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal as _signal
+
+        if not self._previous:
+            return
+        loop = asyncio.get_running_loop()
+        for sig, prev in self._previous.items():
+            loop.remove_signal_handler(sig)
+            try:
+                _signal.signal(sig, prev if prev is not None else _signal.SIG_DFL)
+            except (TypeError, ValueError):
+                pass
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.load",
-        description="Stream a workload at an OpenAI-compatible /v1/completions server and print the summary.",
-        epilog="example: python -m bench.load --base-url http://127.0.0.1:8000 --model m --workload mixed "
-        "-n 200 --concurrency 16 --token-id-range 10 2000 --out requests.jsonl",
-    )
-    p.add_argument("--base-url", required=True)
-    p.add_argument("--model", required=True, help="served model name")
-    p.add_argument("--workload", choices=["prefill", "decode", "mixed", "distribution"], default="mixed")
-    p.add_argument("--input-tokens", type=int, default=None)
-    p.add_argument("--output-tokens", type=int, default=None)
-    p.add_argument("--distribution-file", default=None)
-    p.add_argument("-n", "--num-requests", type=int, default=100)
-    p.add_argument("--concurrency", type=int, default=None, help="closed loop (or a cap with --request-rate)")
-    p.add_argument("--request-rate", type=float, default=None, help="Poisson arrivals per second")
-    p.add_argument("--warmup", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--token-id-range", type=int, nargs=2, default=(10, 1000), metavar=("LOW", "HIGH"))
-    p.add_argument("--api-key-env", default=None, help="name of the environment variable holding the API key")
-    p.add_argument("--timeout-s", type=float, default=600)
-    p.add_argument("--slo-ttft-s", type=float, default=None)
-    p.add_argument("--slo-tpot-s", type=float, default=None)
-    p.add_argument("--out", default=None, help="write requests.jsonl here (must not exist)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bench.metrics import summarize
-
-    args = build_parser().parse_args(argv)
-    try:
-        if args.request_rate is None and args.concurrency is None:
-            raise ValueError("give --concurrency or --request-rate")
-        if args.out and Path(args.out).exists():
-            raise ValueError(f"--out {args.out!r} exists; nothing measured is overwritten")
-        workload = Workload(kind=args.workload, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                            distribution_file=args.distribution_file)
-        prompts = make_prompts(workload, args.num_requests, seed=args.seed,
-                               token_id_low=args.token_id_range[0], token_id_high=args.token_id_range[1])
-        api_key = api_key_from_env(args.api_key_env)
-        mode = "rate" if args.request_rate is not None else "concurrency"
-        records = asyncio.run(run_load(args.base_url, args.model, prompts, mode=mode, concurrency=args.concurrency,
-                                       request_rate_per_s=args.request_rate, warmup_requests=args.warmup,
-                                       seed=args.seed, api_key=api_key, timeout_s=args.timeout_s))
-        summary = summarize(records, slo_ttft_s=args.slo_ttft_s, slo_tpot_s=args.slo_tpot_s)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    ms = lambda v: "-" if v is None else f"{v * 1e3:.2f}"  # noqa: E731
-    print(f"ok {summary.num_ok}  failed {summary.num_failed}  valid {summary.valid}  duration {summary.duration_s:.2f} s")
-    print(f"output {summary.output_tokens_per_s:.1f} tok/s  input {summary.input_tokens_per_s:.1f} tok/s  "
-          f"requests {summary.request_throughput_per_s:.2f}/s")
-    for name in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
-        pc = getattr(summary, name)
-        print(f"{name[:-2]:>5} ms  mean {ms(pc.mean)}  p50 {ms(pc.p50)}  p90 {ms(pc.p90)}  p99 {ms(pc.p99)}")
-    if args.out:
-        tmp = Path(args.out).with_suffix(".tmp")
-        tmp.write_text("".join(r.model_dump_json() + "\n" for r in records))
-        os.replace(tmp, args.out)
-        print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

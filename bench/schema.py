@@ -133,8 +133,12 @@ class RunConfig(Strict):
     max_model_len: int | None = None
     max_num_seqs: int | None = None
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1  # vLLM --pipeline-parallel-size (files before it: 1)
+    data_parallel_size: int = 1  # vLLM --data-parallel-size (files before it: 1)
+    distributed_executor_backend: str | None = None  # vLLM --distributed-executor-backend, e.g. "ray"
     server_dtype: str | None = None  # vLLM --dtype (activations, unquantized layers); None for --endpoint
-    endpoint: str | None = None  # set when measuring an already running server
+    endpoint: str | None = None  # set when measuring an already running server (the first URL)
+    endpoints: list[str] | None = None  # every URL when the load was split across several
     api: Literal["completions"] = "completions"
     slo_ttft_s: float | None = None
     slo_tpot_s: float | None = None

@@ -53,6 +53,11 @@ class ServerError(RuntimeError):
     """The server did not start (it exited, or /health never answered) or failed while running."""
 
 
+class DeadEndpointError(ServerError):
+    """The first requests of a run all failed the same hopeless way (401, 403, 404, connection
+    refused): the sweep stops; the message is one line naming the status and the likely cause."""
+
+
 # --------------------------------------------------------------------------- pure helpers
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import RunSpec
+from bench.config import RunSpec, check_inputs
 from bench.execute import RunResult, Target, execute_run, run_config_for
 from bench.rundir import complete_run_of_spec, new_run_dir, series_dir, utc_stamp
 from bench.schema import RUN_FILE, HardwareInfo, ModelInfo, RequestRecord, RunRecord
@@ -105,6 +105,11 @@ def sweep(
         out.append(res)
         if on_run_end:
             on_run_end(res)
+        if res.dead_endpoint is not None:  # every further run would fail the same way
+            from bench.server import DeadEndpointError
+
+            raise DeadEndpointError(f"{res.dead_endpoint}; sweep stopped after run {res.run_dir.name} "
+                                    f"({len(specs) - i - 1} not run)")
         if not res.server_alive:
             return SweepOutcome(base, out, list(specs[i + 1:]))
     return SweepOutcome(base, out, [])
@@ -170,6 +175,7 @@ def run_from_config(
         raise ValueError("no runs: give --workload (and --concurrency) or [[runs]] in the config")
     srv = cfg.server
     check_specs_fit(specs, srv.max_model_len)
+    check_inputs(cfg)  # distribution files: before any server starts or run directory exists
     info, model_dir = load_model_info(cfg.model, cfg.model_name)
     say(f"model {info.name}: {info.params_matmul:,} matmul parameters, {info.quantization}, "
         f"matmuls in {info.matmul_dtype}")
@@ -178,26 +184,21 @@ def run_from_config(
 
     say("detecting hardware (on a CPU this runs short matmul and bandwidth micro-benchmarks)")
     hardware = detect_hardware(dtype_for_peak=info.matmul_dtype, tensor_parallel_size=srv.tensor_parallel_size,
-                               overrides=hardware_overrides(cfg.hardware) or None, endpoint=srv.endpoint)
+                               overrides=hardware_overrides(cfg.hardware) or None,
+                               endpoint=srv.endpoints[0] if srv.endpoints else None)
     token_ids = token_id_range(model_dir, info.vocab_size)
     served = srv.served_name or info.name
     base = series_dir(Path(cfg.results), hardware.name, info.name)
-    config_kwargs = dict(tensor_parallel_size=srv.tensor_parallel_size, endpoint=srv.endpoint,
-                         max_model_len=srv.max_model_len, max_num_seqs=srv.max_num_seqs,
-                         slo_ttft_s=cfg.slo_ttft_s, slo_tpot_s=cfg.slo_tpot_s)
+    config_kwargs = dict(server=srv, slo_ttft_s=cfg.slo_ttft_s, slo_tpot_s=cfg.slo_tpot_s)
     todo = [s for s in specs if not (skip_complete and complete_run_of_spec(base, s.key()))]
     if not todo:
         say(f"all {len(specs)} runs already complete under {base}")
         server = None
-    elif srv.endpoint:
-        server = Endpoint(srv.endpoint, served_name=served, api_key_env=srv.api_key_env)
+    elif srv.endpoints:
+        server = Endpoint(srv.endpoints, served_name=served, api_key_env=srv.api_key_env)
     else:
         log = base / f"server-{utc_stamp()}.log"
-        server = VllmServer(model_dir, served_name=served, log_path=log, quantization=srv.quantization,
-                            dtype=srv.dtype, max_model_len=srv.max_model_len, max_num_seqs=srv.max_num_seqs,
-                            tensor_parallel_size=srv.tensor_parallel_size, seed=cfg.seed,
-                            enforce_eager=srv.enforce_eager, extra_args=tuple(srv.extra_args),
-                            startup_timeout_s=srv.startup_timeout_s)
+        server = VllmServer(model_dir, srv, served_name=served, log_path=log, seed=cfg.seed)
         config_kwargs["server_dtype"] = server.dtype
         say(f"starting vLLM ({server.base_url}, --dtype {server.dtype}); log: {log}")
     if server is None:
@@ -205,6 +206,8 @@ def run_from_config(
     else:
         target = Target(server=server, served_name=served)
     with server if server is not None else _nullcontext():
+        for line in getattr(server, "stale_stopped", None) or []:
+            say(line)
         if server is not None and not target.alive():
             raise ValueError(f"--endpoint {target.base_url}: does not answer GET /health")
         return sweep(specs, target=target, model=info, hardware=hardware, results=Path(cfg.results),
