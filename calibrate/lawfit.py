@@ -33,7 +33,6 @@ Pure functions; nothing here prints or writes.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass, field
 
@@ -161,13 +160,11 @@ def _one_blas_thread():
 
     Why: L-BFGS-B's 5-dimensional linear algebra gains nothing from threads, and waking
     OpenBLAS's threads on a busy 2-core machine cost ~10 ms per iteration (measured: one fit
-    385 ms with default threads, 4 ms with one). threadpoolctl is optional; without it the
-    environment variable OPENBLAS_NUM_THREADS=1 (set by the CLI before numpy loads) does the same.
+    385 ms with default threads, 4 ms with one). `python -m calibrate` also sets
+    OPENBLAS_NUM_THREADS=1 before numpy loads.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # a declared dependency (pyproject.toml)
+
     return threadpool_limits(limits=1, user_api="blas")
 
 
