@@ -26,7 +26,15 @@ from bench.cli_types import (
     positive_float,
     positive_int,
 )
-from bench.config import DEFAULT_RESULTS, ConfigError, SweepConfig, load_config, with_overrides
+from bench.config import (
+    DEFAULT_RESULTS,
+    ConfigError,
+    SweepConfig,
+    add_server_args,
+    load_config,
+    server_overrides,
+    with_overrides,
+)
 from bench.gpus import DTYPES
 from bench.prepare import add_prepare_args
 
@@ -77,15 +85,8 @@ def add_measure_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slo-ttft-s", type=positive_float, help="goodput SLO: time to first token")
     g.add_argument("--slo-tpot-s", type=positive_float, help="goodput SLO: time per output token")
     g.add_argument("--results", metavar="DIR", help=f"results root (default {DEFAULT_RESULTS})")
-    s = p.add_argument_group("server")
-    s.add_argument("--endpoint", metavar="URL", help="measure this running OpenAI-compatible server instead of starting vLLM")
-    s.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the endpoint's API key (never written)")
-    s.add_argument("--served-name", help="model name the server answers to")
-    s.add_argument("--quantization", help="vLLM --quantization (compressed-tensors W8A8 is auto-detected)")
-    s.add_argument("--dtype", help="vLLM --dtype (default bfloat16)")
-    s.add_argument("--max-model-len", type=positive_int)
-    s.add_argument("--max-num-seqs", type=positive_int)
-    s.add_argument("--tensor-parallel-size", type=positive_int)
+    # the [server] flags are declared once, beside the config section (bench.config.SERVER_FLAGS)
+    add_server_args(p.add_argument_group("server"), positive_int=positive_int)
     h = p.add_argument_group("hardware (override detected / table values)")
     h.add_argument("--hardware-name", help="table key or alias (a100-40gb, ...), or a free name for --endpoint")
     h.add_argument("--usd-per-hour", type=nonneg_float, metavar="USD", help="price per device-hour")
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_hardware_args(p: argparse.ArgumentParser) -> None:
-    from bench.microbench import CACHE_DIR
+    from bench.hardware_cache import CACHE_DIR
 
     p.add_argument("--gpu", action="store_true", help="measure a CUDA device (default: when NVML sees a GPU)")
     p.add_argument("--device", type=nonneg_int, default=0, metavar="N", help="CUDA device index (default 0)")
@@ -134,10 +135,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         "model": args.model, "model_name": args.model_name, "results": args.results,
         "seed": args.seed, "num_requests": args.num_requests, "warmup": args.warmup,
         "slo_ttft_s": args.slo_ttft_s, "slo_tpot_s": args.slo_tpot_s,
-        "server.endpoint": args.endpoint, "server.api_key_env": args.api_key_env,
-        "server.served_name": args.served_name, "server.quantization": args.quantization,
-        "server.dtype": args.dtype, "server.max_model_len": args.max_model_len,
-        "server.max_num_seqs": args.max_num_seqs, "server.tensor_parallel_size": args.tensor_parallel_size,
+        **server_overrides(args),
         "hardware.name": args.hardware_name, "hardware.usd_per_hour": args.usd_per_hour,
         "hardware.memory_bandwidth_bytes_per_s": args.memory_bandwidth,
         "hardware.peak_flop_per_s": dict(args.peak_flop_per_s) if args.peak_flop_per_s else None,
@@ -202,8 +200,10 @@ def summary_table(results, title: str):
 def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
     from rich.console import Console
 
+    from bench.server import Interrupted, install_stop_handlers
     from bench.sweep import run_from_config
 
+    install_stop_handlers()  # SIGINT, SIGTERM, SIGHUP: stop the load, then the server, exit 128 + signal
     # rich wraps at 80 columns when not on a terminal (CI logs, pipes): give tables room there
     console = Console(stderr=False, width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -253,6 +253,10 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
                                   on_run_start=on_run_start, on_record=on_record, on_run_end=on_run_end)
     except (ValueError, ConfigError) as exc:
         return bad_input(f"{PROG} {args.command}", str(exc))
+    except Interrupted as exc:  # the load and the server are stopped by now (the stack unwound)
+        print(f"{PROG} {args.command}: {exc}; server stopped, the run in progress is marked interrupted "
+              f"(re-run `{PROG} sweep` to resume)", file=sys.stderr)
+        return int(exc.code)
     except Exception as exc:  # server failed to start, etc.: the message carries the log tail
         from bench.server import ServerError
 
@@ -289,13 +293,14 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from bench import hardware_cache as hc
     from bench import microbench as mb
     from bench.nvml import nvml_available
 
     prog = f"{PROG} hardware"
     if args.gpu or nvml_available()[0]:
         try:
-            rec, path = mb.measure_and_cache_gpu(args.cache_dir, device_index=args.device, seconds=args.seconds)
+            rec, path = hc.measure_and_cache_gpu(args.cache_dir, device_index=args.device, seconds=args.seconds)
         except ValueError as exc:
             return bad_input(prog, str(exc))
         except RuntimeError as exc:  # no CUDA here: fail soft, one line
@@ -325,7 +330,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return bad_input(prog, str(exc))
     print(json.dumps(info.model_dump(), indent=2))
-    print(f"cache: {mb.cache_path(Path(args.cache_dir), info.name)}" if info.kind == "cpu" else "")
+    print(f"cache: {hc.cache_path(Path(args.cache_dir), info.name)}" if info.kind == "cpu" else "")
     return 0
 
 

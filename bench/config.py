@@ -97,9 +97,9 @@ SERVER_FLAGS: dict[str, tuple[str, dict]] = {
                                     help="measure this running OpenAI-compatible server instead of starting vLLM; "
                                          "repeat for several endpoints of one deployment (load split across them)")),
     "api_key_env": ("--api-key-env", dict(metavar="NAME", help="environment variable holding the endpoint's API key (never written)")),
-    "served_name": ("--served-name", dict(help="model name the server answers to")),
-    "quantization": ("--quantization", dict(help="vLLM --quantization (compressed-tensors W8A8 is auto-detected)")),
-    "dtype": ("--dtype", dict(help="vLLM --dtype (default auto: bfloat16 or float32 on a CPU)")),
+    "served_name": ("--served-name", dict(metavar="NAME", help="model name the server answers to")),
+    "quantization": ("--quantization", dict(metavar="Q", help="vLLM --quantization (compressed-tensors W8A8 is auto-detected)")),
+    "dtype": ("--dtype", dict(metavar="DTYPE", help="vLLM --dtype (default auto: bfloat16 or float32 on a CPU)")),
     "max_model_len": ("--max-model-len", dict(metavar="N")),
     "max_num_seqs": ("--max-num-seqs", dict(metavar="N")),
     "tensor_parallel_size": ("--tensor-parallel-size", dict(metavar="N")),
