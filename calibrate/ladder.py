@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class LadderRun:
     max_num_seqs: int
     devices: int
     usd_per_h: float | None
+    requests_per_s: float = 0.0
     measured: dict[str, float | None] = field(default_factory=dict)
 
 
@@ -94,9 +95,19 @@ def load_ladder(paths: Iterable[str | Path]) -> tuple[list[LadderRun], list[dict
             evidence=ev, run_id=rec.run_id, path=str(d), sha256=lr.sha256, model=cfg.model.name, shape=shape,
             input_tokens=cfg.workload.input_tokens, output_tokens=cfg.workload.output_tokens,
             concurrency=cfg.concurrency, num_requests=cfg.num_requests, max_num_seqs=cfg.max_num_seqs or 256,
-            devices=hw.device_count, usd_per_h=hw.usd_per_h, measured=_measured(rec.summary, hw.device_count, hw.usd_per_h),
+            devices=hw.device_count, usd_per_h=hw.usd_per_h, requests_per_s=rec.summary.request_throughput_per_s,
+            measured=_measured(rec.summary, hw.device_count, hw.usd_per_h),
         ))  # fmt: skip
     return runs, dropped
+
+
+def reprice(runs: Sequence[LadderRun], usd_per_h: float) -> list[LadderRun]:
+    """The runs with $/request measured at another price per device-hour."""
+    out = []
+    for r in runs:
+        usd = r.devices * usd_per_h / SECONDS_PER_HOUR / r.requests_per_s if r.requests_per_s else None
+        out.append(replace(r, usd_per_h=usd_per_h, measured={**r.measured, "usd_per_request": usd}))
+    return out
 
 
 def models_of(runs: Sequence[LadderRun]) -> list[str]:

@@ -17,6 +17,7 @@ step. For the gap (t₋, t] of a request we know, from every request of the run:
   later still counts in it.
 
 All n sequences of a step see the same step, so each gap is weighted 1/n (a step counts once).
+Gaps shorter than a tenth of the run's median are dropped: two tokens the client read together.
 Warm-up requests are real engine work and count as neighbours (their metrics stay out of the
 run's summary). Failed requests and requests whose chunk count differs from their token count are
 left out; a run where they are more than 5 % of the requests gives no evidence.
@@ -37,6 +38,7 @@ import numpy as np
 MAX_BAD_FRACTION = 0.05
 JITTER_FRACTION = 0.3  # of a gap: how late a token of the same step may be received
 MAX_JITTER_S = 5e-3
+MIN_GAP_FRACTION = 0.1  # of the run's median gap: shorter gaps are read-together artifacts
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,11 @@ def extract_steps(records: Sequence) -> Steps:
     pre = np.sum(pre_in * prompt[:, None], axis=0)
     pairs = np.sum(pre_in * (prompt * (prompt + 1) / 2)[:, None], axis=0)
     n = np.maximum(n, 1.0)
-    return Steps(hi - lo, n, ctx, pre, pairs, 1.0 / n)
+    d = hi - lo
+    # Two tokens read from the socket together (the client fell behind) give a gap of ~0 after one
+    # spanning two steps: drop the ~0 ones (the long one is an outlier the robust fit discounts).
+    keep = d > MIN_GAP_FRACTION * np.median(d)
+    return Steps(d[keep], n[keep], ctx[keep], pre[keep], pairs[keep], 1.0 / n[keep])
 
 
 def alone_ttft(records: Sequence, concurrency: int | None) -> tuple[np.ndarray, np.ndarray]:

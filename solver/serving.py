@@ -14,10 +14,13 @@ not see) gives the engine's step time for any shape; this module turns it into a
   max_num_seqs; the batch used is the one with the highest throughput whose TPOT meets the SLO.
 * **Steady state at batch b (closed form).** b sequences in flight, each spending one step in
   prefill and G − 1 in decode: per step b·(G−1)/G decode, b·P/G prompt tokens, the decoders holding
-  P + G/2 tokens of context on average. Step time t from the performance model (tensor-parallel
-  split and all-reduce terms included; pipeline stages do not shorten a step). A request also
-  spends `request_overhead_s` outside the engine, so requests per second = b / (G·t + overhead),
-  TPOT = t, TTFT = overhead + 1.5·t (half a step's wait to be scheduled, then its prefill step).
+  P + G/2 tokens of context on average; a request spends `request_overhead_s` of each cycle
+  outside the engine, so b·G·t/(G·t + overhead) of the b are inside it. Step time t from the performance model (tensor-parallel
+  split and all-reduce terms included; pipeline stages do not shorten a step); requests per
+  second = b / (G·t + overhead),
+  TPOT = t, TTFT = overhead + t/2 (the wait for the next step) + the step that prefills it (an
+  average step plus its P prompt tokens). Requests arrive spread out (a deployment), not in the
+  synchronised waves of a fixed-length benchmark, which `calibrate predict` simulates instead.
   `tests/test_serving.py` checks this closed form against the step-by-step simulation of
   `calibrate.simulate` (the same that `calibrate predict` uses).
 * **$ per request** = devices · $/h / 3600 / requests per second, at full utilisation.
@@ -139,16 +142,22 @@ def steady_state(perf: PerformanceModel, shape: ModelShape, wl: Workload, batch,
     """Closed-form steady state of a replica at `batch` sequences in flight (vectorised over batch)."""
     b = np.asarray(batch, float)
     p, g = float(wl.input_tokens), float(wl.output_tokens)
-    n = b * (g - 1) / g
-    ctx = n * (p + g / 2)
-    pre = b * p / g
-    pairs = b * p * (p + 1) / 2 / g
-    t = parallel_step_time_s(perf.model, shape, n / pp, ctx / pp, pre / pp, pairs / pp, tensor_parallel=tp,
-                             pipeline_parallel=pp, allreduce_latency_s=hw.allreduce_latency_s,
-                             interconnect_bytes_per_s=hw.interconnect_bytes_per_s)
     over = perf.model.request_overhead_s
+    inside = b  # sequences in the engine: a request spends `over` of each G·t + over cycle outside it
+    for _ in range(3):  # fixed point; converges in 2-3 rounds since `over` is a small share
+        n = inside * (g - 1) / g
+        t = parallel_step_time_s(perf.model, shape, n / pp, n * (p + g / 2) / pp, inside * p / g / pp,
+                                 inside * p * (p + 1) / 2 / g / pp, tensor_parallel=tp, pipeline_parallel=pp,
+                                 allreduce_latency_s=hw.allreduce_latency_s,
+                                 interconnect_bytes_per_s=hw.interconnect_bytes_per_s)
+        inside = b * g * t / (g * t + over)
     rps = b / (g * t + over)
-    return {"step_s": t, "tpot_s": t, "ttft_s": over + 1.5 * t, "requests_per_s": rps,
+    # the step that prefills a request holds its P prompt tokens on top of the average step
+    with_prompt = parallel_step_time_s(perf.model, shape, n / pp, n * (p + g / 2) / pp, (inside * p / g + p) / pp,
+                                       (inside / g + 1) * p * (p + 1) / 2 / pp, tensor_parallel=tp,
+                                       pipeline_parallel=pp, allreduce_latency_s=hw.allreduce_latency_s,
+                                       interconnect_bytes_per_s=hw.interconnect_bytes_per_s)
+    return {"step_s": t, "tpot_s": t, "ttft_s": over + 0.5 * t + with_prompt, "requests_per_s": rps,
             "output_tokens_per_s": rps * g, "input_tokens_per_s": rps * p}
 
 
