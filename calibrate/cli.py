@@ -4,8 +4,9 @@
     profile  calibration profile from measured runs                      (calibrate.profile_cli)
 
 Each subcommand is a module with NAME, HELP, add_args(parser) and main(args) -> int; its main
-raises calibrate.errors.InputError for bad input, printed here as one line `error: ...` with exit
-status 2 (usage errors too: one line, no usage dump, no traceback).
+raises calibrate.errors.InputError for bad input, printed here in the stages' one format
+(bench.cli_types): `python -m calibrate SUBCOMMAND: error: <what is wrong and what is allowed>`,
+exit status 2. Usage errors and bad flag values the same way: one line, no usage dump, no traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli_types import OneLineParser, bad_input
 from calibrate import law_cli, profile_cli
 from calibrate.errors import InputError
 
@@ -26,18 +28,11 @@ SUBCOMMANDS = [
 ]
 
 
-class OneLineErrorParser(argparse.ArgumentParser):
-    """Usage errors as one line naming the flag and what is allowed; exit 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                           epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(m.NAME for m in SUBCOMMANDS) + "}",
-                                required=True, parser_class=OneLineErrorParser)
+                                required=True, parser_class=OneLineParser)
     for module in SUBCOMMANDS:
         p = sub.add_parser(module.NAME, help=module.HELP)
         module.add_args(p)
@@ -52,5 +47,4 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return bad_input(f"{PROG} {args.command}", str(exc))

@@ -20,9 +20,10 @@ import json
 import shlex
 from pathlib import Path
 
+from bench.cli_types import nonneg_int
 from bench.files import sha256_file
 from bench.provenance import git_commit
-from calibrate.cli_types import at_least, count_or_all, zero_or_at_least
+from calibrate.cli_types import count_or_all, zero_or_at_least
 from calibrate.errors import InputError
 from calibrate.schema import LawFile
 
@@ -41,15 +42,15 @@ def add_args(p: argparse.ArgumentParser) -> None:
     tok.add_argument("--tokens-col", metavar="C", help="column of D (training tokens)")
     tok.add_argument("--flop-col", metavar="C", help="column of training FLOP; D = FLOP / (6 N)")
     p.add_argument("--loss-col", required=True, metavar="C", help="column of the final loss")
-    p.add_argument("--exclude-highest-loss", type=at_least(0), default=0, metavar="K",
+    p.add_argument("--exclude-highest-loss", type=nonneg_int, default=0, metavar="K",
                    help="leave out the K rows of highest loss (Besiroglu et al. 2024 left out 5; default 0)")
     p.add_argument("--bootstrap", type=zero_or_at_least(2), default=0, metavar="B",
                    help="bootstrap resamples for 95 %% intervals (0: none, else >= 2; Besiroglu et al. used 4000; "
                    "default 0)")
-    p.add_argument("--seed", type=at_least(0), default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--n-starts", type=count_or_all(1, all_value=None), default=64, metavar="K|all",
+    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--n-starts", type=count_or_all(all_value=None), default=64, metavar="K|all",
                    help="L-BFGS runs from the K best-screened grid points, or 'all' 4500 (default 64)")
-    p.add_argument("--extra-starts", type=at_least(0), default=0, metavar="K",
+    p.add_argument("--extra-starts", type=nonneg_int, default=0, metavar="K",
                    help="per bootstrap resample, also start from the K next-best full-data minima (default 0)")
     p.add_argument("--name", default=None, help="law name (default: the CSV file's stem)")
     p.add_argument("--out", type=Path, default=None, help=f"law file to write (default {DEFAULT_LAW_DIR}/<name>.json)")

@@ -21,9 +21,9 @@ import os
 import sys
 from pathlib import Path
 
+from bench.cli_types import nonneg_int, positive_float, positive_int
 from bench.files import safe_name
 from bench.provenance import git_commit, package_versions
-from calibrate.cli_types import at_least, positive_float
 from calibrate.curve import DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S
 from calibrate.errors import InputError
 from calibrate.runs import DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS
@@ -51,11 +51,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-bad", action="store_true",
                    help="drop (and list in provenance) run.json files that fail validation or hold NaN, "
                    "instead of exiting 2")
-    p.add_argument("--bootstrap", type=at_least(0), default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
-    p.add_argument("--seed", type=at_least(0), default=0, help="bootstrap seed (default %(default)s)")
-    p.add_argument("--min-requests", type=at_least(1), default=DEFAULT_MIN_REQUESTS,
+    p.add_argument("--bootstrap", type=nonneg_int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--min-requests", type=positive_int, default=DEFAULT_MIN_REQUESTS,
                    help="drop runs with fewer ok requests (default %(default)s)")
-    p.add_argument("--min-tokens", type=at_least(1), default=DEFAULT_MIN_TOKENS,
+    p.add_argument("--min-tokens", type=positive_int, default=DEFAULT_MIN_TOKENS,
                    help="drop runs with fewer tokens in all (default %(default)s)")
     p.add_argument("--usd-per-hour", type=positive_float, default=None,
                    help="price per device-hour (overrides the runs' price; required for foreign results "
@@ -68,17 +68,17 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="`vllm bench serve --save-result` files (use --save-detailed for intervals)")
     g.add_argument("--guidellm-json", nargs="+", type=Path, default=[], metavar="FILE",
                    help="guidellm benchmarks.json files")
-    g.add_argument("--params", type=at_least(1), default=None, help="N: parameters in matrix multiplies")
-    g.add_argument("--params-total", type=at_least(1), default=None,
+    g.add_argument("--params", type=positive_int, default=None, help="N: parameters in matrix multiplies")
+    g.add_argument("--params-total", type=positive_int, default=None,
                    help="all parameters (default: --params)")
     g.add_argument("--hardware", default=None, help="hardware table key or a name of your own")
-    g.add_argument("--device-count", type=at_least(1), default=1, help="devices serving (tensor parallel size)")
+    g.add_argument("--device-count", type=positive_int, default=1, help="devices serving (tensor parallel size)")
     g.add_argument("--peak-dtype", default="int8", help="datatype of the matmuls, picks the peak (default int8)")
     g.add_argument("--model-name", default="auto", help="default: the tool's model id")
     g.add_argument("--quantization", default="unknown")
     g.add_argument("--workload", choices=["prefill", "decode", "mixed", "distribution"], default=None,
                    help="workload kind of every foreign run (default: inferred from token lengths)")
-    g.add_argument("--concurrency", type=at_least(1), default=None, help="override the concurrency of foreign runs")
+    g.add_argument("--concurrency", type=positive_int, default=None, help="override the concurrency of foreign runs")
 
 
 def default_out_path(profile) -> Path:
