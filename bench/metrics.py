@@ -12,7 +12,7 @@ the run's start, as stored in `bench.schema.RequestRecord`.
             time per output token after the first, one number per request. `output_tokens` is the
             server's `usage.completion_tokens`, never a count of chunks. Undefined (None) for a
             request with fewer than 2 output tokens (e.g. a prefill run with max_tokens=1).
-            This is vLLM bench's TPOT and AIPerf's "ITL" (FACTS.md: the names differ between tools).
+            This is vLLM bench's TPOT and AIPerf's "ITL" (the names differ between tools).
     ITL   = the gaps between consecutive streamed chunks carrying output, chunk_times_s[i+1] - chunk_times_s[i].
             A list per request, pooled over all requests for percentiles (as vLLM bench does).
             It is a *per-chunk* gap, not a per-token one: when the server packs k tokens into one

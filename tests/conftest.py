@@ -65,7 +65,7 @@ def tiny_w8a8_model(tmp_path_factory) -> Path:
 
 
 def vllm_importable() -> tuple[bool, str]:
-    """vLLM importable in a child interpreter (a broken install can crash on import, see CPU_VLLM.md)."""
+    """vLLM importable in a child interpreter (a broken install can crash the interpreter on import)."""
     if importlib.util.find_spec("vllm") is None:
         return False, "vllm is not installed in this environment"
     proc = subprocess.run([sys.executable, "-c", "import vllm"], capture_output=True, text=True, timeout=300)
