@@ -245,6 +245,11 @@ class ChosenCosts:
     notes: list[str]
 
 
+def paper_mfu(seconds_per_token: float, n_mm: int, peak: float | None) -> float | None:
+    """MFU of a per-device cost: 2N flop per token (paper convention) / (seconds x peak); None without a peak."""
+    return None if peak is None else 2 * n_mm / (seconds_per_token * peak)
+
+
 def choose_token_costs(by_c: dict[int, list[LoadedRun]], target: int | None, *, n_boot: int, rng,
                        peak: float | None, n_mm: int) -> ChosenCosts:
     """Joint fits at every concurrency and phase-isolated estimates; the costs are the joint fit
@@ -261,13 +266,13 @@ def choose_token_costs(by_c: dict[int, list[LoadedRun]], target: int | None, *, 
         dec = [r for r in group if r.record.config.workload.kind == "decode"]
         if pre:
             iso_in[c] = ratio_cost(pre, "input", n_boot, rng)
-            phase[f"mfu_input@c{c}"] = None if peak is None else 2 * n_mm / (iso_in[c][0] * peak)
+            phase[f"mfu_input@c{c}"] = paper_mfu(iso_in[c][0], n_mm, peak)
         if dec:
             iso_out[c] = ratio_cost(dec, "output", n_boot, rng)
-            phase[f"mfu_output@c{c}"] = None if peak is None else 2 * n_mm / (iso_out[c][0] * peak)
+            phase[f"mfu_output@c{c}"] = paper_mfu(iso_out[c][0], n_mm, peak)
     for c, tc in joint.items():
-        phase[f"joint_mfu_input@c{c}"] = None if peak is None else 2 * n_mm / (tc.a * peak)
-        phase[f"joint_mfu_output@c{c}"] = None if peak is None else 2 * n_mm / (tc.b * peak)
+        phase[f"joint_mfu_input@c{c}"] = paper_mfu(tc.a, n_mm, peak)
+        phase[f"joint_mfu_output@c{c}"] = paper_mfu(tc.b, n_mm, peak)
 
     no_fit = [c for c in sorted(by_c) if c not in joint]
     if no_fit:
@@ -293,12 +298,12 @@ def choose_token_costs(by_c: dict[int, list[LoadedRun]], target: int | None, *, 
             "concurrency, or prefill-only and decode-only runs")
     if iso_in:
         c_in = nearest(list(iso_in), costs.concurrency_input)
-        phase["mfu_input"] = None if peak is None else 2 * n_mm / (iso_in[c_in][0] * peak)
+        phase["mfu_input"] = paper_mfu(iso_in[c_in][0], n_mm, peak)
         phase["mfu_input_concurrency"] = float(c_in)
         phase["seconds_per_input_token"] = iso_in[c_in][0]
     if iso_out:
         c_out = nearest(list(iso_out), costs.concurrency_output)
-        phase["mfu_output"] = None if peak is None else 2 * n_mm / (iso_out[c_out][0] * peak)
+        phase["mfu_output"] = paper_mfu(iso_out[c_out][0], n_mm, peak)
         phase["mfu_output_concurrency"] = float(c_out)
         phase["seconds_per_output_token"] = iso_out[c_out][0]
 

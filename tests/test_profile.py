@@ -1,4 +1,4 @@
-"""calibrate.profile / profile_cli: synthetic run directories with known per-token costs, the
+"""calibrate.runs / window / tokencost / curve / profile and `calibrate profile`: synthetic run directories with known per-token costs, the
 dropping and refusing rules, the SLO operating point, the CLI's bad-input exits, and (marked vllm)
 a profile of the session's real CPU sweep."""
 
