@@ -1,6 +1,6 @@
-"""calibrate.runs / window / tokencost / curve / profile and `calibrate profile`: synthetic run directories with known per-token costs, the
-dropping and refusing rules, the SLO operating point, the CLI's bad-input exits, and (marked vllm)
-a profile of the session's real CPU sweep."""
+"""calibrate.runs / window / tokencost / curve / profile and `calibrate profile`: synthetic run
+directories with known per-token costs, the dropping and refusing rules, the SLO operating point,
+the CLI's bad-input exits, and (marked vllm) a profile of the session's real CPU sweep."""
 
 from __future__ import annotations
 
