@@ -172,8 +172,10 @@ def _foreign_runs(args):
     return runs
 
 
-def main(args: argparse.Namespace) -> int:
-    """Load, fit, write the profile, print the table (or --json). InputError for bad input (exit 2)."""
+def make_profile(args: argparse.Namespace):
+    """Load the runs, fit and write the profile: (calibrate.schema.Profile, path written).
+
+    The pipeline calls this with the parsed flags; InputError for bad input."""
     from pydantic import ValidationError
 
     from bench.schema import one_line
@@ -206,6 +208,12 @@ def main(args: argparse.Namespace) -> int:
         profile.save(out)
     except OSError as exc:
         raise InputError(out, None, f"cannot write: {exc.strerror or exc}") from None
+    return profile, out
+
+
+def main(args: argparse.Namespace) -> int:
+    """`make_profile`, then the table (or the JSON with --json). InputError for bad input (exit 2)."""
+    profile, out = make_profile(args)
     if args.json:
         sys.stdout.write(profile.to_json())
         print(str(out), file=sys.stderr)
