@@ -15,6 +15,8 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 
+from bench.cli_types import OneLineParser
+
 PROG = "python -m solver"
 SMALLEST = sys.float_info.min  # 2.2e-308: below it a float is subnormal
 
@@ -23,11 +25,7 @@ class CliError(Exception):
     """Bad input found after parsing: reported as one line, exit code 2."""
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage block) and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+Parser = OneLineParser  # the one parser style of every stage: one-line errors, exit 2
 
 
 def number_type(*, low: float | None = None, high: float | None = None, low_open: bool = False,

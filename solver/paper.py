@@ -20,30 +20,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.gpus import get_device, peak_flop_per_s
+from bench.paper_settings import PAPER
 from solver.law import DEFAULT_LAW, LossLaw, chinchilla_loss_for_params
 from solver.optimize import CostSettings, optimize_cost, optimize_flops
 
 REL_TOL = 0.005  # the issue's reproduction tolerance
 
-# Appendix B.2/B.3 settings (also Figure 6's caption)
-PAPER_INPUT_TOKENS = 70
-PAPER_OUTPUT_TOKENS = 215
-PAPER_MFU = {"train": 0.5, "input": 0.5, "output": 0.01}
-PAPER_TRAIN_GPU, PAPER_TRAIN_DTYPE = "a100-80gb", "bf16"
-PAPER_INFERENCE_GPU, PAPER_INFERENCE_DTYPE = "a100-40gb", "int8"
-
-
 def paper_cost_settings() -> CostSettings:
-    """Eq. 6 constants as B.2/B.3 state them: A100-80GB $1.50/h bf16 312e12 for training at 50 % MFU;
-    A100-40GB $1.10/h int8 624e12 for inference, 50 % MFU on input tokens, 1 % on output tokens."""
-    tr, inf = get_device(PAPER_TRAIN_GPU), get_device(PAPER_INFERENCE_GPU)
+    """Eq. 6 constants as B.2/B.3 state them (`bench.paper_settings.PAPER`): A100-80GB $1.50/h bf16 312e12
+    for training at 50 % MFU; A100-40GB $1.10/h int8 624e12 for inference, 50 % MFU on input tokens,
+    1 % on output tokens, requests of 70 + 215 tokens."""
+    tr, inf = PAPER.training, PAPER.inference
     return CostSettings.from_hardware(
-        train_usd_per_h=tr.usd_per_h, train_peak_flop_per_s=peak_flop_per_s(tr, PAPER_TRAIN_DTYPE),
-        mfu_train=PAPER_MFU["train"],
-        inference_usd_per_h=inf.usd_per_h, inference_peak_flop_per_s=peak_flop_per_s(inf, PAPER_INFERENCE_DTYPE),
-        mfu_input=PAPER_MFU["input"], mfu_output=PAPER_MFU["output"],
-        input_tokens_per_request=PAPER_INPUT_TOKENS, output_tokens_per_request=PAPER_OUTPUT_TOKENS,
+        train_usd_per_h=tr.usd_per_h, train_peak_flop_per_s=tr.peak_flop_per_s, mfu_train=PAPER.mfu_train,
+        inference_usd_per_h=inf.usd_per_h, inference_peak_flop_per_s=inf.peak_flop_per_s,
+        mfu_input=PAPER.mfu_input, mfu_output=PAPER.mfu_output,
+        input_tokens_per_request=PAPER.input_tokens_per_request,
+        output_tokens_per_request=PAPER.output_tokens_per_request,
     )
 
 
@@ -106,7 +99,7 @@ TABLE3 = (
 TABLE3_COLUMNS = ("requests", "loss", "chinchilla_params", "chinchilla_train_tokens",
                   "chinchilla_total_usd", "optimal_params", "optimal_train_tokens", "optimal_total_usd",
                   "saving_fraction")
-# Table 3's requests are Table 2's inference tokens / 285 (70 + 215); we use the exact quotient.
+# Table 3's requests are Table 2's inference tokens / 285 (PAPER's 70 + 215 tokens); we use the exact quotient.
 TABLE3_INFERENCE_TOKENS = (50e9, 200e9, 1e12, 5e12, 10e12)
 
 KNOWN_TYPOS = {

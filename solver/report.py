@@ -31,6 +31,7 @@ from solver.optimize import (
     GeneralCostResult,
     InputError,
     check_loss,
+    check_totals,
     optimize_cost,
     optimize_cost_general,
 )
@@ -81,8 +82,12 @@ _OPTIONAL_POSITIVE = ("peak_requests_per_s", "inference_usd_per_h", "slo_tpot_p9
 _NON_NEGATIVE = ("requests", "input_tokens", "output_tokens")
 
 
-def check_inputs(inputs: ReportInputs) -> float:
-    """InputError (naming the ReportInputs field) for a number that is not usable; returns the loss."""
+def check_inputs(inputs: ReportInputs, profile=None) -> float:
+    """InputError (naming the ReportInputs field) for a number that is not usable; returns the loss.
+
+    With the profile, also the lifetime totals of both constant-cost models (`check_totals`), so a
+    demand or price that would overflow is refused before anything is solved.
+    """
     loss = float(check_loss(inputs.law, inputs.target_loss))
     for name in _POSITIVE + _OPTIONAL_POSITIVE + _NON_NEGATIVE:
         v = getattr(inputs, name)
@@ -94,6 +99,9 @@ def check_inputs(inputs: ReportInputs) -> float:
     if inputs.input_tokens + inputs.output_tokens <= 0:
         raise InputError("input_tokens", inputs.input_tokens, "input + output tokens is 0; need at least one token "
                                                                "per request")
+    if profile is not None:
+        for settings in (cost_settings_paper(inputs), cost_settings_calibrated(inputs, profile)):
+            check_totals(inputs.law, loss, float(inputs.requests), "requests", settings)
     return loss
 
 
@@ -198,7 +206,7 @@ class Solved:
 
 def solve(inputs: ReportInputs, profile, profile_provenance: dict, tool: str) -> Solved:
     """Check the inputs, then solve the paper, calibrated and N-dependent cost models at the target."""
-    loss = check_inputs(inputs)
+    loss = check_inputs(inputs, profile)
     R = float(inputs.requests)
     law = inputs.law
     s_paper, s_cal = cost_settings_paper(inputs), cost_settings_calibrated(inputs, profile)

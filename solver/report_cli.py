@@ -114,7 +114,7 @@ def report_inputs(args):
         inference_usd_per_h=args.inference_usd_per_hour, extrapolation=args.extrapolation,
         slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s, no_slo=args.no_slo,
     )
-    _checked(args, check_inputs, inputs)
+    _checked(args, check_inputs, inputs, profile)
     return inputs, profile, target
 
 
