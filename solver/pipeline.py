@@ -7,7 +7,7 @@ Each stage is called as a function and hands the next one a path:
 
   1. bench.prepare.prepare            -> models/<name>/                       (prepare_model)
   2. bench.sweep.run_from_config      -> results/runs/<hw>/<model>/ (its base)  (sweep_model)
-  3. calibrate profile (profile_cli)  -> results/calibration/<hw>-<model>.json  (calibrate_runs)
+  3. calibrate.profile_cli.make_profile -> results/calibration/<hw>-<model>.json (calibrate_runs)
   4. solver report (make_report)      -> results/reports/<name>/               (write_sizing_report)
 
 `--prepare-args`, `--sweep-args`, `--calibrate-args`, `--report-args` are parsed by the stage's own
@@ -135,8 +135,9 @@ def calibrate_runs(opts: PipelineOptions, base: Path) -> Path:
     argv = [str(base), "--out", str(out)] + opts.calibrate_args
     if opts.usd_per_hour is not None:
         argv += ["--usd-per-hour", repr(opts.usd_per_hour)]
-    profile_cli.main(_parse("calibrate profile", profile_cli.add_args, argv))
-    return out
+    profile, path = profile_cli.make_profile(_parse("calibrate profile", profile_cli.add_args, argv))
+    print(profile_cli.format_table(profile, path))
+    return Path(path)
 
 
 def write_sizing_report(opts: PipelineOptions, profile: Path) -> Path:

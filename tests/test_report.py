@@ -193,6 +193,7 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     import bench.sweep
     import calibrate.profile_cli
     from calibrate.errors import InputError
+    from calibrate.schema import Profile
     from solver import pipeline
     from solver.pipeline import PipelineError, PipelineOptions, run_pipeline
 
@@ -221,13 +222,13 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
         if not src.is_file():
             raise InputError(src, None, "no such file")
         Path(args.out).write_text(src.read_text())
-        return 0
+        return Profile.load(args.out), args.out
 
     import os
 
     monkeypatch.setattr(bench.prepare, "prepare", fake_prepare)
     monkeypatch.setattr(bench.sweep, "run_from_config", fake_sweep)
-    monkeypatch.setattr(calibrate.profile_cli, "main", fake_profile)
+    monkeypatch.setattr(calibrate.profile_cli, "make_profile", fake_profile)
     monkeypatch.setattr(pipeline, "has_nvidia_gpu", lambda: False)
     monkeypatch.setenv("PIPELINE_PROFILE", str(prof))
     report = run_pipeline(PipelineOptions(cwd=str(work), sweep_args=["--num-requests", "4"], name="glue"))
