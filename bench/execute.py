@@ -9,8 +9,8 @@ same requests (every record in requests.jsonl that succeeded).
 from __future__ import annotations
 
 import asyncio
-import json
 import datetime as _dt
+import json
 import platform
 import socket
 import sys
@@ -42,6 +42,7 @@ from bench.schema import (
     SpecFile,
     save_file,
 )
+from bench.telemetry import NvmlSampler
 
 METRICS_SETTLE_S = 5.0  # longest wait for vLLM's counters to stop moving after the last response
 
@@ -153,52 +154,15 @@ def _scrape_settled(base_url: str | list[str], api_key: str | None = None, settl
     return text, parsed, err
 
 
-def _sampler(interval_s: float):
-    """An NVML sampler (bench.telemetry) or a null stand-in when telemetry cannot even be imported."""
-    try:
-        from bench.telemetry import NvmlSampler
-
-        return NvmlSampler(interval_s=interval_s)
-    except Exception as exc:  # noqa: BLE001 - telemetry must never stop a run
-        return _NullSampler(f"unavailable: {type(exc).__name__}: {exc}")
-
-
-class _NullSampler:
-    available = False
-    samples: list = []
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-    def total_energy_j(self):
-        return None, None
-
-    def status(self) -> str:
-        return self.reason
-
-
-def _total_energy_j(sampler) -> float | None:
+def _total_energy_j(sampler: NvmlSampler) -> float | None:
     """Joules over the run, all devices (NVML's cumulative counter; None without NVML)."""
-    if not getattr(sampler, "available", False):
+    if not sampler.available:
         return None
     try:
         total, _method = sampler.total_energy_j()
     except Exception:  # noqa: BLE001 - telemetry must never stop a run
         return None
     return total
-
-
-def _telemetry_status(sampler) -> str:
-    status = getattr(sampler, "status", None)
-    if callable(status):
-        return status()
-    return "nvml" if getattr(sampler, "available", False) else f"unavailable: {getattr(sampler, 'reason', '?')}"
 
 
 INTERRUPTED_MARKER_TEXT = "interrupted\n"  # first line of FAILED for a run stopped by SIGINT or SIGTERM
@@ -243,7 +207,7 @@ def _execute_run(
     the measured requests failed; the completed requests are kept in requests.jsonl either way.
     """
     from bench.derive import derive
-    from bench.load import fail_fast_reason, make_prompts, run_load
+    from bench.load import make_prompts
     from bench.metrics import summarize
 
     started = utc_now()
@@ -258,42 +222,10 @@ def _execute_run(
     if text_before is not None:
         write_atomic(run_dir / METRICS_BEFORE, text_before)
 
-    records: list[RequestRecord] = []
-    lock = threading.Lock()
-    req_file = open(run_dir / REQUESTS_FILE, "a", encoding="utf-8")
-
-    def record_cb(rec: RequestRecord) -> None:
-        with lock:
-            records.append(rec)
-            req_file.write(rec.model_dump_json() + "\n")
-            req_file.flush()  # a crash keeps every finished request
-        if on_record is not None:
-            on_record(rec)
-
-    error: str | None = None
-    sampler = _sampler(telemetry_interval_s)
-    try:
-        with sampler:
-            try:
-                returned = asyncio.run(run_load(
-                    target.base_urls, target.served_name, prompts, mode=spec.mode,
-                    concurrency=spec.concurrency, request_rate_per_s=spec.request_rate_per_s,
-                    warmup_requests=spec.warmup_requests, seed=spec.seed, api_key=target.api_key,
-                    timeout_s=timeout_s, on_record=record_cb,
-                ))  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, the sweep goes on
-                returned = None
-                error = f"load generator raised {type(exc).__name__}: {exc}"
-    finally:
-        req_file.close()
-    if returned is not None and len(returned) > len(records):
-        # run_load did not call on_record for every request: write the rest now
-        seen = {r.index for r in records}
-        with open(run_dir / REQUESTS_FILE, "a", encoding="utf-8") as f:
-            for rec in returned:
-                if rec.index not in seen:
-                    records.append(rec)
-                    f.write(rec.model_dump_json() + "\n")
+    sampler = NvmlSampler(interval_s=telemetry_interval_s)
+    with sampler:
+        records, error = _send_requests(spec, target, prompts, run_dir / REQUESTS_FILE,
+                                        on_record=on_record, timeout_s=timeout_s)
 
     alive = target.alive()
     text_after, metrics_after, scrape_err_after = (
@@ -301,33 +233,12 @@ def _execute_run(
     )
     if text_after is not None:
         write_atomic(run_dir / METRICS_AFTER, text_after)
-
-    samples = list(getattr(sampler, "samples", []) or [])
-    write_atomic(run_dir / TELEMETRY_FILE, "".join(json.dumps(s) + "\n" for s in samples))
-    telemetry = _telemetry_status(sampler)
+    write_atomic(run_dir / TELEMETRY_FILE, "".join(json.dumps(s) + "\n" for s in sampler.rows()))
     energy_j = _total_energy_j(sampler)
-
-    # server.log: the slice of the server's own log, or a note for a server we did not start
-    log_path = getattr(target.server, "log_path", None)
-    if log_path is not None and Path(log_path).exists() and log_begin is not None:
-        from bench.server import copy_log_slice
-
-        copy_log_slice(log_path, log_begin, None, run_dir / SERVER_LOG)
-    else:
-        write_atomic(run_dir / SERVER_LOG, f"# no server log: {target.base_url} was not started by bench\n")
+    _write_server_log(target, run_dir / SERVER_LOG, log_begin)
 
     summary = summarize(records, slo_ttft_s=config.slo_ttft_s, slo_tpot_s=config.slo_tpot_s)
-    urls = target.base_urls
-    dead_endpoint = fail_fast_reason(records, urls[0] if len(urls) == 1 else f"{len(urls)} endpoints")
-    if error is None and dead_endpoint is not None:
-        error = dead_endpoint
-    if error is None and not alive:
-        error = "server died during the run"
-    if error is None and not summary.valid:
-        error = (f"{summary.num_failed} of {summary.num_ok + summary.num_failed} measured requests "
-                 f"failed ({summary.failure_fraction:.1%} > 1 %)")
-    if error is not None and summary.valid:
-        summary = summary.model_copy(update={"valid": False})
+    error, summary, dead_endpoint = _verdict(error, summary, records, alive=alive, urls=target.base_urls)
     derived, notes = None, []
     if scrape_err:
         notes.append(f"metrics before: {scrape_err}")
@@ -343,7 +254,7 @@ def _execute_run(
         status=status,
         error=error,
         config=config,
-        environment=environment(hardware, telemetry, started),
+        environment=environment(hardware, sampler.status(), started),
         summary=summary,
         derived=derived,
     )
@@ -351,6 +262,77 @@ def _execute_run(
         write_atomic(run_dir / FAILED_MARKER, error + "\n")
     save_file(record, run_dir / RUN_FILE)
     return RunResult(run_dir=run_dir, record=record, server_alive=alive, notes=notes, dead_endpoint=dead_endpoint)
+
+
+def _send_requests(
+    spec: RunSpec, target: Target, prompts, requests_file: Path, *,
+    on_record: Callable[[RequestRecord], None] | None, timeout_s: float,
+) -> tuple[list[RequestRecord], str | None]:
+    """(records, error): the load of one run, each finished request appended to requests.jsonl as it
+    ends (a crash keeps every finished request); error says why the load generator gave up."""
+    from bench.load import run_load
+
+    records: list[RequestRecord] = []
+    lock = threading.Lock()
+    error: str | None = None
+    with open(requests_file, "a", encoding="utf-8") as req_file:
+
+        def record_cb(rec: RequestRecord) -> None:
+            with lock:
+                records.append(rec)
+                req_file.write(rec.model_dump_json() + "\n")
+                req_file.flush()
+            if on_record is not None:
+                on_record(rec)
+
+        try:
+            returned = asyncio.run(run_load(
+                target.base_urls, target.served_name, prompts, mode=spec.mode,
+                concurrency=spec.concurrency, request_rate_per_s=spec.request_rate_per_s,
+                warmup_requests=spec.warmup_requests, seed=spec.seed, api_key=target.api_key,
+                timeout_s=timeout_s, on_record=record_cb,
+            ))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, the sweep goes on
+            returned = None
+            error = f"load generator raised {type(exc).__name__}: {exc}"
+        if returned is not None and len(returned) > len(records):
+            # run_load did not call on_record for every request: write the rest now
+            seen = {r.index for r in records}
+            for rec in returned:
+                if rec.index not in seen:
+                    records.append(rec)
+                    req_file.write(rec.model_dump_json() + "\n")
+    return records, error
+
+
+def _write_server_log(target: Target, path: Path, log_begin: int | None) -> None:
+    """server.log: the slice of the server's own log, or a note for a server bench did not start."""
+    log_path = getattr(target.server, "log_path", None)
+    if log_path is not None and Path(log_path).exists() and log_begin is not None:
+        from bench.server import copy_log_slice
+
+        copy_log_slice(log_path, log_begin, None, path)
+    else:
+        write_atomic(path, f"# no server log: {target.base_url} was not started by bench\n")
+
+
+def _verdict(error: str | None, summary, records: list[RequestRecord], *, alive: bool, urls: list[str]):
+    """(error, summary, dead_endpoint): why the run failed (the first reason, in the order the load
+    raised / an endpoint refused / the server died / > 1 % of requests failed), and the summary
+    marked invalid when it did."""
+    from bench.load import fail_fast_reason
+
+    dead_endpoint = fail_fast_reason(records, urls[0] if len(urls) == 1 else f"{len(urls)} endpoints")
+    if error is None and dead_endpoint is not None:
+        error = dead_endpoint
+    if error is None and not alive:
+        error = "server died during the run"
+    if error is None and not summary.valid:
+        error = (f"{summary.num_failed} of {summary.num_ok + summary.num_failed} measured requests "
+                 f"failed ({summary.failure_fraction:.1%} > 1 %)")
+    if error is not None and summary.valid:
+        summary = summary.model_copy(update={"valid": False})
+    return error, summary, dead_endpoint
 
 
 def run_config_for(spec: RunSpec, model: ModelInfo, *, server=None, slo_ttft_s: float | None = None,
