@@ -2,6 +2,7 @@
 
     law      fit the loss law (paper Eq. 4) to a CSV of training runs   (calibrate.law_cli)
     profile  calibration profile from measured runs                      (calibrate.profile_cli)
+    predict  closed-loop figures of any model size from a profile        (calibrate.predict_cli)
 
 Each subcommand is a module with NAME, HELP, add_args(parser) and main(args) -> int; its main
 raises calibrate.errors.InputError for bad input, printed here in the stages' one format
@@ -15,7 +16,7 @@ import argparse
 import sys
 
 from bench.cli_types import OneLineParser, bad_input
-from calibrate import law_cli, profile_cli
+from calibrate import law_cli, predict_cli, profile_cli
 from calibrate.errors import InputError
 
 PROG = "python -m calibrate"
@@ -24,7 +25,7 @@ PROG = "python -m calibrate"
 SUBCOMMANDS = [
     law_cli,
     profile_cli,
-    # predict_cli,  (the performance model's `calibrate predict`: add its module here)
+    predict_cli,
 ]
 
 
