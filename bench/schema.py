@@ -87,7 +87,18 @@ class Workload(Strict):
     distribution_file: str | None = None
 
 
-class ModelInfo(Strict):
+class ModelShapeFields(Strict):
+    """The shape numbers of a checkpoint (config.json) that FLOP and KV-cache estimates need."""
+
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+
+
+class ModelInfo(ModelShapeFields):
     """The model served, with the shape numbers the FLOP and KV-cache estimates need."""
 
     name: str  # short name used in paths, e.g. "tiny-llama-2m-w8a8"
@@ -96,12 +107,6 @@ class ModelInfo(Strict):
     matmul_dtype: str  # datatype the matmuls run in, which picks the peak: "int8", "bf16", "fp16", "fp8"
     params_total: int  # every parameter in the checkpoint
     params_matmul: int  # N of the paper: parameters taking part in matrix multiplies (no embedding lookup)
-    num_layers: int
-    hidden_size: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int
-    vocab_size: int
     weight_bytes: int | None = None  # bytes of weights as stored for serving (INT8 -> ~1 byte/param)
 
 
@@ -287,16 +292,10 @@ PREPARED_FILE = "prepared.json"
 PREPARED_SCHEMA_VERSION = 1
 
 
-class PreparedModelShape(Strict):
+class PreparedModelShape(ModelShapeFields):
     """prepared.json `model`: the shape and sizes of the prepared checkpoint (bench.physics)."""
 
     architecture: str
-    num_layers: int
-    hidden_size: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int
-    vocab_size: int
     params_total: int
     params_matmul: int
     params_provenance: str
