@@ -11,7 +11,8 @@ not see) gives the engine's step time for any shape; this module turns it into a
   weights and one full-length sequence; beyond 8 devices, whole 8-device nodes as pipeline stages.
   Memory: vLLM's gpu_memory_utilization 0.9 and a 1 GiB per-device activation reserve.
 * **Batch.** Sequences whose KV cache fits beside the weights (full context each), at most
-  max_num_seqs; the batch used is the one with the highest throughput whose TPOT meets the SLO.
+  max_num_seqs — the ladder's own server setting, so no batch beyond what was measured gets credit;
+  the batch used is the one with the highest throughput whose TPOT meets the SLO.
 * **Steady state at batch b (closed form).** b sequences in flight, each spending one step in
   prefill and G − 1 in decode: per step b·(G−1)/G decode, b·P/G prompt tokens, the decoders holding
   P + G/2 tokens of context on average; a request spends `request_overhead_s` of each cycle
@@ -103,6 +104,8 @@ def hardware_from_profile(profile, *, usd_per_h: float | None = None, **override
         peak_flop_per_s=hw.peak_flop_per_s,
         interconnect_bytes_per_s=par.interconnect_bytes_per_s if par else None,
         allreduce_latency_s=par.allreduce_latency_s if par else 0.0,
+        # the ladder's server setting: batches beyond what was measured get no credit
+        **({"max_num_seqs": pm.scheduler.max_num_seqs} if pm is not None else {}),
         **overrides,
     )
 
@@ -251,3 +254,47 @@ def usd_per_request(params, hw: ServingHardware, perf: PerformanceModel, wl: Wor
     """$/request of each candidate N (vectorised over N by looping; each point is closed form)."""
     n = np.atleast_1d(np.asarray(params, float))
     return np.array([serving_point(float(x), hw, perf, wl).usd_per_request for x in n])
+
+
+def with_slo_from_profile(wl: Workload, profile) -> Workload:
+    """The workload with the profile's latency SLO (TPOT p90, TTFT p90)."""
+    return replace(wl, tpot_slo_s=profile.slo.tpot_p90_s, ttft_slo_s=profile.slo.ttft_p90_s)
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """The N-dependent serving cost of a profile's hardware: $/request of any candidate N."""
+
+    hardware: ServingHardware
+    perf: PerformanceModel
+    workload: Workload
+    # $/request depends on N only and the optimiser probes the same N grid for every demand at one
+    # loss: memoising makes root-finds over demand (one optimisation each) cheap.
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def point(self, params: float) -> ServingPoint:
+        key = float(params)
+        p = self._cache.get(key)
+        if p is None:
+            p = serving_point(key, self.hardware, self.perf, self.workload)
+            if len(self._cache) < 200_000:
+                self._cache[key] = p
+        return p
+
+    def usd_per_request(self, params: float) -> float:
+        return self.point(params).usd_per_request
+
+
+def serving_model(profile, *, input_tokens: float, output_tokens: float, usd_per_h: float | None = None,
+                  tpot_slo_s: float | None = None, ttft_slo_s: float | None = None, no_slo: bool = False,
+                  assumption: ShapeAssumption | None = None) -> ServingModel | None:
+    """The ServingModel of a profile (None when it has no performance model: no N-dependent cost then)."""
+    if getattr(profile, "performance_model", None) is None:
+        return None
+    wl = with_slo_from_profile(Workload(input_tokens, output_tokens), profile)
+    if no_slo:
+        wl = replace(wl, tpot_slo_s=None, ttft_slo_s=None)
+    else:
+        wl = replace(wl, tpot_slo_s=tpot_slo_s or wl.tpot_slo_s, ttft_slo_s=ttft_slo_s or wl.ttft_slo_s)
+    return ServingModel(hardware_from_profile(profile, usd_per_h=usd_per_h),
+                        performance_model_from_profile(profile, assumption), wl)
