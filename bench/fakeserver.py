@@ -12,6 +12,8 @@ Fault knobs:
                           aborts every other open connection (as a crash would); run as a process it
                           then exits with status 3.
     error_rate=f          that fraction of requests (seeded) gets an HTTP 500 JSON error.
+    api_key="K"           requests without `Authorization: Bearer K` get 401, as vLLM's --api-key does.
+    strict_model=True     a request naming another model than `model` gets 404, as vLLM answers.
 
 In process:   async with FakeServer(ttft_s=0.01) as srv: ... srv.base_url ...
 As a process: python -m bench.fakeserver --port 8123 --itl-s 0.001 --tokens-per-chunk 1
@@ -87,6 +89,8 @@ class FakeServer:
         max_model_len: int = 1_000_000,
         keep_bodies: bool = False,
         exit_on_death: bool = False,
+        api_key: str | None = None,
+        strict_model: bool = False,
     ):
         if tokens_per_chunk < 1:
             raise ValueError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk}")
@@ -101,6 +105,7 @@ class FakeServer:
         self.die_after_requests, self.error_rate = die_after_requests, error_rate
         self.model, self.params_matmul, self.max_model_len = model, params_matmul, max_model_len
         self.keep_bodies, self.exit_on_death = keep_bodies, exit_on_death
+        self.api_key, self.strict_model = api_key, strict_model
         self._rng = random.Random(seed)
         self.stats = FakeStats()
         self.dead = False
@@ -208,9 +213,9 @@ class FakeServer:
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
-    def _error(self, status: int, message: str) -> web.Response:
+    def _error(self, status: int, message: str, kind: str = "BadRequestError") -> web.Response:
         self.stats.requests_errored += 1
-        body = {"object": "error", "message": message, "type": "BadRequestError", "code": status}
+        body = {"object": "error", "message": message, "type": kind, "code": status}
         return web.json_response(body, status=status)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
@@ -234,8 +239,12 @@ class FakeServer:
 
     async def _serve_completion(self, request: web.Request, received_s: float) -> web.StreamResponse:
         s = self.stats
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "Unauthorized", kind="AuthenticationError")
         try:
             body = await request.json()
+            if self.strict_model and body.get("model") != self.model:
+                return self._error(404, f"The model `{body.get('model')}` does not exist.", kind="NotFoundError")
             prompt_tokens = _prompt_tokens(body.get("prompt"))
             max_tokens = int(body.get("max_tokens") or 16)
         except (ValueError, TypeError) as exc:
@@ -336,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="fake-model")
     p.add_argument("--params-matmul", type=int, default=1_000_000)
+    p.add_argument("--api-key", default=None, help="answer 401 unless `Authorization: Bearer KEY` (tests only)")
+    p.add_argument("--strict-model", action="store_true", help="answer 404 for any other model name")
     return p
 
 
@@ -344,6 +355,7 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         args.host, args.port, ttft_s=args.ttft_s, itl_s=args.itl_s, tokens_per_chunk=args.tokens_per_chunk,
         die_after_requests=args.die_after_requests, error_rate=args.error_rate, seed=args.seed,
         model=args.model, params_matmul=args.params_matmul, exit_on_death=True,
+        api_key=args.api_key, strict_model=args.strict_model,
     )
     async with srv:
         print(f"fake server listening on {srv.base_url}", flush=True)

@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not cmd:
         p.error("no command after --")
+    if os.getpgid(0) != os.getpid():
+        os.setsid()  # lead a group of our own: taking "our group" down must never reach the caller's
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # wakes the loop; getppid() decides
