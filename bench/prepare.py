@@ -31,10 +31,12 @@ from pathlib import Path
 
 from bench import quantize as q
 from bench.checkpoint import PrepareError, check_reuse, prepared_record, staged_dir, write_prepared
+from bench.cli_types import bad_input
 from bench.corpus import BOS, EOS, IM_END, PAD, SPECIAL_TOKENS, training_corpus
 
 BUILDER_VERSION = 1  # bump when build_tiny_model's output for the same arguments changes
 
+PROG = "python -m bench prepare"
 SCHEMES = ("w8a8-int8", "bnb-int8", "none")
 QUANTIZERS = ("direct", "llmcompressor")
 
@@ -405,10 +407,9 @@ def run_prepare(args: argparse.Namespace) -> int:
             models_dir=args.models_dir, spec=spec, quantizer=args.quantizer, check_generate=not args.no_check,
         )
     except ValueError as exc:  # PrepareError and bad configs (bench.physics): the input is wrong
-        print(f"bench prepare: error: {exc}", file=sys.stderr)
-        return 2
+        return bad_input(PROG, str(exc))
     except RuntimeError as exc:  # a check that failed (generation, llmcompressor missing)
-        print(f"bench prepare: failed: {exc}", file=sys.stderr)
+        print(f"{PROG}: failed: {exc}", file=sys.stderr)
         return 1
 
     from bench.physics import model_info_from_dir
@@ -429,7 +430,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         try:
             result = check_vllm(path)
         except RuntimeError as exc:
-            print(f"bench prepare: vLLM check failed: {exc}", file=sys.stderr)
+            print(f"{PROG}: vLLM check failed: {exc}", file=sys.stderr)
             return 1
         rows.append(("vLLM linear kernel", result["kernel_line"] or "not logged"))
         rows.append(("vLLM generated", f"{len(result['token_ids'])} tokens"))
