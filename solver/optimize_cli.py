@@ -98,7 +98,7 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
 def target_from_args(args):
     """(law, target loss, quality record) from --law and --loss | --chinchilla-params; CliError if unusable."""
     from solver.law import chinchilla_loss_for_params, resolve_law
-    from solver.optimize import check_loss
+    from solver.checks import check_loss
 
     try:
         law = resolve_law(args.law)

@@ -25,16 +25,8 @@ from dataclasses import dataclass, field, replace
 from bench.paper_settings import PAPER
 from solver import fleet as fl
 from solver.law import LossLaw
-from solver.optimize import (
-    Comparison,
-    CostSettings,
-    GeneralCostResult,
-    InputError,
-    check_loss,
-    check_totals,
-    optimize_cost,
-    optimize_cost_general,
-)
+from solver.checks import InputError, check_loss, check_totals
+from solver.optimize import Comparison, CostSettings, GeneralCostResult, optimize_cost, optimize_cost_general
 from solver.profile_input import PhaseCosts, phase_costs
 from solver.schema import SOLUTION_SCHEMA_VERSION
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from solver import fleet as fl
 from solver.law import chinchilla_loss_for_params, chinchilla_params_for_loss, chinchilla_tokens_for_loss, tokens_for_loss
-from solver.optimize import TRAIN_FLOP_PER_PARAM_TOKEN, InputError, optimize_cost
+from solver.checks import TRAIN_FLOP_PER_PARAM_TOKEN, InputError
+from solver.optimize import optimize_cost
 from solver.report import ServingModel, Solved, optimize_n_dependent
 from solver.schema import plan_of, plan_record
 

@@ -16,10 +16,10 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from solver.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN
+
 OPTIMIZE_SCHEMA_VERSION = 1
 SOLUTION_SCHEMA_VERSION = 2
-TRAIN_FLOP_PER_PARAM_TOKEN = 6.0  # Kaplan et al. 2020, as in Sardana et al. Eq. 3
-INFERENCE_FLOP_PER_PARAM_TOKEN = 2.0
 
 
 class Strict(BaseModel):
