@@ -363,3 +363,21 @@ def test_client_timeout_is_an_error_record_and_api_key_is_sent():
     recs, stats = run(go())
     assert all(r.error and r.error.startswith("timeout") for r in recs)
     assert stats.authorization_headers == ["Bearer sk-test"] * 2
+
+
+def test_load_split_across_several_endpoints():
+    prompts = prompts_for(n=24, out=4)
+
+    async def go():
+        async with FakeServer(itl_s=0.002) as a, FakeServer(itl_s=0.002) as b:
+            recs = await run_load([a.base_url, b.base_url], "fake-model", prompts, mode="concurrency", concurrency=4)
+            peaks = (a.stats.max_in_flight, b.stats.max_in_flight)
+            rate = await run_load([a.base_url, b.base_url], "fake-model", prompts[:10], mode="rate",
+                                  request_rate_per_s=200.0)
+            return recs, rate, peaks, a.stats, b.stats
+
+    recs, rate, peaks, sa, sb = run(go())
+    assert all(r.error is None for r in recs + rate)
+    assert sa.requests_completed + sb.requests_completed == 34
+    assert peaks == (2, 2)  # the 4 closed-loop streams dealt out 2 + 2
+    assert sa.requests_completed >= 5 + 5 and sb.requests_completed >= 5 + 5  # both got a share

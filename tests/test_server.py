@@ -353,3 +353,43 @@ def test_resolve_dtype_auto_picks_by_machine(monkeypatch):
     assert server.resolve_dtype("auto", cpu=True) == "bfloat16"
     monkeypatch.setattr(server, "cpu_has_bf16", lambda: False)
     assert server.resolve_dtype("auto", cpu=True) == "float32"
+
+
+def test_vllm_command_parallel_flags_from_the_server_section():
+    from bench.config import ServerSection
+
+    srv = ServerSection(tensor_parallel_size=2, pipeline_parallel_size=2, data_parallel_size=2,
+                        distributed_executor_backend="ray", max_num_seqs=64, dtype="bfloat16")
+    cmd = S.vllm_command("m", srv, served_name="m", port=8000, python="py")
+
+    def val(flag):
+        return cmd[cmd.index(flag) + 1]
+
+    assert val("--tensor-parallel-size") == "2" and val("--pipeline-parallel-size") == "2"
+    assert val("--data-parallel-size") == "2" and val("--distributed-executor-backend") == "ray"
+    assert val("--max-num-seqs") == "64"
+    plain = S.vllm_command("m", ServerSection(dtype="float32"), served_name="m", port=8000)
+    for flag in ("--pipeline-parallel-size", "--data-parallel-size", "--distributed-executor-backend"):
+        assert flag not in plain  # left to vLLM's defaults when not asked for
+    # keyword fields replace the section's values (one declaration: the section's field)
+    assert S.vllm_command("m", srv, served_name="m", port=1, max_num_seqs=8)[cmd.index("--max-num-seqs") + 1] == "8"
+
+
+def test_vllm_server_takes_the_section(tmp_path):
+    from bench.config import ServerSection
+
+    model = tmp_path / "m"
+    model.mkdir()
+    srv = S.VllmServer(model, ServerSection(max_num_seqs=7, port=8765, dtype="float32", stop_timeout_s=3),
+                       served_name="m", log_path=tmp_path / "s.log")
+    assert srv.port == 8765 and srv.base_url.endswith(":8765") and srv.stop_timeout_s == 3
+    assert srv.argv[srv.argv.index("--max-num-seqs") + 1] == "7"
+    assert srv.settings.max_num_seqs == 7
+
+
+def test_endpoint_of_several_urls(monkeypatch):
+    ep = S.Endpoint(["http://a:1/v1", "http://b:2"], served_name="m")
+    assert ep.base_urls == ["http://a:1", "http://b:2"] and ep.base_url == "http://a:1"
+    assert "http://b:2" in repr(ep)
+    with pytest.raises(ValueError, match="ftp"):
+        S.Endpoint(["http://a:1", "ftp://b"], served_name="m")
