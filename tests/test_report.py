@@ -273,3 +273,18 @@ def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
             assert s["optimal"]["params"] < s["chinchilla"]["params"]
     assert sol["fleet"]["devices"] >= 1 and sol["fleet"]["usd_per_request"] > 0
     assert "CPU constants are not A100 constants" in (out / "report.md").read_text()
+
+
+def test_committed_version_1_solution_still_reads():
+    from solver.schema import SOLUTION_SCHEMA_VERSION, load_solution
+
+    root = Path(__file__).resolve().parents[1] / "results" / "reports"
+    files = sorted(root.glob("*/solution.json"))
+    assert files, "no committed report"
+    for f in files:
+        sol = load_solution(f)
+        assert sol.schema_version == SOLUTION_SCHEMA_VERSION
+        for scen in (sol.scenarios.paper, sol.scenarios.calibrated, sol.scenarios.calibrated_n_dependent):
+            assert scen.optimal.total_cost_usd <= scen.chinchilla.total_cost_usd * (1 + 1e-9)
+            assert scen.optimal.total_cost_usd == pytest.approx(
+                scen.optimal.train_cost_usd + scen.optimal.inference_cost_usd, rel=1e-12)
