@@ -448,13 +448,12 @@ def _vllm_child(model_dir: str, max_tokens: int) -> None:
 
 
 if __name__ == "__main__":
-    # `python -m bench.quantize _vllm_child DIR N` is check_vllm's child process; vLLM's engine
-    # processes re-import this module, hence the guard.
+    # `python -m bench.quantize _vllm_child DIR N` is check_vllm's child process (internal; the user's
+    # spelling is `python -m bench prepare --check-vllm`); vLLM's engine processes re-import this
+    # module, hence the guard.
     if len(sys.argv) == 4 and sys.argv[1] == "_vllm_child":
         _vllm_child(sys.argv[2], int(sys.argv[3]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "check-vllm":
-        res = check_vllm(sys.argv[2])
-        print(json.dumps({k: v for k, v in res.items() if k != "log"}, indent=2))
     else:
-        print("usage: python -m bench.quantize check-vllm MODEL_DIR", file=sys.stderr)
+        print("python -m bench.quantize: internal child of check_vllm; use `python -m bench prepare --check-vllm`",
+              file=sys.stderr)
         sys.exit(2)
