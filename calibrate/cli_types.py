@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench.cli_types import nonneg_int, positive_float, positive_int
+from bench.cli_types import nonneg_int, positive_int
 
 
 def zero_or_at_least(minimum: int) -> Callable[[str], int]:
@@ -44,10 +44,4 @@ def count_or_all(*, all_value=None) -> Callable[[str], int | None]:
     return parse
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """bench.cli_types.nonneg_int (minimum 0) or positive_int (minimum 1); kept for calibrate.predict_cli
-    until it imports those directly."""
-    return {0: nonneg_int, 1: positive_int}[minimum]
-
-
-__all__ = ["zero_or_at_least", "count_or_all", "at_least", "positive_float"]
+__all__ = ["zero_or_at_least", "count_or_all"]

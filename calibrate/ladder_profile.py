@@ -9,7 +9,7 @@ mixes) come from the runs of the *largest* ladder model, the one closest to what
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from calibrate import ladder
@@ -60,4 +60,4 @@ def build_ladder_profile(paths: Iterable[str | Path], *, runs, dropped, n_boot_p
                                      interconnect_source=src)
     except ValueError as exc:
         raise InputError(None, "--ladder", str(exc)) from None
-    return base.model_copy(update={"performance_model": pm})
+    return base.model_copy(update={"performance_model": pm, "warning": pm.warning})

@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from calibrate.cli_types import at_least, positive_float
+from bench.cli_types import positive_float, positive_int
 from calibrate.errors import InputError
 
 NAME = "predict"
@@ -49,13 +49,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--model", type=Path, default=None, metavar="DIR", help="checkpoint directory (shape from its config.json)")
     src.add_argument("--params", type=_params, default=None, metavar="N", help="matmul parameters (shape from N by the assumption)")
     g = p.add_argument_group("shape pins for --params")
-    g.add_argument("--layers", type=at_least(1), default=None)
-    g.add_argument("--hidden", type=at_least(1), default=None)
-    g.add_argument("--kv-heads", type=at_least(1), default=None)
-    g.add_argument("--head-dim", type=at_least(1), default=None)
-    g.add_argument("--vocab", type=at_least(1), default=None)
-    p.add_argument("--input-tokens", type=at_least(1), required=True, metavar="P")
-    p.add_argument("--output-tokens", type=at_least(1), required=True, metavar="G")
+    g.add_argument("--layers", type=positive_int, default=None)
+    g.add_argument("--hidden", type=positive_int, default=None)
+    g.add_argument("--kv-heads", type=positive_int, default=None)
+    g.add_argument("--head-dim", type=positive_int, default=None)
+    g.add_argument("--vocab", type=positive_int, default=None)
+    p.add_argument("--input-tokens", type=positive_int, required=True, metavar="P")
+    p.add_argument("--output-tokens", type=positive_int, required=True, metavar="G")
     p.add_argument("--concurrency", type=_int_list, default=[1, 4, 16], metavar="1,4,16")
     p.add_argument("--usd-per-hour", type=positive_float, default=None, help="price per device-hour (default: the profile's)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the contract above)")

@@ -63,6 +63,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peak-flop-per-s", type=positive_float, default=None,
                    help="dense peak per device of the matmul datatype, overriding the runs' (and the table's)")
     p.add_argument("--json", action="store_true", help="print the profile JSON instead of the table")
+    p.add_argument("--ladder", action="store_true",
+                   help="the runs span several model sizes of one hardware: fit the performance model of the "
+                   "hardware on all of them (validated by leaving each size out); the per-model constants "
+                   "come from the largest size (docs/calibrate-perfmodel.md)")
+    p.add_argument("--ladder-bootstrap", type=positive_int, default=None,
+                   help="refits behind the performance model's intervals (default %d)" % 100)
     g = p.add_argument_group("results of other tools (model and hardware given here)")
     g.add_argument("--vllm-bench-json", nargs="+", type=Path, default=[], metavar="FILE",
                    help="`vllm bench serve --save-result` files (use --save-detailed for intervals)")
@@ -82,6 +88,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def default_out_path(profile) -> Path:
+    if profile.performance_model is not None:
+        return DEFAULT_OUT_DIR / f"{safe_name(profile.hardware.name)}-ladder.json"
     parts = (profile.hardware.name, profile.model.name, profile.model.quantization)
     return DEFAULT_OUT_DIR / ("-".join(safe_name(p) for p in parts) + ".json")
 
@@ -112,7 +120,8 @@ def _fmt(e, scale=1.0, spec=".3g") -> str:
 
 def format_table(profile, out: Path) -> str:
     hw, m, c = profile.hardware, profile.model, profile.costs
-    lines = [
+    lines = [f"WARNING: {profile.warning}"] if profile.warning else []
+    lines += [
         f"profile {hw.name} x{hw.device_count} | {m.name} ({m.quantization}, N={m.params_matmul:,}) | "
         f"{len(profile.provenance.runs)} runs, {len(profile.provenance.dropped)} dropped",
         f"peak {hw.peak_flop_per_s if hw.peak_flop_per_s is None else format(hw.peak_flop_per_s, '.4g')} flop/s per device ({hw.peak_dtype}); {hw.usd_per_h} $/device-hour",
@@ -144,8 +153,30 @@ def format_table(profile, out: Path) -> str:
         lines.append(method[method.index("WARNING:"):])
     for d in profile.provenance.dropped:
         lines.append(f"dropped {d.path}: {d.reason}")
+    if profile.performance_model is not None:
+        lines += perf_lines(profile.performance_model)
     lines.append(str(out))
     return "\n".join(lines)
+
+
+def perf_lines(pm) -> list[str]:
+    """The performance model's block of the table: form, constants, held-out errors, forms compared."""
+    lines = [f"performance model (ladder of {len(pm.fitted_on)} sizes): {pm.form}: {pm.formula}"]
+    for k, p in [*pm.params.items(), ("request_overhead_s", pm.request_overhead_s)]:
+        lines.append(f"  {k:<22} {p.value:.4g} [{p.low:.4g}, {p.high:.4g}] {p.unit}")
+    lines.append("held out (size left out of the fit): worst |error| output tok/s, $/request")
+    for m in pm.fitted_on:
+        rows = [r for r in pm.held_out if r.model == m.name]
+        tok = max((abs(r.error.output_tokens_per_s) for r in rows if r.error.output_tokens_per_s is not None), default=None)
+        usd = max((abs(r.error.usd_per_request) for r in rows if r.error.usd_per_request is not None), default=None)
+        lines.append(f"  {m.name:<30} N={m.params_matmul:.3g}  {_pct(tok)}  {_pct(usd)}  ({len(rows)} runs)")
+    lines.append("forms compared (worst held-out |error|): " + ", ".join(
+        f"{f.form} {_pct(f.score)}" + (" *" if f.chosen else "") for f in pm.forms))
+    return lines
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
 def _foreign_runs(args):
@@ -194,11 +225,24 @@ def make_profile(args: argparse.Namespace):
             where = ", ".join(args.run_dirs)
             raise InputError(where, None, "no runs found (no run.json below it)"
                              + (f"; {len(dropped)} dropped, e.g. {dropped[0].reason}" if dropped else ""))
-        profile = build_profile(
-            runs, dropped=dropped, slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s,
-            allow_mixed=args.allow_mixed, n_boot=args.bootstrap, seed=args.seed,
-            min_requests=args.min_requests, min_tokens=args.min_tokens, usd_per_h=args.usd_per_hour,
-            peak_flop_per_s=args.peak_flop_per_s, tool=_tool())
+        def base(rs, dropped=dropped):
+            return build_profile(
+                rs, dropped=dropped, slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s,
+                allow_mixed=args.allow_mixed, n_boot=args.bootstrap, seed=args.seed,
+                min_requests=args.min_requests, min_tokens=args.min_tokens, usd_per_h=args.usd_per_hour,
+                peak_flop_per_s=args.peak_flop_per_s, tool=_tool())
+
+        if getattr(args, "ladder", False):
+            from calibrate.ladder_profile import build_ladder_profile
+            from calibrate.perf_build import DEFAULT_BOOTSTRAP as PERF_BOOTSTRAP
+
+            profile = build_ladder_profile(args.run_dirs, runs=runs, dropped=dropped,
+                                           n_boot_perf=args.ladder_bootstrap or PERF_BOOTSTRAP, seed=args.seed,
+                                           usd_per_h=args.usd_per_hour, build_base=base)
+        elif getattr(args, "ladder_bootstrap", None) is not None:
+            raise InputError(None, "--ladder-bootstrap", "only with --ladder")
+        else:
+            profile = base(runs)
     except ValidationError as exc:  # a value from the command line the schemas refuse
         raise InputError(None, None, one_line(exc)) from None
     out = args.out or default_out_path(profile)

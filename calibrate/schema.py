@@ -175,6 +175,8 @@ class ProfileProvenance(Strict):
 
 
 class Profile(FileModel):
+    # First key of the file: set when the performance model's held-out error is above its target.
+    warning: str | None = None
     schema_version: Literal[1, 2] = PROFILE_SCHEMA_VERSION
     kind: Literal["calibration_profile"] = "calibration_profile"
     hardware: ProfileHardware
