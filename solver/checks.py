@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from solver.law import LossLaw, check_reachable, chinchilla_loss_for_params
-
-if TYPE_CHECKING:
-    from solver.optimize import CostSettings
 
 TRAIN_FLOP_PER_PARAM_TOKEN = 6.0  # Kaplan et al. 2020, as in Sardana et al. Eq. 3
 INFERENCE_FLOP_PER_PARAM_TOKEN = 2.0
@@ -86,14 +81,15 @@ def check_loss(law: LossLaw, target_loss) -> np.ndarray:
     return arr
 
 
-def check_totals(law: LossLaw, target_loss, demand, demand_name: str, settings: CostSettings | None = None) -> None:
+def check_totals(law: LossLaw, target_loss, demand, demand_name: str, settings=None) -> None:
     """InputError unless every lifetime total stays below TOTAL_LIMIT, naming the input to change.
 
     The equal-loss Chinchilla-style model's totals bound the optimum's (the optimum costs no more, has
     no more parameters, and its training term is at most the Chinchilla-style total), so checking them,
     in logs, before solving keeps every number of both plans finite. Terms (each must stay below a
     quarter of the limit): training FLOP 6·N_c·D_c, inference FLOP 2·N_c·D_inf, the optimum's training
-    FLOP bound 6·N_c·r, and for Eq. 6 the dollars C_tr·6·N_c·D_c and N_c·requests·q.
+    FLOP bound 6·N_c·r, and for Eq. 6 the dollars C_tr·6·N_c·D_c and N_c·requests·q. `settings` is a
+    `solver.optimize.CostSettings` for Eq. 6, None for Eq. 3.
     """
     loss = np.asarray(target_loss, dtype=float)
     dem = np.asarray(demand, dtype=float)

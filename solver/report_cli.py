@@ -97,7 +97,7 @@ def _count(x: float) -> str:
 def report_inputs(args):
     """(ReportInputs, profile, target loss) from the arguments; every number checked, nothing solved yet."""
     from solver.profile_input import load_profile
-    from solver.report import ReportInputs, check_inputs
+    from solver.report_solve import ReportInputs, check_inputs
 
     if not args.inference_profile:
         raise CliError("--inference-profile FILE is required (a profile from `python -m calibrate profile`)")

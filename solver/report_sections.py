@@ -1,5 +1,6 @@
 """The sections of a sizing report's solution: one small function each, run in order by
-`solver.report.compute_solution`.
+`solver.report.compute_solution`
+(which imports this module; the solved models come from `solver.report_solve`, below both).
 
 Each entry of SECTIONS is (key, function(Solved) -> JSON-able value); the key is the section's field
 in `solver.schema.Solution` and in solution.json (docs/report.md). To add a section, write its
@@ -19,7 +20,7 @@ from solver import fleet as fl
 from solver.law import chinchilla_loss_for_params, chinchilla_params_for_loss, chinchilla_tokens_for_loss, tokens_for_loss
 from solver.checks import TRAIN_FLOP_PER_PARAM_TOKEN, InputError
 from solver.optimize import optimize_cost
-from solver.report import ServingModel, Solved, optimize_n_dependent
+from solver.report_solve import ServingModel, Solved, optimize_n_dependent
 from solver.schema import plan_of, plan_record
 
 SECONDS_PER_DAY = 86400.0

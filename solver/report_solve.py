@@ -1,9 +1,7 @@
-"""The sizing report's numbers: inputs and a calibration profile in, the `solution` dict out (pure).
+"""The sizing report's inputs and its three cost models, solved once (pure).
 
-`compute_solution(inputs, profile, profile_provenance)` checks the inputs, solves the three cost
-models once (`solve`, a `Solved`), then runs each entry of `solver.report_sections.SECTIONS` on it:
-every section is a small function returning its part of the solution (validated by
-`solver.schema.Solution`, rendered by `solver.report_render`). Nothing here prints or writes.
+`solve(inputs, profile, ...)` checks every input (`check_inputs`), then solves the three cost
+models at the target and returns a `Solved`, which every section of `solver.report_sections` reads.
 
 * paper:      Eq. 6 (`solver.optimize.optimize_cost`) with the paper's constants
               (`bench.paper_settings.PAPER`: A100-40GB INT8 at MFU 50 % input / 1 % output, $1.10/h).
@@ -28,7 +26,6 @@ from solver.law import LossLaw
 from solver.checks import InputError, check_loss, check_totals
 from solver.optimize import Comparison, CostSettings, GeneralCostResult, optimize_cost, optimize_cost_general
 from solver.profile_input import PhaseCosts, phase_costs
-from solver.schema import SOLUTION_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -210,14 +207,3 @@ def solve(inputs: ReportInputs, profile, profile_provenance: dict, tool: str) ->
         n_dependent=optimize_n_dependent(loss, R, law, inputs.train_usd_per_flop, model),
         phase=phase_costs(profile, usd_per_h=inputs.inference_usd_per_h),
     )
-
-
-def compute_solution(inputs: ReportInputs, profile, profile_provenance: dict, *, tool: str = "solver") -> dict:
-    """Every number of the report (pure): one entry per section of `solver.report_sections.SECTIONS`."""
-    from solver.report_sections import SECTIONS
-
-    solved = solve(inputs, profile, profile_provenance, tool)
-    out: dict = {"schema_version": SOLUTION_SCHEMA_VERSION, "kind": "sizing_report"}
-    for key, section in SECTIONS:
-        out[key] = section(solved)
-    return out

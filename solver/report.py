@@ -1,0 +1,39 @@
+"""The sizing report's numbers: inputs and a calibration profile in, the `solution` dict out (pure).
+
+`compute_solution(inputs, profile, profile_provenance)` checks the inputs and solves the three cost
+models once (`solver.report_solve.solve`), then runs each entry of `solver.report_sections.SECTIONS`
+on the result: every section is a small function returning its part of the solution (validated by
+`solver.schema.Solution`, rendered by `solver.report_render`). Nothing here prints or writes.
+
+* paper:      Eq. 6 (`solver.optimize.optimize_cost`) with the paper's constants
+              (`bench.paper_settings.PAPER`: A100-40GB INT8 at MFU 50 % input / 1 % output).
+* calibrated: Eq. 6 with the profile's dollars per useful FLOP of each phase, still constant in N.
+* calibrated, N-dependent: `solver.optimize.optimize_cost_general` with the lifetime inference
+              dollars of an N-parameter model from `solver.fleet` (goes beyond the paper's constant MFU).
+"""
+
+from __future__ import annotations
+
+from solver.report_sections import SECTIONS
+from solver.report_solve import (  # the report's inputs and models, imported from here by callers
+    PaperInference,
+    ReportInputs,
+    ServingModel,
+    Solved,
+    check_inputs,
+    serving_model,
+    solve,
+)
+from solver.schema import SOLUTION_SCHEMA_VERSION
+
+__all__ = ["PaperInference", "ReportInputs", "ServingModel", "Solved", "check_inputs", "compute_solution",
+           "serving_model", "solve"]
+
+
+def compute_solution(inputs: ReportInputs, profile, profile_provenance: dict, *, tool: str = "solver") -> dict:
+    """Every number of the report (pure): one entry per section of `solver.report_sections.SECTIONS`."""
+    solved = solve(inputs, profile, profile_provenance, tool)
+    out: dict = {"schema_version": SOLUTION_SCHEMA_VERSION, "kind": "sizing_report"}
+    for key, section in SECTIONS:
+        out[key] = section(solved)
+    return out
