@@ -46,7 +46,7 @@ def number(cast: Callable[[str], float], *, positive: bool) -> Callable[[str], f
         try:
             v = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {kind} {bound}") from None
         if not math.isfinite(v) or not (v > 0 if positive else v >= 0):
             raise argparse.ArgumentTypeError(f"{text!r}: must be finite and {bound}")
         return v

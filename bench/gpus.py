@@ -33,6 +33,8 @@ class Device:
     bandwidth_source: str
     usd_per_h: float | None
     usd_per_h_source: str | None
+    interconnect_bytes_per_s: float | None = None  # GPU-to-GPU link, per direction, per GPU (NVLink or PCIe)
+    interconnect_source: str | None = None
 
 
 def _device_from_entry(entry: dict) -> Device:
@@ -42,6 +44,7 @@ def _device_from_entry(entry: dict) -> Device:
         raise ValueError(f"gpus.toml {entry.get('key')!r}: unknown dtype(s) {sorted(unknown)}; allowed: {', '.join(DTYPES)}")
     full = {dt: (float(peaks[dt]) if dt in peaks else None) for dt in DTYPES}
     price = entry.get("usd_per_h")
+    link = entry.get("interconnect_bytes_per_s")
     return Device(
         key=entry["key"],
         aliases=tuple(entry.get("aliases", ())),
@@ -53,6 +56,8 @@ def _device_from_entry(entry: dict) -> Device:
         bandwidth_source=entry["bandwidth_source"],
         usd_per_h=None if price is None else float(price),
         usd_per_h_source=entry.get("usd_per_h_source") if price is not None else None,
+        interconnect_bytes_per_s=None if link is None else float(link),
+        interconnect_source=entry.get("interconnect_source") if link is not None else None,
     )
 
 

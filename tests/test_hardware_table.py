@@ -88,3 +88,13 @@ def test_errors_name_the_value_and_allowed():
 def test_nvml_matching(nvml, mem, key):
     d = match_nvml_name(nvml, mem)
     assert (d.key if d else None) == key
+
+
+def test_interconnect_per_direction_with_source():
+    """GPU-to-GPU link bandwidth (per direction, per GPU) for the tensor/pipeline-parallel terms."""
+    assert get_device("a100-80gb").interconnect_bytes_per_s == 300e9  # NVLink 3: 600 GB/s both ways
+    assert get_device("a100-40gb-pcie").interconnect_bytes_per_s == 32e9  # PCIe 4.0 x16
+    assert get_device("h100-sxm").interconnect_bytes_per_s == 450e9  # NVLink 4
+    for d in devices():
+        assert d.interconnect_bytes_per_s and d.interconnect_bytes_per_s > 0, d.key
+        assert "per direction" in d.interconnect_source, d.key
