@@ -14,9 +14,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from dataclasses import fields as dataclass_fields
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from solver.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN
+from solver.law import LossLaw
 
 OPTIMIZE_SCHEMA_VERSION = 1
 SOLUTION_SCHEMA_VERSION = 2
@@ -65,14 +68,9 @@ def plan_of(model_plan, inference_tokens) -> FlopPlan:
     return plan_record(model_plan.params, model_plan.train_tokens, model_plan.loss, inference_tokens, *usd)
 
 
-class LawRecord(Strict):
-    name: str
-    A: float
-    B: float
-    E: float
-    alpha: float
-    beta: float
-    source: str
+# The law as written: the fields of solver.law.LossLaw (name and source text, the coefficients floats).
+LawRecord = create_model("LawRecord", __base__=Strict, **{
+    f.name: ((str, ...) if f.name in ("name", "source") else (float, ...)) for f in dataclass_fields(LossLaw)})
 
 
 class _Result(Strict):
