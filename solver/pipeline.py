@@ -228,15 +228,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """CLI body for parsed `add_args` arguments."""
+    """CLI body for parsed `add_args` arguments. SIGINT, SIGTERM and SIGHUP stop the load, then the
+    server, mark the run in progress interrupted and exit 128 + the signal (bench.stopping)."""
+    from bench.stopping import Interrupted, install_stop_handlers
+
+    install_stop_handlers()
     try:
         report = run_pipeline(options_from_args(args))
     except PipelineError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.returncode if exc.returncode in (1, 2) else 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; re-run to resume (complete runs are skipped)", file=sys.stderr)
-        return 130
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(f"{PROG}: {exc or 'interrupted'}; re-run to resume (complete runs are skipped)", file=sys.stderr)
+        return int(exc.code) if isinstance(exc, Interrupted) else 130
     print(f"report: {report / 'report.html'}")
     print(report)
     return 0
