@@ -33,7 +33,7 @@ status and the likely cause: key, model name, URL): such an endpoint can serve n
 
 Stopped by SIGINT/SIGTERM/SIGHUP: the load is cancelled, every request in flight is recorded with
 error `INTERRUPTED_ERROR`, the connections are closed (so a server stopped next has no stream to
-wait for), and `bench.server.Interrupted` is raised.
+wait for), and `bench.stopping.Interrupted` is raised.
 
 Several endpoints of one deployment: `run_load([url1, url2, ...])` deals the closed loop's streams,
 or the open loop's arrivals, round-robin among them.
@@ -452,7 +452,7 @@ async def run_load(
 
     Stopping: on SIGINT, SIGTERM or SIGHUP (`stop_signals`, default those three; only from the main
     thread) the load is cancelled, each request in flight is recorded with error INTERRUPTED_ERROR
-    (through `on_record` too), the connections are closed, and bench.server.Interrupted is raised.
+    (through `on_record` too), the connections are closed, and bench.stopping.Interrupted is raised.
     """
     if mode not in ("concurrency", "rate"):
         raise ValueError(f"mode must be 'concurrency' or 'rate', got {mode!r}")
@@ -503,7 +503,7 @@ async def run_load(
         except asyncio.CancelledError:
             if stop.signum is None:
                 raise  # cancelled by someone else
-            from bench.server import Interrupted
+            from bench.stopping import Interrupted
 
             raise Interrupted(stop.signum) from None
     return sorted(runner.records, key=lambda r: r.index)
