@@ -314,7 +314,9 @@ def _saving(chinchilla_total: np.ndarray, optimal_total: np.ndarray) -> tuple[np
     negative difference within 1e-9 of the total is rounding and becomes exactly 0."""
     saving = chinchilla_total - optimal_total
     saving = np.where((saving < 0) & (saving >= -1e-9 * chinchilla_total), 0.0, saving)
-    return saving, saving / chinchilla_total
+    # totals that underflow to 0 (prices near the bottom of float range) save nothing
+    fraction = np.where(chinchilla_total > 0, saving / np.where(chinchilla_total > 0, chinchilla_total, 1.0), 0.0)
+    return saving, fraction
 
 
 def optimize_flops(target_loss, inference_tokens, law: LossLaw = DEFAULT_LAW) -> Comparison:
@@ -395,7 +397,7 @@ class GeneralCostResult:
 
     @property
     def saving_fraction(self) -> float:
-        return self.saving_usd / self.chinchilla_total_usd
+        return self.saving_usd / self.chinchilla_total_usd if self.chinchilla_total_usd > 0 else 0.0
 
 
 def _log_sigmoid(z: np.ndarray) -> np.ndarray:
