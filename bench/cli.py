@@ -6,6 +6,8 @@
               interrupted sweep resumes where it stopped
     hardware  measure this machine's dense matmul rates and memory bandwidth (a CUDA GPU with torch
               alone, next to its datasheet values; else the CPU) into results/hardware/<name>.json
+    ladder    prepare several sizes of one model family and sweep each with the same config (the
+              evidence of `calibrate profile --ladder`; bench.ladder)
 
 Exit status: 0 every run complete; 1 a run failed or the server died; 2 bad input (one line).
 """
@@ -60,6 +62,13 @@ SWEEP_EPILOG = f"""examples:
   {PROG} sweep --config bench/data/sweep_cpu.toml --concurrency 1,2 --num-requests 8   # flags beat the file
 Runs already complete are skipped; a failed or interrupted run is measured again in a new directory."""
 
+LADDER_EPILOG = f"""examples:
+  {PROG} ladder                                    # the CPU ladder (15M, 98M, 763M) with bench/data/ladder_cpu.toml
+  {PROG} ladder --config bench/data/sweep_a100.toml \\
+      --ladder-model RedHatAI/Llama-3.2-3B-Instruct-quantized.w8a8 \\
+      --ladder-model RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8   # a GPU ladder of published W8A8 checkpoints
+Then: python -m calibrate profile <results>/<hardware> --ladder"""
+
 HARDWARE_EPILOG = f"""examples:
   {PROG} hardware                     # a CUDA GPU (NVML sees one): bf16/int8 GEMM + bandwidth vs datasheet; else the CPU
   {PROG} hardware --gpu --device 1    # measure CUDA device 1 (an error line where there is no CUDA)
@@ -110,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="measure a TOML sweep; skips complete runs, resumes after a crash",
                         epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_measure_args(sw)
+    lad = sub.add_parser("ladder", help="prepare and sweep several model sizes with one config",
+                         epilog=LADDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_measure_args(lad)
+    lad.add_argument("--ladder-model", action="append", default=None, metavar="DIR|HUB_ID",
+                     help="a ladder size (repeat; smallest first); default: the CPU ladder of bench.ladder")
+    lad.add_argument("--models-dir", default="models", help="where prepared models go (default %(default)s)")
     hw = sub.add_parser("hardware", help="measure dense matmul rates and memory bandwidth (GPU or CPU)",
                         epilog=HARDWARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_hardware_args(hw)
@@ -334,10 +349,36 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ladder(args: argparse.Namespace) -> int:
+    """Prepare every rung, then `sweep` each with the same config and flags; the worst exit status."""
+    from bench import ladder
+    from bench.prepare import PrepareError
+
+    if args.model:
+        return bad_input(f"{PROG} ladder", "--model: give the sizes with --ladder-model (repeat it), not --model")
+    if not args.config:
+        args.config = str(ladder.DEFAULT_CPU_CONFIG)
+    try:
+        dirs = ladder.prepare_ladder(ladder.default_rungs(args.ladder_model), models_dir=args.models_dir,
+                                     on_status=lambda m: print(m, file=sys.stderr))
+    except (PrepareError, ValueError) as exc:
+        return bad_input(f"{PROG} ladder", str(exc))
+    worst = 0
+    for d in dirs:
+        args.model = str(d)
+        rc = cmd_measure(args, skip_complete=True)
+        if rc == 2 or rc >= 128:  # bad input or a stop signal: the other sizes would fail the same way
+            return rc
+        worst = max(worst, rc)
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "prepare":
         return cmd_prepare(args)
+    if args.command == "ladder":
+        return cmd_ladder(args)
     if args.command == "hardware":
         return cmd_hardware(args)
     return cmd_measure(args, skip_complete=args.command == "sweep")

@@ -99,7 +99,7 @@ def derive(
 
     records: every record of the run INCLUDING warm-up ones (flagged `warmup`): the MFU uses the
     measured ones (through `summary`), the comparison with vLLM's counter uses all of them because
-    the metrics are scraped before the warm-up and after the last request (bench.run).
+    the metrics are scraped before the warm-up and after the last request (bench.execute).
 
     Formulas (D = summary.duration_s, dev = devices, peak per device):
       achieved_flop_per_s = 2N (input + output tokens) / D;  mfu = achieved / (peak dev)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from bench.prepare import TinySpec
 
+DEFAULT_CPU_CONFIG = Path(__file__).resolve().parent / "data" / "ladder_cpu.toml"
+
 DEFAULT_CPU_LADDER = (
     TinySpec(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=4, vocab_size=4096),  # 14.7M
     TinySpec(hidden_size=1024, num_layers=8, num_heads=8, num_kv_heads=4, vocab_size=4096),  # 97.6M
