@@ -69,3 +69,16 @@ def test_hardware_gpu_without_cuda_fails_soft_and_imports_only_what_it_needs():
     assert len(lines) == 1 and "no CUDA device to measure" in lines[0] and "nothing written" in lines[0], lines
     imported = {ln.split("|")[-1].strip().split(".")[0] for ln in done.stderr.splitlines() if ln.startswith("import time:")}
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "models/x"], "--ladder-model"),
+    (["--ladder-model", "/nonexistent/dir"], "/nonexistent/dir"),
+    (["--ladder-model", "./nope", "--concurrency", "0"], "--concurrency"),
+])
+def test_ladder_bad_input_one_line_exit_2(args, needle):
+    done = subprocess.run([sys.executable, "-m", "bench", "ladder", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in done.stderr
