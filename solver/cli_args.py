@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from bench.cli_types import OneLineParser
+from solver.checks import InputError
 
 PROG = "python -m solver"
 SMALLEST = sys.float_info.min  # 2.2e-308: below it a float is subnormal
@@ -91,12 +92,12 @@ def flag_error(exc, args, candidates: Iterable[tuple[str, int]]) -> CliError:
         return CliError(one_line(exc))
     dest, exp = given[0]
     text, name = getattr(args, dest), flag(dest)
-    limit, why = getattr(exc, "limit", None), getattr(exc, "why", None)
+    limit, why = (exc.limit, exc.why) if isinstance(exc, InputError) else (None, None)
     if exp != 0 and limit is not None and why and isinstance(text, float) and exc.value:
         bound = text * (limit / exc.value) ** (1.0 / exp)
         upper = exc.upper if exp > 0 else not exc.upper
         return CliError(f"{name} {text:g}: {why}; need {name} {'<=' if upper else '>='} {bound:.3g}")
-    allowed = re.sub(rf"\b{re.escape(exc.name)}\b", name, exc.allowed) if getattr(exc, "allowed", None) else \
+    allowed = re.sub(rf"\b{re.escape(exc.name)}\b", name, exc.allowed) if isinstance(exc, InputError) else \
         one_line(exc)
     if exp == 1 and dest == exc.name:
         return CliError(f"{name} {text:g}: {allowed}")

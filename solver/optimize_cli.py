@@ -127,8 +127,11 @@ def target_from_args(args):
     return law, target, quality
 
 
-def _api_error(exc, args) -> CliError:
-    name = getattr(exc, "name", None)
+def _api_error(exc: ValueError, args) -> CliError:
+    """An API ValueError in terms of the flags behind it (solver.checks.InputError names its parameter)."""
+    from solver.checks import InputError
+
+    name = exc.name if isinstance(exc, InputError) else None
     if name == "loss":
         cands = [("loss", 1)] if args.loss is not None else [("chinchilla_params", 0)]
     else:

@@ -120,12 +120,12 @@ def report_inputs(args):
 
 def _checked(args, fn, *a, **kw):
     """fn(*a, **kw) with the solver API's InputError said in terms of the flags behind the value."""
+    from solver.checks import InputError
+
     try:
         return fn(*a, **kw)
-    except ValueError as exc:
-        name = getattr(exc, "name", None)
-        if name is None:
-            raise
+    except InputError as exc:
+        name = exc.name
         cands = ([("loss", 1)] if args.loss is not None else [("chinchilla_params", 0)]) if name == "loss" \
             else _REPORT_SOURCES.get(name, [])
         raise flag_error(exc, args, cands) from None

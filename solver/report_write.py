@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from bench.files import safe_name
 
 
@@ -36,8 +38,10 @@ def free_dir(parent: Path, name: str) -> tuple[Path, bool]:
 
 def finite_or_none(o):
     """NaN and infinities become null (JSON has neither); recursive over dicts and lists, numpy scalars too."""
-    if hasattr(o, "item") and not isinstance(o, (dict, list, tuple)):  # numpy scalar
+    if isinstance(o, np.generic):
         o = o.item()
+    if isinstance(o, np.ndarray):
+        o = o.tolist()
     if isinstance(o, float):
         return o if math.isfinite(o) else None
     if isinstance(o, dict):
