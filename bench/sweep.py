@@ -183,7 +183,8 @@ def run_from_config(
     from bench.server import Endpoint, VllmServer
 
     say("detecting hardware (on a CPU this runs short matmul and bandwidth micro-benchmarks)")
-    hardware = detect_hardware(dtype_for_peak=info.matmul_dtype, tensor_parallel_size=srv.tensor_parallel_size,
+    # devices of one deployment: tensor x pipeline x data parallel (what vLLM occupies; priced per device)
+    hardware = detect_hardware(dtype_for_peak=info.matmul_dtype, tensor_parallel_size=srv.devices(),
                                overrides=hardware_overrides(cfg.hardware) or None,
                                endpoint=srv.endpoints[0] if srv.endpoints else None)
     token_ids = token_id_range(model_dir, info.vocab_size)
