@@ -468,3 +468,32 @@ def test_rate_bound_uses_the_runs_request_count():
     assert ok.specs()[0].request_rate_per_s == 1e-4  # 10 requests over ~28 h: allowed
     with pytest.raises(ConfigError, match="requests/s"):
         parse_config({"runs": [{"workload": "mixed", "request_rate_per_s": [1e-6], "num_requests": 10}]})
+
+
+def test_signal_during_server_start_up_stops_promptly(tmp_path):
+    """SIGTERM while the server is still starting (never healthy here): out in <= 5 s, group gone."""
+    hang = tmp_path / "hang.py"
+    hang.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    script = tmp_path / "start.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from bench.server import ServerProcess, install_stop_handlers
+        install_stop_handlers()
+        p = ServerProcess([sys.executable, {str(hang)!r}, {str(tmp_path / 'srv.pid')!r}],
+                          base_url="http://127.0.0.1:{S.free_port()}", log_path={str(tmp_path / 's.log')!r},
+                          startup_timeout_s=600, stop_timeout_s=30, poll_interval_s=0.2)
+        p.start()
+    """))
+    child = subprocess.Popen([sys.executable, str(script)], env=env_with_repo(), stderr=subprocess.PIPE, text=True)
+    try:
+        srv_pid = int(wait_for_file(tmp_path / "srv.pid"))
+        t0 = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert code == 128 + signal.SIGTERM and elapsed <= 5.0, (code, elapsed, child.stderr.read())
+    assert wait_until(lambda: pid_gone(srv_pid), 5)
