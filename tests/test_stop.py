@@ -497,3 +497,36 @@ def test_signal_during_server_start_up_stops_promptly(tmp_path):
             child.wait()
     assert code == 128 + signal.SIGTERM and elapsed <= 5.0, (code, elapsed, child.stderr.read())
     assert wait_until(lambda: pid_gone(srv_pid), 5)
+
+
+# --------------------------------------------------------------------------- fuzzed numbers
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e-320, 1e-300, 1e308, -0.0, 5e-324])
+
+
+@settings(max_examples=300, deadline=None)
+@given(rate=ANY_FLOAT, n=st.integers(min_value=1, max_value=10**6), usd=ANY_FLOAT, slo=ANY_FLOAT)
+def test_config_numbers_are_finite_or_refused_in_one_line(rate, n, usd, slo):
+    """Any float in the rate, price or SLO: either a config whose every number is finite and whose
+    runs end within the bound, or ConfigError with one line naming the key."""
+    from bench.config import MAX_RUN_S, ConfigError, parse_config
+
+    data = {"num_requests": n, "slo_ttft_s": slo, "hardware": {"usd_per_hour": usd},
+            "runs": [{"workload": "mixed", "request_rate_per_s": [rate]}]}
+    try:
+        cfg = parse_config(data, where="fuzz.toml")
+    except ConfigError as exc:
+        msg = str(exc)
+        assert "\n" not in msg and msg.startswith("fuzz.toml: ")
+        assert any(k in msg for k in ("request_rate_per_s", "usd_per_hour", "slo_ttft_s")), msg
+        return
+    import math
+
+    spec = cfg.specs()[0]
+    assert math.isfinite(spec.request_rate_per_s) and spec.request_rate_per_s > 0
+    assert n / spec.request_rate_per_s <= MAX_RUN_S
+    assert math.isfinite(cfg.hardware.usd_per_hour) and cfg.hardware.usd_per_hour >= 0
+    assert math.isfinite(cfg.slo_ttft_s) and cfg.slo_ttft_s > 0
