@@ -486,6 +486,57 @@ def check_port(host: str, port: int, directory: Path | None = None) -> None:
                       f"start; stop it or give another port ([server] port / --port)")
 
 
+# --------------------------------------------------------------------------- GPUs held by others
+
+
+def visible_gpu_indices() -> list[int] | None:
+    from bench.nvml import visible_device_indices
+
+    return visible_device_indices()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:100]
+    except OSError:
+        return "?"
+
+
+def gpu_holders(nvml=None, *, indices: Sequence[int] | None = None, count: int | None = None) -> list[str]:
+    """`GPU i: pid N (command), M MiB` for every compute process NVML lists on the GPUs a server would
+    use (`indices`, else the first `count`, else all); [] without NVML. Processes of this one are left out."""
+    if nvml is None:
+        from bench.nvml import import_nvml
+
+        nvml, _ = import_nvml()
+        if nvml is None:
+            return []
+    try:
+        nvml.nvmlInit()
+    except Exception:  # no driver: nothing to hold
+        return []
+    out = []
+    try:
+        n = nvml.nvmlDeviceGetCount()
+        chosen = list(indices) if indices is not None else list(range(n if count is None else min(count, n)))
+        for i in chosen:
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if p.pid == os.getpid():
+                    continue
+                used = getattr(p, "usedGpuMemory", None)
+                mem = f", {used / 2**20:.0f} MiB" if isinstance(used, int) else ""
+                out.append(f"GPU {i}: pid {p.pid} ({_cmdline(p.pid)}){mem}")
+    except Exception:  # an NVML call this driver lacks: do not block the start on it
+        return out
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+    return out
+
+
 # --------------------------------------------------------------------------- the server process
 
 SUPERVISOR = Path(__file__).with_name("supervise.py")
@@ -642,6 +693,7 @@ class ServerProcess:
         self.stale_stopped = stop_stale_servers()
         if self.check_port and self.port is not None:
             check_port(self.host, self.port)
+        self._preflight()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Append: a log is evidence, never overwritten (a retried start adds below the old one).
         self._log_file = open(self.log_path, "ab")
@@ -670,6 +722,9 @@ class ServerProcess:
         self.startup_s = time.monotonic() - t0
         self.startup_log_end = self.log_offset()
         return self
+
+    def _preflight(self) -> None:
+        """Checks before spawning (after stale servers were stopped); ServerError to refuse."""
 
     def _wait_healthy(self, t0: float) -> None:
         deadline = t0 + self.startup_timeout_s
@@ -762,6 +817,18 @@ class VllmServer(ServerProcess):
             startup_timeout_s=self.settings.startup_timeout_s,
             stop_timeout_s=self.settings.stop_timeout_s,
         )
+
+    def _preflight(self) -> None:
+        """On a GPU node, refuse GPUs that another process already holds (its memory would make
+        vLLM's start fail or its measurements wrong), in one line naming the process."""
+        if not has_cuda_gpu():
+            return
+        visible = visible_gpu_indices()
+        held = gpu_holders(indices=visible[: self.settings.devices()] if visible else None,
+                           count=self.settings.devices())
+        if held:
+            raise ServerError(f"GPU in use by another process: {'; '.join(held)}; stop it, or choose free GPUs "
+                              "with CUDA_VISIBLE_DEVICES")
 
     def __repr__(self) -> str:
         return f"VllmServer({self.model_dir!r}, served_name={self.served_name!r}, base_url={self.base_url!r}, pid={self.pid})"

@@ -393,3 +393,20 @@ def test_endpoint_of_several_urls(monkeypatch):
     assert "http://b:2" in repr(ep)
     with pytest.raises(ValueError, match="ftp"):
         S.Endpoint(["http://a:1", "ftp://b"], served_name="m")
+
+
+def test_gpu_held_by_another_process_is_named():
+    from types import SimpleNamespace
+
+    class FakeNvml:
+        def nvmlInit(self): pass
+        def nvmlShutdown(self): pass
+        def nvmlDeviceGetCount(self): return 2
+        def nvmlDeviceGetHandleByIndex(self, i): return i
+        def nvmlDeviceGetComputeRunningProcesses(self, h):
+            return [SimpleNamespace(pid=1, usedGpuMemory=3 * 2**30)] if h == 1 else []
+
+    assert S.gpu_holders(FakeNvml(), count=1) == []  # GPU 0 is free
+    held = S.gpu_holders(FakeNvml(), indices=[0, 1])
+    assert len(held) == 1 and held[0].startswith("GPU 1: pid 1 (") and "3072 MiB" in held[0]
+    assert isinstance(S.gpu_holders(), list)  # real NVML (absent here): never raises
