@@ -31,10 +31,8 @@ of a sweep may copy it too with `start=0`.
 from __future__ import annotations
 
 import atexit
-import json
-import os
 import signal
-import socket
+import os
 import subprocess
 import sys
 import threading
@@ -43,12 +41,29 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.files import write_json_atomic
-from bench.stopping import (  # noqa: F401 - re-exported: bench.server is where callers look for them
+from bench.server_guard import (  # noqa: F401 - re-exported: callers find the server's API here
+    RECORD_PREFIX,
+    DeadEndpointError,
+    ServerError,
+    check_port,
+    free_port,
+    gpu_holders,
+    group_alive,
+    port_holder,
+    port_in_use,
+    process_start_ticks,
+    read_server_records,
+    runtime_dir,
+    stop_group,
+    stop_stale_servers,
+    visible_gpu_indices,
+)
+from bench.stopping import (  # noqa: F401 - re-exported
     INTERRUPT_GRACE_S,
     STOP_SIGNALS,
     Interrupted,
@@ -56,198 +71,23 @@ from bench.stopping import (  # noqa: F401 - re-exported: bench.server is where 
     install_stop_handlers,
     is_interrupt,
 )
-from bench.supervise import group_members
+from bench.vllm_args import (  # noqa: F401 - re-exported
+    HOST,
+    available_cpu_ids,
+    cpu_env,
+    cpu_has_bf16,
+    cpu_ids_spec,
+    has_cuda_gpu,
+    resolve_dtype,
+    server_env,
+    server_settings,
+    vllm_command,
+)
 
 if TYPE_CHECKING:
     from bench.config import ServerSection
 
 LOG_TAIL_LINES = 40
-HOST = "127.0.0.1"
-
-
-class ServerError(RuntimeError):
-    """The server did not start (it exited, or /health never answered) or failed while running."""
-
-
-class DeadEndpointError(ServerError):
-    """The first requests of a run all failed the same hopeless way (401, 403, 404, connection
-    refused): the sweep stops; the message is one line naming the status and the likely cause."""
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free on `host` right now (the OS picks it; a race with another process
-    grabbing it before the server binds is possible but rare, and then start-up fails loudly)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_ids_spec(cpu_ids: Iterable[int]) -> str:
-    """Format CPU ids as vLLM's VLLM_CPU_OMP_THREADS_BIND wants them: ranges joined by commas,
-    e.g. [0, 1, 2, 5] -> "0-2,5"."""
-    ids = sorted(set(int(c) for c in cpu_ids))
-    if not ids:
-        raise ValueError("cpu_ids is empty: need at least one CPU id to bind vLLM's threads to")
-    parts: list[str] = []
-    start = prev = ids[0]
-    for c in ids[1:] + [None]:  # type: ignore[list-item]
-        if c is not None and c == prev + 1:
-            prev = c
-            continue
-        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-        if c is not None:
-            start = prev = c
-    return ",".join(parts)
-
-
-def available_cpu_ids() -> list[int]:
-    """CPU ids this process may run on (respects taskset / cgroup cpusets)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def cpu_env(*, kvcache_space_gib: float = 1, cpu_ids: Sequence[int] | None = None) -> dict[str, str]:
-    """Environment that makes vLLM's CPU backend start and use every core (docs/bench-server.md).
-
-    VLLM_CPU_KVCACHE_SPACE   KV cache in GiB; without it start-up fails on a mis-reported NUMA size.
-    VLLM_CPU_OMP_THREADS_BIND all cores this process may use (both cores: prefill ~1.7x faster).
-    VLLM_HOST_IP             engine-internal sockets on loopback.
-    HF_HUB_OFFLINE, VLLM_NO_USAGE_STATS, DO_NOT_TRACK: nothing leaves the machine.
-    """
-    if kvcache_space_gib <= 0:
-        raise ValueError(f"kvcache_space_gib={kvcache_space_gib!r}: must be > 0 (GiB of KV cache)")
-    ids = list(cpu_ids) if cpu_ids is not None else available_cpu_ids()
-    space = f"{kvcache_space_gib:g}"
-    return {
-        "VLLM_CPU_KVCACHE_SPACE": space,
-        "VLLM_CPU_OMP_THREADS_BIND": cpu_ids_spec(ids),
-        "VLLM_HOST_IP": HOST,
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-    }
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 matmul instructions (AVX-512 BF16 or AMX). Without them
-    vLLM's oneDNN bf16 linear cannot be created and falls back to a torch bf16 matmul that runs at
-    under 1 GFLOP/s on 2 Zen 3 cores (measured), which would make bf16 layers (lm_head) dominate."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_dtype(dtype: str, *, cpu: bool | None = None) -> str:
-    """vLLM's --dtype for this machine. "auto" means: on a GPU, vLLM's own choice ("auto": the
-    checkpoint's dtype); on a CPU, bfloat16 where the CPU has bf16 instructions, else float32
-    (INT8 W8A8 layers run on the int8 kernel either way; dtype only sets activations and the
-    unquantized layers)."""
-    if dtype != "auto":
-        return dtype
-    if cpu is None:
-        cpu = not has_cuda_gpu()
-    if not cpu:
-        return "auto"
-    return "bfloat16" if cpu_has_bf16() else "float32"
-
-
-def has_cuda_gpu() -> bool:
-    """True when a CUDA GPU is usable here (bench.nvml's rule: NVML sees a device, or /dev/nvidia0)."""
-    from bench.nvml import gpu_present
-
-    return gpu_present()
-
-
-def server_env(
-    env: Mapping[str, str] | None = None,
-    *,
-    base: Mapping[str, str] | None = None,
-    cpu: bool | None = None,
-) -> dict[str, str]:
-    """The server's environment: `base` (default os.environ), plus `cpu_env()` where no CUDA GPU
-    exists (values already set in `base` win: a user's VLLM_CPU_KVCACHE_SPACE is kept), plus
-    `env` (explicit settings win over everything)."""
-    merged = dict(os.environ if base is None else base)
-    if cpu is None:
-        cpu = not has_cuda_gpu()
-    if cpu:
-        for key, value in cpu_env().items():
-            merged.setdefault(key, value)
-    merged.update(env or {})
-    return merged
-
-
-def server_settings(settings: "ServerSection | None" = None, **fields) -> "ServerSection":
-    """A bench.config.ServerSection: `settings` (default: all defaults) with `fields` replaced, validated."""
-    from bench.config import ServerSection
-
-    base = settings.model_dump() if settings is not None else {}
-    return ServerSection.model_validate({**base, **fields})
-
-
-def vllm_command(
-    model_dir: str | os.PathLike,
-    settings: "ServerSection | None" = None,
-    *,
-    served_name: str,
-    port: int,
-    host: str = HOST,
-    seed: int = 0,
-    python: str = sys.executable,
-    **fields,
-) -> list[str]:
-    """argv for vLLM's OpenAI server from the [server] section (`settings`, bench.config.ServerSection;
-    keyword `fields` such as max_num_seqs=8 replace its values). `settings.dtype` is passed as is:
-    resolve "auto" first (resolve_dtype). Flags beyond the obvious ones, and why:
-
-    --enable-mfu-metrics          vLLM's own FLOP/byte counters (vllm:estimated_flops_per_gpu_total),
-                                  compared with our count in `derived.flop_ratio_to_vllm`.
-    --no-enable-prefix-caching    a cached prefix skips prefill and would inflate prefill MFU.
-    --generation-config vllm      a checkpoint's generation_config.json must not change sampling
-                                  or cap output lengths behind our back.
-    --disable-uvicorn-access-log  one log line per request slows the server and floods server.log.
-    """
-    if not 0 < port < 65536:
-        raise ValueError(f"port={port!r}: must be in 1..65535")
-    fields.setdefault("dtype", "bfloat16" if settings is None else settings.dtype)
-    srv = server_settings(settings, **fields)
-    cmd = [
-        python, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir),
-        "--served-model-name", served_name,
-        "--host", host,
-        "--port", str(port),
-        "--dtype", srv.dtype,
-        "--tensor-parallel-size", str(srv.tensor_parallel_size),
-        "--seed", str(seed),
-        "--enable-mfu-metrics",
-        "--generation-config", "vllm",
-        "--disable-uvicorn-access-log",
-    ]  # fmt: skip
-    if srv.pipeline_parallel_size != 1:
-        cmd += ["--pipeline-parallel-size", str(srv.pipeline_parallel_size)]
-    if srv.data_parallel_size != 1:
-        cmd += ["--data-parallel-size", str(srv.data_parallel_size)]
-    if srv.distributed_executor_backend is not None:
-        cmd += ["--distributed-executor-backend", srv.distributed_executor_backend]
-    cmd.append("--enable-prefix-caching" if srv.prefix_caching else "--no-enable-prefix-caching")
-    if srv.max_model_len is not None:
-        cmd += ["--max-model-len", str(srv.max_model_len)]
-    if srv.max_num_seqs is not None:
-        cmd += ["--max-num-seqs", str(srv.max_num_seqs)]
-    if srv.quantization is not None:
-        cmd += ["--quantization", srv.quantization]
-    if srv.enforce_eager:
-        cmd.append("--enforce-eager")
-    cmd += list(srv.extra_args)
-    return cmd
 
 
 def log_tail(path: str | os.PathLike, lines: int = LOG_TAIL_LINES) -> str:
@@ -283,258 +123,6 @@ def copy_log_slice(
             remaining -= len(chunk)
     os.replace(tmp, dst)
     return dst
-
-
-# --------------------------------------------------------------------------- process groups
-
-
-def group_alive(pgid: int) -> bool:
-    """True while a live process of group `pgid` exists. Zombies do not count (a dead leader not yet
-    reaped by us, or children not yet reaped by theirs): on Linux /proc is read; elsewhere kill(0)."""
-    if os.path.isdir("/proc/self"):
-        return bool(group_members(pgid))
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _wait_group_gone(pgid: int, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc is not None:
-            proc.poll()  # reap our own child (the group leader) first
-        if not group_alive(pgid):
-            _wait_zombies_reaped(pgid, proc)
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _wait_zombies_reaped(pgid: int, proc: subprocess.Popen | None = None, timeout_s: float = 1.0) -> None:
-    """Dead members whose parent died too are reaped by init a moment later; give it that moment,
-    so that `os.killpg(pgid, 0)` also says the group is gone (never longer than `timeout_s`)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None:
-            proc.poll()  # our own zombie: reap it
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.02)
-
-
-def stop_group(pgid: int, grace_s: float, proc: subprocess.Popen | None = None) -> bool:
-    """SIGTERM to group `pgid`, up to `grace_s` for it to go, then SIGKILL; True when it is gone."""
-    if not group_alive(pgid) and (proc is None or proc.poll() is not None):
-        return True
-    _signal_group(pgid, signal.SIGTERM)
-    if _wait_group_gone(pgid, grace_s, proc):
-        return True
-    # SIGKILL the members first and the leader (our supervisor) last: the supervisor reaps them
-    # at once, where init might leave their zombies in the group for seconds
-    for pid in group_members(pgid, exclude=pgid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + 1.0
-    while group_members(pgid, exclude=pgid, zombies=True) and time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
-    return _wait_group_gone(pgid, 5.0, proc)
-
-
-# --------------------------------------------------------------------------- server records (pid/port files)
-
-RECORD_PREFIX = "server-"
-
-
-def runtime_dir() -> Path:
-    """Where bench keeps one small JSON file per server it started (pgid, port, owner):
-    $BENCH_RUNTIME_DIR, else $XDG_RUNTIME_DIR/infercost-bench, else <tmp>/infercost-bench-<uid>."""
-    env = os.environ.get("BENCH_RUNTIME_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return Path(xdg) / "infercost-bench"
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"infercost-bench-{os.getuid()}"
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22): with the pid,
-    it names one process for good (a pid can be reused, the pair cannot). None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-        fields = stat[stat.rfind(")") + 2:].split()
-        return None if fields[0] == "Z" else int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _same_process(pid: int | None, ticks: int | None) -> bool:
-    return pid is not None and ticks is not None and process_start_ticks(pid) == ticks
-
-
-def read_server_records(directory: Path | None = None) -> list[tuple[Path, dict]]:
-    d = directory or runtime_dir()
-    out = []
-    for p in sorted(d.glob(f"{RECORD_PREFIX}*.json")) if d.is_dir() else []:
-        try:
-            out.append((p, json.loads(p.read_text())))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def _record_group_is_ours(rec: dict) -> bool:
-    """The group a record names still exists and is the one we started: its leader is the recorded
-    process, or the leader is gone but members remain (Linux never hands out a pid equal to the id of
-    a process group that still has members, so that group is the recorded one)."""
-    pgid = rec.get("pgid")
-    if not isinstance(pgid, int) or not group_alive(pgid):
-        return False
-    leader_ticks = process_start_ticks(pgid)
-    return leader_ticks is None or leader_ticks == rec.get("leader_start_ticks")
-
-
-def stop_stale_servers(directory: Path | None = None, *, grace_s: float = 5.0) -> list[str]:
-    """Stop every server a bench process started and did not stop because it died (its owner is
-    gone); drop records of groups that are gone. Returns one line per server stopped."""
-    said = []
-    for path, rec in read_server_records(directory):
-        if _same_process(rec.get("owner_pid"), rec.get("owner_start_ticks")):
-            continue  # its bench process still runs: not stale
-        if _record_group_is_ours(rec):
-            gone = stop_group(int(rec["pgid"]), grace_s)
-            said.append(f"stopped a stale server left by bench pid {rec.get('owner_pid')} "
-                        f"(process group {rec['pgid']}, port {rec.get('port')})" + ("" if gone else ": it did not go"))
-            if not gone:
-                continue
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-    return said
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def port_holder(port: int) -> str:
-    """`pid N (command)` of the process listening on TCP `port`, as far as /proc shows it; else ''."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
-                inodes.add(f[9])
-    if not inodes:
-        return ""
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    return f"pid {pid} ({cmd.strip()[:120]})"
-        except OSError:
-            continue
-    return ""
-
-
-def check_port(host: str, port: int, directory: Path | None = None) -> None:
-    """ServerError (one line) when `port` is taken: by a server a live bench process started, or by a
-    program bench did not start. A stale server of ours on it is stopped first (stop_stale_servers)."""
-    if not port_in_use(host, port):
-        return
-    for _, rec in read_server_records(directory):
-        if rec.get("port") == port and _record_group_is_ours(rec):
-            raise ServerError(f"port {port} on {host} is held by a server that bench pid {rec.get('owner_pid')} "
-                              f"started and still runs; wait for it or give another port ([server] port / --port)")
-    holder = port_holder(port)
-    raise ServerError(f"port {port} on {host} is in use by {holder or 'another program'}, which bench did not "
-                      f"start; stop it or give another port ([server] port / --port)")
-
-
-# --------------------------------------------------------------------------- GPUs held by others
-
-
-def visible_gpu_indices() -> list[int] | None:
-    from bench.nvml import visible_device_indices
-
-    return visible_device_indices()
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:100]
-    except OSError:
-        return "?"
-
-
-def gpu_holders(nvml=None, *, indices: Sequence[int] | None = None, count: int | None = None) -> list[str]:
-    """`GPU i: pid N (command), M MiB` for every compute process NVML lists on the GPUs a server would
-    use (`indices`, else the first `count`, else all); [] without NVML. Processes of this one are left out."""
-    if nvml is None:
-        from bench.nvml import import_nvml
-
-        nvml, _ = import_nvml()
-        if nvml is None:
-            return []
-    try:
-        nvml.nvmlInit()
-    except Exception:  # no driver: nothing to hold
-        return []
-    out = []
-    try:
-        n = nvml.nvmlDeviceGetCount()
-        chosen = list(indices) if indices is not None else list(range(n if count is None else min(count, n)))
-        for i in chosen:
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                if p.pid == os.getpid():
-                    continue
-                used = getattr(p, "usedGpuMemory", None)
-                mem = f", {used / 2**20:.0f} MiB" if isinstance(used, int) else ""
-                out.append(f"GPU {i}: pid {p.pid} ({_cmdline(p.pid)}){mem}")
-    except Exception:  # an NVML call this driver lacks: do not block the start on it
-        return out
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
-    return out
 
 
 # --------------------------------------------------------------------------- the server process

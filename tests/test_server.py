@@ -345,13 +345,13 @@ def test_safety_net_stops_server_when_caller_is_killed(tmp_path):
 
 
 def test_resolve_dtype_auto_picks_by_machine(monkeypatch):
-    from bench import server
+    from bench import server, vllm_args
 
     assert server.resolve_dtype("float16") == "float16"  # explicit values pass through
     assert server.resolve_dtype("auto", cpu=False) == "auto"  # GPU: vLLM's own choice
-    monkeypatch.setattr(server, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(vllm_args, "cpu_has_bf16", lambda: True)
     assert server.resolve_dtype("auto", cpu=True) == "bfloat16"
-    monkeypatch.setattr(server, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(vllm_args, "cpu_has_bf16", lambda: False)
     assert server.resolve_dtype("auto", cpu=True) == "float32"
 
 
