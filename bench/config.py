@@ -309,7 +309,7 @@ def load_config(path: str | Path) -> SweepConfig:
 def check_inputs(cfg: SweepConfig) -> None:
     """The checks that need the file system, made before any server starts or run directory exists:
     every distribution file is read (exists, has the columns, lengths >= 1). ConfigError, one line."""
-    from bench.load import read_length_distribution
+    from bench.prompts import read_length_distribution
 
     for i, e in enumerate(cfg.runs):
         if e.distribution_file:
