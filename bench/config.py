@@ -4,7 +4,8 @@
     num_requests = 16                     # measured requests per run (defaults for every [[runs]])
     warmup = 2
     [server]                              # how vLLM is started (ignored with endpoint = "...")
-    max_model_len = 2048
+    max_model_len = 2048                  # also: max_num_seqs, tensor/pipeline/data_parallel_size,
+                                          # distributed_executor_backend = "ray", port, endpoint = [..]
     [hardware]                            # overrides of detected / table values
     usd_per_hour = 0.10
     [[runs]]                              # one entry = one workload at one or more concurrencies
@@ -12,10 +13,13 @@
     input_tokens = 128
     concurrency = [1, 4]
 
-Every table rejects unknown keys (a typo is an error, not a silently ignored setting). A run entry
+Every table rejects unknown keys (a typo is an error, not a silently ignored setting), every number
+must be finite (`inf`, `nan` refused), and a request rate must let a run's arrivals end within
+MAX_RUN_S. Errors are one line naming the key (or, for values from the command line, the flag). A run entry
 expands to one `RunSpec` per concurrency (closed loop) or per request rate (Poisson); a spec's
 `key()` is deterministic, so a sweep can tell which specs already have a complete run.
-Pure: no I/O except `load_config`, which only reads the file.
+Pure: no I/O except `load_config`, which only reads the file, and `check_inputs`, which reads the
+distribution files a config names.
 """
 
 from __future__ import annotations
