@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from bench.schema import FAILED_MARKER, REQUESTS_FILE, RUN_FILE
-from bench.server import group_alive, group_members
+from bench.server import group_alive
+from bench.supervise import group_members
 
 pytestmark = pytest.mark.vllm
 REPO = Path(__file__).resolve().parents[1]
