@@ -9,7 +9,7 @@ on the result: every section is a small function returning its part of the solut
               (`bench.paper_settings.PAPER`: A100-40GB INT8 at MFU 50 % input / 1 % output).
 * calibrated: Eq. 6 with the profile's dollars per useful FLOP of each phase, still constant in N.
 * calibrated, N-dependent: `solver.optimize.optimize_cost_general` with the lifetime inference
-              dollars of an N-parameter model from `solver.fleet` (goes beyond the paper's constant MFU).
+              dollars of an N-parameter model from `solver.serving` (the profile's performance model).
 """
 
 from __future__ import annotations

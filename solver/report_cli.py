@@ -50,9 +50,6 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-usd-per-hour", type=positive, metavar="X", help="training $/GPU-hour (default: table)")
     p.add_argument("--inference-usd-per-hour", type=positive, metavar="Y",
                    help="inference $/device-hour (default: the profile's price)")
-    p.add_argument("--extrapolation", choices=("hold", "loglog"), default="hold",
-                   help="decode curve above the highest measured concurrency: hold the last rate (default) "
-                        "or extend the last log-log slope (still bounded by the roofline)")
     p.add_argument("--slo-tpot-p90-s", type=seconds, metavar="S", help="TPOT p90 limit (default: the profile's)")
     p.add_argument("--slo-ttft-p90-s", type=seconds, metavar="S", help="TTFT p90 limit (default: the profile's)")
     p.add_argument("--no-slo", action="store_true",
@@ -111,7 +108,7 @@ def report_inputs(args):
         law=law, chinchilla_params=args.chinchilla_params, input_tokens=args.input_tokens,
         output_tokens=args.output_tokens, peak_requests_per_s=args.peak_requests_per_s,
         lifetime_days=args.lifetime_days, peak_to_mean=args.peak_to_mean,
-        inference_usd_per_h=args.inference_usd_per_hour, extrapolation=args.extrapolation,
+        inference_usd_per_h=args.inference_usd_per_hour,
         slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s, no_slo=args.no_slo,
     )
     _checked(args, check_inputs, inputs, profile)
@@ -170,6 +167,9 @@ def _print_summary(sol: dict) -> None:
     print(f"{'cost model':<52} {'N*':>8} {'D*':>8} {'total':>10} {'saving':>8}")
     for key, label in SCENARIO_LABELS.items():
         s = sol["scenarios"][key]
+        if s is None:
+            print(f"{label:<52} (not computed: the profile has no performance model)")
+            continue
         o = s["optimal"]
         print(f"{label:<52} {fmt_count(o['params']):>8} {fmt_count(o['train_tokens']):>8} "
               f"{fmt_usd(o['total_cost_usd']):>10} {fmt_pct(s['saving_fraction']):>8}")

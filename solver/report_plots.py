@@ -1,8 +1,10 @@
 """The report's PNG plots, drawn from a `solution` dict with matplotlib's Agg backend (no display).
 
 cost_vs_params.png (lifetime cost against N at the target loss, three cost models),
-fig6_paper.png / fig6_calibrated.png (Figure-6-style maps), decode_curve.png (measured decode
-curve, interpolation and roofline; the chosen model's decode MFU against batch).
+fig6_paper.png / fig6_calibrated.png (Figure-6-style maps), decode_curve.png (measured and
+predicted decode curve of the profiled model with its roofline; the chosen model's decode MFU against
+batch), prediction_check.png (held-out predictions against measurements, when the profile has a
+performance model).
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ def make_plots(sol: dict) -> dict[str, bytes]:
         "fig6_paper.png": _plot_map(sol, "paper"),
         "fig6_calibrated.png": _plot_map(sol, "calibrated"),
         "decode_curve.png": _plot_decode(sol),
-    }
+    } | _prediction_plot(sol)
+
+
+def _prediction_plot(sol: dict) -> dict[str, bytes]:
+    from solver import report_prediction
+
+    png = report_prediction.plot(sol)
+    return {report_prediction.PLOT: png} if png else {}
 
 
 def _plot_cost_vs_params(sol: dict) -> bytes:
@@ -45,6 +54,7 @@ def _plot_cost_vs_params(sol: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     keys = (("paper_total_usd", "paper", "C0"), ("calibrated_total_usd", "calibrated", "C1"),
             ("n_dependent_total_usd", "calibrated_n_dependent", "C2"))
+    keys = tuple(k for k in keys if c[k[0]] is not None and sol["scenarios"][k[1]] is not None)
     for col, key, color in keys:
         s = sol["scenarios"][key]
         ref = s["chinchilla"]["total_cost_usd"]
@@ -110,7 +120,9 @@ def _plot_decode(sol: dict) -> bytes:
     scale, ylabel = (1.0 / peak, "decode MFU") if peak else (1.0, "decode FLOP/s (paper convention)")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
     b = np.asarray(dc["batch"])
-    ax.plot(b, np.asarray(dc["interpolated_flop_per_s"]) * scale, "-", color="C0", label="interpolation used")
+    if dc["predicted_flop_per_s"] is not None:
+        ax.plot(b, np.asarray(dc["predicted_flop_per_s"]) * scale, "-", color="C0",
+                label="performance model (predicted)")
     roof = np.asarray([np.nan if v is None else v for v in dc["roofline_flop_per_s"]], dtype=float)
     if np.isfinite(roof).any():
         ax.plot(b, roof * scale, "--", color="C3", label="roofline of the profiled model")
@@ -124,20 +136,26 @@ def _plot_decode(sol: dict) -> bytes:
     ax.set_yscale("log")
     ax.set_xlabel("concurrency (decode batch)")
     ax.set_ylabel(ylabel)
-    ax.set_title("Profiled model: measured decode vs roofline")
+    ax.set_title("Profiled model: measured and predicted decode vs roofline")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    cb = np.asarray(dc["chosen_batch"])
-    per_dev_peak = (peak / max(1, sol["provenance"]["profile"].get("device_count", 1))) if peak else None
-    cf = np.asarray(dc["chosen_flop_per_s_per_device"]) * ((1.0 / per_dev_peak) if per_dev_peak else 1.0)
-    ax2.plot(cb, cf, color="C2")
-    sv = sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]
-    ax2.axvline(sv["batch"], color="gray", ls=":", label=f"batch used ({sv['batch_limited_by']})")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("decode batch")
-    ax2.set_ylabel("decode MFU per device" if per_dev_peak else "decode FLOP/s per device")
-    ax2.set_title(f"Chosen model {fmt_count(dc['chosen_params'])} params on "
-                  f"{dc['chosen_devices_per_replica']} device(s): curve bounded by roofline")
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8)
+    scen = sol["scenarios"]["calibrated_n_dependent"]
+    if dc["chosen_batch"] is not None and scen is not None:
+        cb = np.asarray(dc["chosen_batch"])
+        per_dev_peak = (peak / max(1, sol["provenance"]["profile"].get("device_count", 1))) if peak else None
+        cf = np.asarray(dc["chosen_flop_per_s_per_device"]) * ((1.0 / per_dev_peak) if per_dev_peak else 1.0)
+        ax2.plot(cb, cf, color="C2")
+        sv = scen["serving_optimal"]
+        ax2.axvline(sv["batch"], color="gray", ls=":", label=f"batch used ({sv['batch_limited_by']})")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("decode batch")
+        ax2.set_ylabel("decode MFU per device" if per_dev_peak else "decode FLOP/s per device")
+        ax2.set_title(f"Chosen model {fmt_count(dc['chosen_params'])} params on "
+                      f"{dc['chosen_devices_per_replica']} device(s), predicted")
+        ax2.grid(True, which="both", alpha=0.3)
+        ax2.legend(fontsize=8)
+    else:
+        ax2.axis("off")
+        ax2.text(0.5, 0.5, "no performance model in the profile:\nno N-dependent serving cost",
+                 ha="center", va="center")
     return _png(fig)

@@ -143,6 +143,9 @@ def render_scenarios(sol: dict, images: list[str]) -> list:
     rows = []
     for key, label in SCENARIO_LABELS.items():
         s = scen[key]
+        if s is None:
+            rows.append([label] + ["n/a"] * 7 + ["no performance model in the profile"])
+            continue
         o, c = s["optimal"], s["chinchilla"]
         rows.append([label, fmt_count(o["params"]), fmt_count(o["train_tokens"]), f"{o['tokens_per_param']:.3g}",
                      fmt_usd(o["train_cost_usd"]), fmt_usd(o["inference_cost_usd"]), fmt_usd(o["total_cost_usd"]),
@@ -156,12 +159,18 @@ def render_scenarios(sol: dict, images: list[str]) -> list:
         Para(f"The equal-loss Chinchilla-style model has {fmt_count(ch['params'])} parameters trained on "
              f"{fmt_count(ch['train_tokens'])} tokens (training-compute-optimal at this loss); each row's saving is "
              f"against that model priced with the same cost model."),
-        Para(f"Beyond constant MFU: with N-dependent serving cost the optimum has {sh['params_ratio']:.3f}x the "
-             f"parameters and {sh['train_tokens_ratio']:.3f}x the training tokens of the constant-MFU calibrated "
-             f"answer; its total is {sh['total_usd_ratio']:.3f}x the constant-MFU total. Building the constant-MFU "
-             f"plan instead would cost {fmt_pct(sh['penalty_of_constant_mfu_plan'], 2)} more under the N-dependent "
-             f"costs."),
     ]
+    if sh is None:
+        doc.append(Para("N-dependent serving cost: not computed. The profile measured one model size, which cannot "
+                        "say how serving cost grows with N; a profile from a ladder of sizes (python -m calibrate "
+                        "profile RUNS --ladder) carries a performance model that can."))
+    else:
+        doc.append(Para(
+            f"Beyond constant MFU: with N-dependent serving cost (predicted by the profile's performance model) "
+            f"the optimum has {sh['params_ratio']:.3f}x the parameters and {sh['train_tokens_ratio']:.3f}x the "
+            f"training tokens of the constant-MFU calibrated answer; its total is {sh['total_usd_ratio']:.3f}x the "
+            f"constant-MFU total. Building the constant-MFU plan instead would cost "
+            f"{fmt_pct(sh['penalty_of_constant_mfu_plan'], 2)} more under the N-dependent costs."))
     if "cost_vs_params.png" in images:
         doc.append(Image("cost_vs_params.png", "Lifetime cost against parameters at the target loss"))
     return doc + _constants_table(scen)
@@ -203,11 +212,11 @@ def render_maps(sol: dict, images: list[str]) -> list:
 
 def render_decode_curve(sol: dict, images: list[str]) -> list:
     dc = sol["decode_curve"]
-    doc: list = [Heading(2, "Measured decode curve and roofline"), Para(
-        "Decode FLOP rate (paper convention, 2N per token) against concurrency as measured, the interpolation "
-        f"the solver uses ({sol['assumptions']['curve_extrapolation']} above the highest measured point), and the "
-        "roofline of the profiled model on this hardware (memory bandwidth and peak). Right: the chosen model's "
-        "decode MFU per device against batch, curve bounded by its own roofline.")]
+    doc: list = [Heading(2, "Decode of the profiled model: measured, predicted, roofline"), Para(
+        "Decode FLOP rate (paper convention, 2N per token) of the profiled model against concurrency: as measured, "
+        "as the performance model predicts it (decode-only workload), and the roofline of that model on this "
+        "hardware (memory bandwidth and peak). Right: the chosen model's decode MFU per device against batch, "
+        "predicted.")]
     if "decode_curve.png" in images:
         doc.append(Image("decode_curve.png", "Decode MFU against concurrency with the roofline"))
     if dc["measured"]:
@@ -219,17 +228,23 @@ def render_decode_curve(sol: dict, images: list[str]) -> list:
 
 def render_fleet(sol: dict, images: list[str]) -> list:
     fl = sol["fleet"]
-    sv = sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]
+    scen = sol["scenarios"]["calibrated_n_dependent"]
+    if scen is None:
+        return []
+    sv = scen["serving_optimal"]
+    layout = (f"{sv['devices_per_replica']} (tensor parallel {sv['tensor_parallel']}"
+              + (f", {sv['pipeline_parallel']} pipeline stages" if sv["pipeline_parallel"] > 1 else "") + ")")
     frows = [
         ["Model (N-dependent optimum)", f"{fmt_count(sv['params'])} params, ~{sv['num_layers']:.0f} layers, "
                                         f"d={sv['hidden_size']:.0f}, {sv['num_kv_heads']:.0f} KV heads"],
         ["INT8 weights", fmt_bytes(sv["weight_bytes"])],
-        ["Devices per replica", str(sv["devices_per_replica"])],
+        ["Devices per replica", layout],
         ["KV room: max batch", str(sv["max_batch_memory"])],
         ["Batch used (limited by)", f"{sv['batch']} ({sv['batch_limited_by']})"],
-        ["Decode rate per replica", f"{fmt_num(sv['decode_tokens_per_s'])} tok/s ({sv['decode_bound']}-bound)"],
+        ["Output rate per replica (predicted)", f"{fmt_num(sv['output_tokens_per_s'])} tok/s, "
+                                                f"{fmt_num(sv['requests_per_s'])} requests/s"],
         ["Decode MFU (effective)", fmt_pct(sv["decode_mfu"], 3)],
-        ["TPOT / TTFT (no queueing)", f"{fmt_s(sv['tpot_s'])} / {fmt_s(sv['ttft_s'])}"],
+        ["TPOT / TTFT (predicted, steady state)", f"{fmt_s(sv['tpot_s'])} / {fmt_s(sv['ttft_s'])}"],
         ["Meets SLO", "no SLO given" if sol["assumptions"]["workload"]["tpot_slo_s"] is None
          else "yes" if sv["meets_slo"] else "no"],
         ["$ per request", fmt_usd(sv["usd_per_request"])],
@@ -257,35 +272,49 @@ def render_crossover(sol: dict, images: list[str]) -> list:
                 [SCENARIO_LABELS[k], fmt_count(cx[k]["chinchilla_requests"]) + " requests",
                  fmt_count(cx[k]["optimal_requests"]) + " requests" if cx[k]["optimal_requests"]
                  else "not in [1, 1e20]"]
-                for k in SCENARIO_LABELS])]
+                for k in SCENARIO_LABELS if cx.get(k) is not None])]
 
 
 def render_assumptions(sol: dict, images: list[str]) -> list:
     a, prov = sol["assumptions"], sol["provenance"]["profile"]
     hw = a["hardware"]
-    return [Heading(2, "Assumptions and provenance"), Bullets([
-        f"Architecture from N: {a['shape']['source']}.",
-        f"Hardware per device: memory {fmt_bytes(hw['memory_bytes'])}, bandwidth "
-        f"{fmt_bytes(hw['bandwidth_bytes_per_s'])}/s, peak {fmt_count(hw['peak_flop_per_s'], 'FLOP/s')}, "
-        f"prefill {fmt_count(hw['prefill_flop_per_s'], 'FLOP/s')} (from the profile), ${hw['usd_per_h']:g}/h; memory "
-        f"utilisation {hw['memory_utilization']:g}, activation reserve {fmt_bytes(hw['activation_reserve_bytes'])}, "
-        f"max {hw['max_num_seqs']} sequences.",
-        f"Latency SLO: TPOT p90 <= {fmt_s(a['workload']['tpot_slo_s'])}, TTFT p90 <= "
-        f"{fmt_s(a['workload']['ttft_slo_s'])} ({a['slo_source']}).",
-        f"Measured decode curve above the highest concurrency: {a['curve_extrapolation']} "
-        "(hold: no credit for unmeasured gains; loglog: last slope continued), always bounded by the roofline.",
-        "Tensor parallel up to 8 devices, then whole 8-device nodes; scaling across devices is ideal "
-        "(optimistic above one device).",
+    items = [f"Architecture from N: {a['shape']['source']}."]
+    if hw is not None:
+        link = f"{fmt_bytes(hw['interconnect_bytes_per_s'])}/s" if hw["interconnect_bytes_per_s"] else "unknown"
+        items += [
+            f"Hardware per device: memory {fmt_bytes(hw['memory_bytes'])}, peak "
+            f"{fmt_count(hw['peak_flop_per_s'], 'FLOP/s')}, ${hw['usd_per_h']:g}/h; memory utilisation "
+            f"{hw['memory_utilization']:g}, activation reserve {fmt_bytes(hw['activation_reserve_bytes'])}, at most "
+            f"{hw['max_num_seqs']} sequences (the ladder's server setting: no credit for batches it did not measure).",
+            f"Tensor parallel up to 8 devices, then whole 8-device nodes as pipeline stages (a decode step does not "
+            f"shrink with stages); all-reduce latency {fmt_s(hw['allreduce_latency_s'])}, interconnect {link} "
+            "(assumed: no run with tensor parallelism > 1 measured them).",
+            f"Latency SLO: TPOT <= {fmt_s(a['workload']['tpot_slo_s'])}, TTFT <= "
+            f"{fmt_s(a['workload']['ttft_slo_s'])} ({a['slo_source']}), checked against the predicted steady-state "
+            "TPOT and TTFT.",
+            "Serving cost of a size that was never run: the profile's performance model (step time from a fixed "
+            "overhead, bytes over bandwidth and FLOPs over compute rates, fitted on a ladder of sizes); its "
+            "held-out errors are in the prediction check.",
+        ]
+    items += [
         f"Profile sha256 {prov.get('sha256')}, created {prov.get('created_utc')} by {prov.get('tool')}.",
         f"Report tool: {sol['provenance']['tool']}.",
         "Paper constants are assumptions (Sardana et al. 2024, Sec. 6, B.2, B.3); calibrated constants are "
-        "measured; N-dependent costs add the assumptions above. Full inputs in solution.json.",
-    ])]
+        "measured; N-dependent costs are predicted from measured constants with the assumptions above. Full "
+        "inputs in solution.json.",
+    ]
+    return [Heading(2, "Assumptions and provenance"), Bullets(items)]
 
 
 # The report's sections in order: each takes (solution, image names) and returns blocks.
-RENDERERS = [render_intro, render_scenarios, render_maps, render_decode_curve, render_fleet, render_crossover,
-             render_assumptions]
+def render_prediction_check(sol: dict, images: list[str]) -> list:
+    from solver import report_prediction
+
+    return report_prediction.render(sol, images)
+
+
+RENDERERS = [render_intro, render_scenarios, render_prediction_check, render_maps, render_decode_curve, render_fleet,
+             render_crossover, render_assumptions]
 
 
 def _train_text(train: dict) -> str:

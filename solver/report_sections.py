@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from solver import fleet as fl
+from solver import report_prediction, serving
 from solver.law import chinchilla_loss_for_params, chinchilla_params_for_loss, chinchilla_tokens_for_loss, tokens_for_loss
 from solver.checks import TRAIN_FLOP_PER_PARAM_TOKEN, InputError
 from solver.optimize import optimize_cost
@@ -31,8 +31,8 @@ def _f(x) -> float:
     return float(np.asarray(x))
 
 
-def _serving_dict(p: fl.ServingPoint) -> dict:
-    d = {
+def _serving_dict(p: serving.ServingPoint) -> dict:
+    return {
         "params": p.params_matmul,
         "num_layers": p.shape.num_layers,
         "hidden_size": p.shape.hidden_size,
@@ -40,22 +40,23 @@ def _serving_dict(p: fl.ServingPoint) -> dict:
         "weight_bytes": p.shape.weight_bytes,
         "kv_bytes_per_token": p.shape.kv_bytes_per_token,
         "devices_per_replica": p.devices_per_replica,
+        "tensor_parallel": p.tensor_parallel,
+        "pipeline_parallel": p.pipeline_parallel,
         "max_batch_memory": p.max_batch_memory,
         "batch": p.batch,
         "batch_limited_by": p.batch_limited_by,
         "meets_slo": p.meets_slo,
-        "decode_tokens_per_s": p.decode_tokens_per_s,
-        "decode_bound": p.decode_bound,
+        "output_tokens_per_s": p.output_tokens_per_s,
+        "requests_per_s": p.requests_per_s,
         "decode_flop_per_s_per_device": p.decode_flop_per_s_per_device,
         "decode_mfu": p.decode_mfu,
         "tpot_s": p.tpot_s,
         "ttft_s": p.ttft_s,
-        "replica_s_per_request": p.replica_s_per_request,
         "device_s_per_request": p.device_s_per_request,
         "usd_per_request": p.usd_per_request,
+        "provenance": "predicted (the profile's performance model at this shape)",
         "notes": list(p.notes),
     }
-    return d
 
 
 # --------------------------------------------------------------------------- inputs echoed
@@ -134,7 +135,9 @@ def _calibrated_scenario(s: Solved) -> dict:
     }
 
 
-def _n_dependent_scenario(s: Solved) -> dict:
+def _n_dependent_scenario(s: Solved) -> dict | None:
+    if s.n_dependent is None:
+        return None
     g, tokens = s.n_dependent, s.requests * (s.inputs.input_tokens + s.inputs.output_tokens)
     return {
         "optimal": plan_record(g.params, g.train_tokens, g.loss, tokens, g.train_usd, g.inference_usd).model_dump(),
@@ -153,8 +156,10 @@ def scenarios(s: Solved) -> dict:
             "calibrated_n_dependent": _n_dependent_scenario(s)}
 
 
-def shift(s: Solved) -> dict:
+def shift(s: Solved) -> dict | None:
     """How far the N-dependent optimum moves from the constant-MFU calibrated answer."""
+    if s.n_dependent is None:
+        return None
     gen, cal = s.n_dependent, s.calibrated
     n_const, d_const = _f(cal.optimal.params), _f(cal.optimal.train_tokens)
     const_under_ndep = (TRAIN_FLOP_PER_PARAM_TOKEN * s.inputs.train_usd_per_flop * n_const * d_const
@@ -183,18 +188,18 @@ def _peak(s: Solved) -> tuple[float, str]:
 def fleet(s: Solved) -> dict | None:
     """The serving fleet for the chosen model (N-dependent optimum) at the peak request rate."""
     peak, peak_source = _peak(s)
-    if peak <= 0:
+    if peak <= 0 or s.n_dependent is None:
         return None
     point = s.model.point(s.n_dependent.params)
-    replicas = peak * point.replica_s_per_request
+    replicas = peak / point.requests_per_s
     if not replicas <= MAX_REPLICAS:  # also catches inf/nan
         name = "peak_requests_per_s" if s.inputs.peak_requests_per_s is not None else "requests"
         value = peak if name == "peak_requests_per_s" else s.requests
         limit = value * MAX_REPLICAS / replicas if math.isfinite(replicas) else None
-        why = f"the fleet would need more than {MAX_REPLICAS:g} replicas of {point.replica_s_per_request:.3g} s/request"
+        why = f"the fleet would need more than {MAX_REPLICAS:g} replicas of {point.requests_per_s:.3g} requests/s"
         raise InputError(name, value, f"{why}; need {name} <= {limit:.3g}" if limit else why, why=why, limit=limit)
-    power = fl.power_w_per_device_from_profile(s.profile)
-    f = fl.fleet_for_peak(point, s.model.hardware, s.model.workload, peak, power)
+    power = serving.power_w_per_device_from_profile(s.profile)
+    f = serving.fleet_for_peak(point, s.model.hardware, s.model.workload, peak, power)
     return {
         "params": s.n_dependent.params, "peak_requests_per_s": peak, "peak_source": peak_source,
         "replica_requests_per_s": f.replica_requests_per_s, "replicas": f.replicas, "devices": f.devices,
@@ -257,8 +262,9 @@ def crossover(s: Solved) -> dict:
                   "optimal_requests": crossover_requests(const_fn(s.s_paper))},
         "calibrated": {"chinchilla_requests": train_ch / (n_ch * s.s_cal.inference_usd_per_param_request()),
                        "optimal_requests": crossover_requests(const_fn(s.s_cal))},
-        "calibrated_n_dependent": {"chinchilla_requests": train_ch / s.model.usd_per_request(n_ch),
-                                   "optimal_requests": crossover_requests(ndep_fn, points=21)},
+        "calibrated_n_dependent": None if s.model is None else {
+            "chinchilla_requests": train_ch / s.model.usd_per_request(n_ch),
+            "optimal_requests": crossover_requests(ndep_fn, points=21)},
     }
 
 
@@ -288,7 +294,7 @@ def cost_curves(s: Solved) -> dict:
     law, loss, R = s.law, s.loss, s.requests
     n_ch = _f(chinchilla_params_for_loss(law, loss))
     n_min = (law.A / (loss - law.E)) ** (1.0 / law.alpha)
-    top = max(n_ch, s.n_dependent.params, _f(s.calibrated.optimal.params)) * 4.0
+    top = max(n_ch, s.n_dependent.params if s.n_dependent else 0.0, _f(s.calibrated.optimal.params)) * 4.0
     n_grid = np.logspace(math.log10(n_min * 1.02), math.log10(top), 121)
     d_grid = tokens_for_loss(law, loss, n_grid)
     train_grid = TRAIN_FLOP_PER_PARAM_TOKEN * s.inputs.train_usd_per_flop * n_grid * d_grid
@@ -298,40 +304,38 @@ def cost_curves(s: Solved) -> dict:
         "train_usd": train_grid.tolist(),
         "paper_total_usd": (train_grid + R * n_grid * s.s_paper.inference_usd_per_param_request()).tolist(),
         "calibrated_total_usd": (train_grid + R * n_grid * s.s_cal.inference_usd_per_param_request()).tolist(),
-        "n_dependent_total_usd": [float(t + R * s.model.usd_per_request(n)) for n, t in zip(n_grid, train_grid)],
+        "n_dependent_total_usd": None if s.model is None else
+        [float(t + R * s.model.usd_per_request(n)) for n, t in zip(n_grid, train_grid)],
     }
 
 
 def decode_curve(s: Solved) -> dict:
-    return decode_curve_data(s.profile, s.model, s.n_dependent.params)
+    return decode_curve_data(s.profile, s.model, s.n_dependent.params if s.n_dependent else None)
 
 
-def decode_curve_data(profile, model: ServingModel, chosen_params: float) -> dict:
-    """Measured decode points, the interpolation used, the profile model's roofline, and the chosen model.
+DECODE_CURVE_WORKLOAD = (8, 64)  # (input, output) tokens of the profiles' decode runs (bench/data/*.toml)
 
-    Roofline of the profile's own model: rate(b) = b / max((W + b·kv·ctx)/BW, b·2N/peak) per device
-    count of the profile; as MFU = rate·2N / (devices·peak).
+
+def decode_curve_data(profile, model: ServingModel | None, chosen_params: float | None) -> dict:
+    """The profile model's measured decode curve, the performance model's prediction of it, its
+    roofline, and the chosen model's decode MFU per device against batch (predicted).
+
+    Roofline of the profile's own model: rate(b) = b / max(W/BW, b·2N/peak) per device count.
     """
-    hw = model.hardware
+    hwp = profile.hardware
     pm = profile.model
-    devices = profile.hardware.device_count
+    devices = hwp.device_count
     n = float(pm.params_matmul)
-    weight_bytes = pm.weight_bytes or (pm.params_total * (pm.bytes_per_param or 1.0))
-    kv_per_token = 2.0 * pm.num_layers * pm.num_kv_heads * pm.head_dim * model.shape.kv_bytes
-    own = fl.ModelShape(n, pm.num_layers, pm.hidden_size, pm.num_kv_heads, pm.head_dim, float(weight_bytes),
-                        kv_per_token)
+    weight_bytes = float(pm.weight_bytes or (pm.params_total * (pm.bytes_per_param or 1.0)))
     cmax = max([p.concurrency for p in profile.decode_curve] + [profile.operating_concurrency or 1, 1])
     b = np.unique(np.round(np.logspace(0, math.log10(max(2 * cmax, 4)), 60)))
-    t_roof = fl.roofline_step_time_s(own, hw, model.workload, devices, b)
+    t_roof = np.zeros_like(b)
+    if hwp.memory_bandwidth_bytes_per_s:
+        t_roof = np.maximum(t_roof, weight_bytes / (devices * hwp.memory_bandwidth_bytes_per_s))
+    if hwp.peak_flop_per_s:
+        t_roof = np.maximum(t_roof, b * 2.0 * n / (devices * hwp.peak_flop_per_s))
     roof_flop = np.where(t_roof > 0, b * 2.0 * n / np.where(t_roof > 0, t_roof, 1.0), np.nan)
-    interp_flop = model.curve.flop_per_s(b) * devices
-    peak_total = hw.peak_flop_per_s * devices if hw.peak_flop_per_s else None
-    chosen = fl.shape_for_params(chosen_params, model.shape)
-    g = fl.devices_needed(chosen, hw, model.workload)
-    b_ch = np.arange(1, max(1, fl.max_batch_memory(chosen, hw, model.workload, g)) + 1, dtype=float)
-    rate_ch, _ = fl.decode_tokens_per_s(chosen, hw, model.curve, model.workload, g, b_ch)
-    flop_ch = rate_ch * 2.0 * chosen_params  # all devices of the replica
-    return {
+    out = {
         "measured": [
             {"concurrency": p.concurrency, "achieved_flop_per_s": p.achieved_flop_per_s, "mfu_output": p.mfu_output,
              "tpot_p90_s": p.tpot_p90_s, "output_tokens_per_s": p.output_tokens_per_s}
@@ -339,15 +343,36 @@ def decode_curve_data(profile, model: ServingModel, chosen_params: float) -> dic
         ],
         "operating_point": None if profile.operating_point is None else profile.operating_point.model_dump(),
         "batch": b.tolist(),
-        "interpolated_flop_per_s": interp_flop.tolist(),
+        "predicted_flop_per_s": None,
         "roofline_flop_per_s": [None if not math.isfinite(v) else float(v) for v in roof_flop],
-        "peak_flop_per_s_total": peak_total,
-        "profile_model_weight_bytes": float(weight_bytes),
+        "peak_flop_per_s_total": hwp.peak_flop_per_s * devices if hwp.peak_flop_per_s else None,
+        "profile_model_weight_bytes": weight_bytes,
         "chosen_params": chosen_params,
-        "chosen_batch": b_ch.tolist(),
-        "chosen_flop_per_s_per_device": (flop_ch / g).tolist(),
-        "chosen_devices_per_replica": g,
+        "chosen_batch": None,
+        "chosen_flop_per_s_per_device": None,
+        "chosen_devices_per_replica": None,
     }
+    if model is None:
+        return out
+    own = serving.profile_model_shape(profile)
+    wl_dec = serving.Workload(*DECODE_CURVE_WORKLOAD)
+    st = serving.steady_state(model.perf, own, wl_dec, b, model.hardware)
+    out["predicted_flop_per_s"] = (np.asarray(st["output_tokens_per_s"]) * 2.0 * n).tolist()
+    chosen = model.point(chosen_params)
+    b_ch = np.arange(1, max(1, chosen.max_batch_memory) + 1, dtype=float)
+    st_ch = serving.steady_state(model.perf, chosen.shape, model.workload, b_ch, model.hardware,
+                                 chosen.tensor_parallel, chosen.pipeline_parallel)
+    out |= {
+        "chosen_batch": b_ch.tolist(),
+        "chosen_flop_per_s_per_device": (np.asarray(st_ch["output_tokens_per_s"]) * 2.0 * chosen_params
+                                         / chosen.devices_per_replica).tolist(),
+        "chosen_devices_per_replica": chosen.devices_per_replica,
+    }
+    return out
+
+
+def prediction_check(s: Solved) -> dict | None:
+    return report_prediction.section(s.profile)
 
 
 # --------------------------------------------------------------------------- assumptions and provenance
@@ -358,17 +383,16 @@ def assumptions(s: Solved) -> dict:
     slo = ("--no-slo: no latency limit" if i.no_slo else
            "command line" if (i.slo_tpot_p90_s or i.slo_ttft_p90_s) else s.profile.slo.source)
     return {
-        "shape": asdict(i.shape),
-        "hardware": asdict(s.model.hardware),
-        "workload": asdict(s.model.workload),
+        "shape": asdict(i.shape) | {"source": i.shape.describe()},
+        "hardware": None if s.model is None else asdict(s.model.hardware),
+        "workload": None if s.model is None else asdict(s.model.workload),
         "slo_source": slo,
-        "curve_extrapolation": i.extrapolation,
-        "fleet_model": (fl.__doc__ or "").strip(),
+        "serving_model": (serving.__doc__ or "").strip(),
     }
 
 
 _ECHOED = ("target_loss", "chinchilla_params", "requests", "peak_requests_per_s", "lifetime_days", "peak_to_mean",
-           "input_tokens", "output_tokens", "inference_usd_per_h", "extrapolation", "slo_tpot_p90_s",
+           "input_tokens", "output_tokens", "inference_usd_per_h", "slo_tpot_p90_s",
            "slo_ttft_p90_s", "no_slo")
 
 
@@ -380,7 +404,8 @@ def provenance(s: Solved) -> dict:
         "kinds": {
             "paper": "assumption (the paper's constants)",
             "calibrated": "measured (profile) + computed",
-            "calibrated_n_dependent": "measured (profile curve) + computed + assumptions (see assumptions)",
+            "calibrated_n_dependent": "predicted (the profile's performance model, fitted on a ladder of model "
+                                      "sizes; held-out errors in prediction_check) + computed + assumptions",
         },
     }
 
@@ -390,5 +415,6 @@ Section = tuple[str, Callable[[Solved], object]]
 SECTIONS: list[Section] = [
     ("target", target), ("demand", demand), ("law", law), ("train", train), ("scenarios", scenarios),
     ("shift", shift), ("fleet", fleet), ("crossover", crossover), ("maps", maps), ("cost_curves", cost_curves),
-    ("decode_curve", decode_curve), ("assumptions", assumptions), ("provenance", provenance),
+    ("decode_curve", decode_curve), ("prediction_check", prediction_check), ("assumptions", assumptions),
+    ("provenance", provenance),
 ]

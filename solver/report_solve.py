@@ -8,8 +8,10 @@ models at the target and returns a `Solved`, which every section of `solver.repo
 * calibrated: Eq. 6 with the profile's dollars per useful FLOP of each phase
               (`solver.profile_input.phase_costs`), still constant in N.
 * calibrated, N-dependent: `solver.optimize.optimize_cost_general` with the lifetime inference
-              dollars of an N-parameter model from `solver.fleet` (devices, KV room, SLO batch, measured
-              decode curve bounded by the roofline): goes beyond the paper's constant MFU.
+              dollars of an N-parameter model from `solver.serving` (the profile's performance model,
+              fitted on a ladder of sizes: devices, KV room, SLO batch, step time of that shape): goes
+              beyond the paper's constant MFU. Only for a profile with a performance model; a profile of
+              one model size cannot say how serving cost grows with N, so this scenario is then None.
 
 Training is priced the same way in all three (train GPU and MFU, or a training profile), so the
 differences are the inference constants alone.
@@ -18,10 +20,11 @@ differences are the inference constants alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bench.paper_settings import PAPER
-from solver import fleet as fl
+from bench.physics import ShapeAssumption
+from solver import serving
 from solver.law import LossLaw
 from solver.checks import InputError, check_loss, check_totals
 from solver.optimize import Comparison, CostSettings, GeneralCostResult, optimize_cost, optimize_cost_general
@@ -56,11 +59,10 @@ class ReportInputs:
     peak_to_mean: float = 2.0
     paper: PaperInference = field(default_factory=PaperInference)
     inference_usd_per_h: float | None = None  # overrides the profile's price
-    extrapolation: str = "hold"
     slo_tpot_p90_s: float | None = None  # overrides the profile's SLO
     slo_ttft_p90_s: float | None = None
     no_slo: bool = False  # batch by memory and throughput only (e.g. where no batch can meet any SLO)
-    shape: fl.ShapeAssumption = field(default_factory=fl.ShapeAssumption)
+    shape: ShapeAssumption = field(default_factory=ShapeAssumption)
     map_points: int = 31  # per axis of the Figure-6-style maps
     map_requests_range: tuple[float, float] = (1e6, 1e13)
     map_chinchilla_params_range: tuple[float, float] = (1e9, 1e11)
@@ -121,42 +123,15 @@ def cost_settings_calibrated(inputs: ReportInputs, profile) -> CostSettings:
     )
 
 
-@dataclass(frozen=True)
-class ServingModel:
-    """The N-dependent serving cost model built from a profile."""
-
-    hardware: fl.FleetHardware
-    curve: fl.DecodeCurve
-    workload: fl.Workload
-    shape: fl.ShapeAssumption
-    # $/request depends on N only, and optimize_cost_general scans the same N grid for every demand
-    # at one loss: memoising makes the crossover root-find (one optimisation per demand) cheap.
-    _cache: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def point(self, params: float) -> fl.ServingPoint:
-        key = float(params)
-        p = self._cache.get(key)
-        if p is None:
-            p = fl.serving_point(key, self.hardware, self.curve, self.workload, self.shape)
-            if len(self._cache) < 200_000:
-                self._cache[key] = p
-        return p
-
-    def usd_per_request(self, params: float) -> float:
-        return self.point(params).usd_per_request
+ServingModel = serving.ServingModel
 
 
-def serving_model(inputs: ReportInputs, profile) -> ServingModel:
-    hw = fl.hardware_from_profile(profile, usd_per_h=inputs.inference_usd_per_h)
-    wl = fl.with_slo_from_profile(fl.Workload(inputs.input_tokens, inputs.output_tokens), profile)
-    if inputs.no_slo:
-        wl = replace(wl, tpot_slo_s=None, ttft_slo_s=None)
-    else:
-        if inputs.slo_tpot_p90_s is not None:
-            wl = replace(wl, tpot_slo_s=inputs.slo_tpot_p90_s)
-        if inputs.slo_ttft_p90_s is not None:
-            wl = replace(wl, ttft_slo_s=inputs.slo_ttft_p90_s)
-    return ServingModel(hw, fl.curve_from_profile(profile, inputs.extrapolation), wl, inputs.shape)
+def serving_model(inputs: ReportInputs, profile) -> ServingModel | None:
+    """The profile's N-dependent serving cost (None without a performance model)."""
+    return serving.serving_model(
+        profile, input_tokens=inputs.input_tokens, output_tokens=inputs.output_tokens,
+        usd_per_h=inputs.inference_usd_per_h, tpot_slo_s=inputs.slo_tpot_p90_s, ttft_slo_s=inputs.slo_ttft_p90_s,
+        no_slo=inputs.no_slo, assumption=inputs.shape)
 
 
 def optimize_n_dependent(target_loss: float, requests: float, law: LossLaw, train_usd_per_flop: float,
@@ -184,8 +159,8 @@ class Solved:
     s_cal: CostSettings
     paper: Comparison
     calibrated: Comparison
-    model: ServingModel
-    n_dependent: GeneralCostResult
+    model: ServingModel | None  # None: the profile has no performance model
+    n_dependent: GeneralCostResult | None
     phase: PhaseCosts
 
     @property
@@ -204,6 +179,6 @@ def solve(inputs: ReportInputs, profile, profile_provenance: dict, tool: str) ->
         inputs=inputs, profile=profile, profile_provenance=profile_provenance, tool=tool, loss=loss, requests=R,
         s_paper=s_paper, s_cal=s_cal,
         paper=optimize_cost(loss, R, s_paper, law), calibrated=optimize_cost(loss, R, s_cal, law), model=model,
-        n_dependent=optimize_n_dependent(loss, R, law, inputs.train_usd_per_flop, model),
+        n_dependent=None if model is None else optimize_n_dependent(loss, R, law, inputs.train_usd_per_flop, model),
         phase=phase_costs(profile, usd_per_h=inputs.inference_usd_per_h),
     )

@@ -132,7 +132,8 @@ class ConstantScenario(Strict):
 
 
 class ServingScenario(Strict):
-    """The N-dependent serving cost (solver.fleet) minimised by optimize_cost_general."""
+    """The N-dependent serving cost (solver.serving: the profile's performance model) minimised by
+    optimize_cost_general."""
 
     optimal: CostPlan
     chinchilla: CostPlan
@@ -146,7 +147,7 @@ class ServingScenario(Strict):
 class Scenarios(Strict):
     paper: ConstantScenario
     calibrated: ConstantScenario
-    calibrated_n_dependent: ServingScenario
+    calibrated_n_dependent: ServingScenario | None  # None: the profile has no performance model
 
 
 class Solution(Strict):
@@ -164,12 +165,13 @@ class Solution(Strict):
     law: LawRecord
     train: dict[str, Any]
     scenarios: Scenarios
-    shift: dict[str, Any]
+    shift: dict[str, Any] | None
     fleet: dict[str, Any] | None
     crossover: dict[str, Any]
     maps: dict[str, Any]
     cost_curves: dict[str, Any]
     decode_curve: dict[str, Any]
+    prediction_check: dict[str, Any] | None = None  # the performance model's held-out errors
     assumptions: dict[str, Any]
     provenance: dict[str, Any]
 

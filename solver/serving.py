@@ -298,3 +298,63 @@ def serving_model(profile, *, input_tokens: float, output_tokens: float, usd_per
         wl = replace(wl, tpot_slo_s=tpot_slo_s or wl.tpot_slo_s, ttft_slo_s=ttft_slo_s or wl.ttft_slo_s)
     return ServingModel(hardware_from_profile(profile, usd_per_h=usd_per_h),
                         performance_model_from_profile(profile, assumption), wl)
+
+
+# --------------------------------------------------------------------------- fleet for a demand
+
+
+@dataclass(frozen=True)
+class Fleet:
+    point: ServingPoint
+    peak_requests_per_s: float
+    replica_requests_per_s: float
+    replicas: int
+    devices: int
+    usd_per_request: float
+    usd_per_million_tokens: float
+    energy_j_per_request: float | None
+    fleet_usd_per_h: float
+
+
+def fleet_for_peak(point: ServingPoint, hw: ServingHardware, wl: Workload, peak_requests_per_s: float,
+                   power_w_per_device: float | None = None) -> Fleet:
+    """Replicas to serve the peak request rate at the SLO batch: ceil(peak / replica requests per s)."""
+    if not (peak_requests_per_s > 0 and math.isfinite(peak_requests_per_s)):
+        raise ValueError(f"peak request rate must be a finite number > 0, got {peak_requests_per_s!r}")
+    need = peak_requests_per_s / point.requests_per_s
+    if not need < 1e15:
+        raise ValueError(f"a peak of {peak_requests_per_s:g} requests/s needs {need:.3g} replicas (more than 1e15)")
+    replicas = max(1, math.ceil(need - 1e-9))
+    energy = None if power_w_per_device is None else power_w_per_device * point.device_s_per_request
+    return Fleet(
+        point=point, peak_requests_per_s=peak_requests_per_s, replica_requests_per_s=point.requests_per_s,
+        replicas=replicas, devices=replicas * point.devices_per_replica, usd_per_request=point.usd_per_request,
+        usd_per_million_tokens=point.usd_per_request / (wl.input_tokens + wl.output_tokens) * 1e6,
+        energy_j_per_request=energy, fleet_usd_per_h=replicas * point.devices_per_replica * hw.usd_per_h,
+    )  # fmt: skip
+
+
+def power_w_per_device_from_profile(profile) -> float | None:
+    """Mean power per device while serving, from the profile's energy per 70/215 request (if measured):
+    energy_j_per_request / device-seconds of that request (= $/request / ($/h / 3600))."""
+    e = profile.costs.energy_j_per_request
+    if e is None:
+        return None
+    device_s = profile.costs.usd_per_request_paper_mix.value / (profile.hardware.usd_per_h / SECONDS_PER_HOUR)
+    return e / device_s if device_s > 0 else None
+
+
+def profile_model_shape(profile) -> ModelShape:
+    """The ModelShape of the profile's own model (from the profile's model section)."""
+    pm = profile.model
+    heads = pm.hidden_size / pm.head_dim
+    weight = float(pm.weight_bytes or pm.params_total * (pm.bytes_per_param or 1.0))
+    kv_bytes = profile.performance_model.kv_dtype_bytes if getattr(profile, "performance_model", None) else 2
+    return ModelShape(
+        params_matmul=float(pm.params_matmul), num_layers=float(pm.num_layers), hidden_size=float(pm.hidden_size),
+        num_heads=heads, num_kv_heads=float(pm.num_kv_heads), head_dim=float(pm.head_dim),
+        vocab_size=max((pm.params_total - pm.params_matmul) / pm.hidden_size, 0.0),
+        weight_bytes=weight, weight_bytes_read=weight,
+        kv_bytes_per_token=2.0 * pm.num_layers * pm.num_kv_heads * pm.head_dim * kv_bytes,
+        source=f"profile model {pm.name}",
+    )  # fmt: skip

@@ -28,11 +28,14 @@ def synthetic_profile(
     energy_j_per_request: float | None = None,
     device_count: int = 1,
     model_name: str = "synthetic",
+    performance_model: dict | None = None,
 ):
     """A `calibrate.schema.Profile` built from stated constants, not from measurements.
 
     Defaults reproduce the paper's inference setting (A100-40GB INT8 peak, $1.10/h, MFU 50 %/1 %).
-    `curve` maps concurrency -> decode MFU (flat at `mfu_output` when None). Marked
+    `curve` maps concurrency -> decode MFU (flat at `mfu_output` when None). `performance_model`:
+    stated step-model constants ({"form": ..., "params": {...}, "request_overhead_s": ...}, see
+    `synthetic_performance_model`), or None for a profile of one model size. Marked
     provenance.inputs = "synthetic" so nothing downstream mistakes it for a measurement.
     For tests and for reports made before any profile was measured.
     """
@@ -99,4 +102,43 @@ def synthetic_profile(
             tool="tests/solver_synthetic.py", inputs="synthetic",
             method="synthetic: constants stated, not measured",
         ),
+        performance_model=None if performance_model is None else synthetic_performance_model(**performance_model),
     )
+
+
+def synthetic_performance_model(form: str, params: dict, request_overhead_s: float = 1e-9,
+                                max_num_seqs: int = 256, kv_dtype_bytes: int = 2):
+    """A `calibrate.perf_schema.PerformanceModel` with stated (assumed) constants: no ladder, no validation."""
+    from calibrate.perf_schema import FittedParam, Parallelism, PerformanceModel, Scheduler
+
+    units = {"t0_s": "s", "layer_s": "s", "bandwidth_bytes_per_s": "bytes/s"}
+
+    def p(v, unit):
+        return FittedParam(value=v, low=v, high=v, unit=unit, provenance="assumed", source="synthetic")
+
+    return PerformanceModel(
+        form=form, formula=form, params={k: p(v, units.get(k, "flop/s")) for k, v in params.items()},
+        request_overhead_s=p(request_overhead_s, "s"), bootstrap=[], fitted_on=[],
+        scheduler=Scheduler(max_num_seqs=max_num_seqs, max_num_batched_tokens=8192, source="synthetic"),
+        kv_dtype_bytes=kv_dtype_bytes,
+        parallelism=Parallelism(provenance="assumed", allreduce_latency_s=0.0, interconnect_bytes_per_s=None,
+                                source="synthetic: ideal scaling"),
+        forms=[], held_out=[], held_out_max_abs_error={}, target_error=0.15, meets_target=True, warning=None,
+        method="synthetic: constants stated, not fitted",
+    )
+
+
+def paper_equivalent_model(mfu_input: float = PAPER.mfu_input, mfu_output: float = PAPER.mfu_output,
+                           peak: float = PAPER.inference.peak_flop_per_s) -> dict:
+    """Step time = decode tokens·2N/(mfu_output·peak) + prompt tokens·2N/(mfu_input·peak): the paper's
+    constant MFUs as a step model (no overhead, weights read for free)."""
+    return {"form": "split", "params": {"t0_s": 1e-12, "bandwidth_bytes_per_s": 1e30,
+                                        "decode_flop_per_s": mfu_output * peak, "prefill_flop_per_s": mfu_input * peak}}
+
+
+def overhead_model(t0_s: float = 0.02, bandwidth: float = 1.2e12, decode_mfu: float = 0.3, prefill_mfu: float = 0.5,
+                   peak: float = PAPER.inference.peak_flop_per_s) -> dict:
+    """A GPU-like step model: fixed per-step overhead, weights over a bandwidth, matmuls at some MFU."""
+    return {"form": "split", "params": {"t0_s": t0_s, "bandwidth_bytes_per_s": bandwidth,
+                                        "decode_flop_per_s": decode_mfu * peak, "prefill_flop_per_s": prefill_mfu * peak},
+            "request_overhead_s": 0.005}

@@ -13,7 +13,7 @@ from solver import cli
 from solver.law import chinchilla_loss_for_params, get_law
 from solver.optimize import CostSettings, optimize_cost, optimize_cost_general
 from solver.profile_input import phase_costs
-from solver_synthetic import synthetic_profile
+from solver_synthetic import overhead_model, paper_equivalent_model, synthetic_profile
 from solver.report import ReportInputs, compute_solution, serving_model
 
 LAW = get_law("chinchilla")
@@ -31,7 +31,7 @@ def inputs(**kw) -> ReportInputs:
 
 @pytest.fixture(scope="module")
 def curved():
-    prof = synthetic_profile(curve=CURVE)
+    prof = synthetic_profile(curve=CURVE, performance_model=overhead_model())
     return prof, compute_solution(inputs(), prof, {"path": "synthetic"})
 
 
@@ -82,31 +82,36 @@ def test_crossover_is_where_inference_equals_training(curved):
     assert sol["crossover"]["calibrated_n_dependent"]["optimal_requests"] > 0
 
 
-@pytest.mark.parametrize("roofline", [False, True])
-def test_flat_curve_n_dependent_equals_constant_mfu(roofline):
-    """Flat measured curve, roofline not binding near the optimum: the N-dependent optimum is Eq. 6's.
-
-    Also: a profile with the paper's constants gives the paper's answer.
-    """
-    kw = {} if roofline else dict(memory_bytes=None, memory_bandwidth_bytes_per_s=None, peak_flop_per_s=None)
-    prof = synthetic_profile(**kw)  # flat at MFU 1 %
-    sol = compute_solution(inputs(), prof, {"path": "synthetic"})
+def test_paper_equivalent_step_model_gives_eq6():
+    """A step model with the paper's constant MFUs and no overhead: the N-dependent optimum is Eq. 6's
+    (within the one output token per request that comes out of the prefill step, ~0.5 %)."""
+    prof = synthetic_profile(memory_bytes=None, performance_model=paper_equivalent_model())
+    sol = compute_solution(inputs(no_slo=True), prof, {"path": "synthetic"})
     const, ndep = sol["scenarios"]["calibrated"], sol["scenarios"]["calibrated_n_dependent"]
-    assert ndep["serving_optimal"]["decode_bound"] == "curve"
-    assert ndep["optimal"]["params"] == pytest.approx(const["optimal"]["params"], rel=1e-6)
-    assert ndep["optimal"]["train_tokens"] == pytest.approx(const["optimal"]["train_tokens"], rel=1e-6)
-    assert ndep["optimal"]["total_cost_usd"] == pytest.approx(const["optimal"]["total_cost_usd"], rel=1e-10)
-    assert sol["shift"]["params_ratio"] == pytest.approx(1.0, abs=1e-6)
-    if roofline:  # same constants as the paper
-        assert const["optimal"]["params"] == pytest.approx(sol["scenarios"]["paper"]["optimal"]["params"], rel=1e-12)
+    assert ndep["optimal"]["params"] == pytest.approx(const["optimal"]["params"], rel=0.01)
+    assert ndep["optimal"]["total_cost_usd"] == pytest.approx(const["optimal"]["total_cost_usd"], rel=0.01)
+    assert const["optimal"]["params"] == pytest.approx(sol["scenarios"]["paper"]["optimal"]["params"], rel=1e-12)
 
 
-def test_curve_that_rises_with_batch_moves_the_optimum(curved):
+def test_profile_without_performance_model_has_no_n_dependent_scenario(tmp_path, capsys):
+    prof = synthetic_profile(curve=CURVE)
+    sol = compute_solution(inputs(), prof, {"path": "synthetic"})
+    assert sol["scenarios"]["calibrated_n_dependent"] is None
+    assert sol["shift"] is None and sol["fleet"] is None and sol["prediction_check"] is None
+    assert sol["crossover"]["calibrated_n_dependent"] is None
+    ppath = tmp_path / "one-model.json"
+    ppath.write_text(prof.model_dump_json())
+    out = _run_report(tmp_path, capsys, ppath, "one-model")
+    md = (out / "report.md").read_text()
+    assert "no performance model" in md and "--ladder" in md
+
+
+def test_fixed_overhead_moves_the_optimum(curved):
     _, sol = curved
-    # the SLO lets the candidate model batch beyond the operating concurrency (8): decode is cheaper per
-    # FLOP than the constant-MFU profile says, so the optimum moves toward larger N
+    # a fixed per-step overhead and memory-bound weights make a small model dearer per FLOP than the
+    # constant-MFU profile says: the N-dependent optimum differs and the constant-MFU plan costs more
     assert sol["scenarios"]["calibrated_n_dependent"]["serving_optimal"]["batch"] > 8
-    assert sol["shift"]["params_ratio"] > 1.0
+    assert abs(sol["shift"]["params_ratio"] - 1.0) > 0.01
     assert sol["shift"]["penalty_of_constant_mfu_plan"] > 0
 
 
@@ -145,7 +150,8 @@ def _run_report(tmp_path, capsys, profile_path, name):
 
 def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
     evil = "<script>alert(1)</script>"
-    prof = synthetic_profile(curve=CURVE, model_name=evil + "<img src=x onerror=alert(2)>")
+    prof = synthetic_profile(curve=CURVE, model_name=evil + "<img src=x onerror=alert(2)>",
+                             performance_model=overhead_model())
     ppath = tmp_path / "profile.json"
     ppath.write_text(prof.model_dump_json())
     out = _run_report(tmp_path, capsys, ppath, evil)
@@ -198,7 +204,7 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     from solver.pipeline import PipelineError, PipelineOptions, run_pipeline
 
     prof = tmp_path / "prof.json"
-    prof.write_text(synthetic_profile(curve=CURVE).model_dump_json())
+    prof.write_text(synthetic_profile(curve=CURVE, performance_model=overhead_model()).model_dump_json())
     work = tmp_path / "work"
     (work / "results" / "calibration").mkdir(parents=True)
     (work / "results" / "calibration" / "cpu-test-tiny.json").write_text("{}")  # taken: must not be overwritten
@@ -285,6 +291,8 @@ def test_committed_version_1_solution_still_reads():
         sol = load_solution(f)
         assert sol.schema_version == SOLUTION_SCHEMA_VERSION
         for scen in (sol.scenarios.paper, sol.scenarios.calibrated, sol.scenarios.calibrated_n_dependent):
+            if scen is None:
+                continue
             assert scen.optimal.total_cost_usd <= scen.chinchilla.total_cost_usd * (1 + 1e-9)
             assert scen.optimal.total_cost_usd == pytest.approx(
                 scen.optimal.train_cost_usd + scen.optimal.inference_cost_usd, rel=1e-12)
