@@ -6,7 +6,7 @@
 the script starts ARGV (the vLLM server) as its child in the same group and waits for it. It stops
 the whole group (SIGTERM to every other member, `--grace` seconds, then SIGKILL) when
 
-  * its parent dies, however it dies (SIGKILL included): Linux sends it SIGUSR1 through
+  * its parent dies, however it dies (SIGKILL included; the grace is then at most 3 s): Linux sends it SIGUSR1 through
     `prctl(PR_SET_PDEATHSIG)` (see `man 2 prctl`), and as a fallback (other systems, or a parent
     that died before the request was armed) it polls `getppid()` every 0.2 s. The death signal also
     fires when only the parent's *thread* that started it ends, so SIGUSR1 counts only once
@@ -35,6 +35,7 @@ import time
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PR_SET_CHILD_SUBREAPER = 36
 POLL_S = 0.2
+ORPHAN_GRACE_S = 3.0  # SIGTERM -> SIGKILL when the parent is gone
 _stop_signal: int | None = None
 
 
@@ -191,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         if orphaned or _stop_signal is not None:
             # orphaned: nobody else will stop the server. Signalled by the live parent: the whole
             # group got the signal, the server is stopping; the parent escalates to SIGKILL itself.
-            take_down_group(child, args.grace, send_term=orphaned or _stop_signal != signal.SIGTERM)
+            # An orphan's server has no client left to finish for: a short grace, so "gone within
+            # seconds of bench's death" holds even for a server slow to shut down.
+            grace = min(args.grace, ORPHAN_GRACE_S) if orphaned else args.grace
+            take_down_group(child, grace, send_term=orphaned or _stop_signal != signal.SIGTERM)
             break
         time.sleep(POLL_S)
     else:
