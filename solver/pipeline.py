@@ -1,14 +1,21 @@
-"""The whole chain in one command: prepare a model, sweep it with vLLM, calibrate, write the report.
+"""The whole chain in one command: prepare models, sweep them with vLLM, calibrate, write the report.
 
-    python -m solver.pipeline                       # this machine: tiny INT8 W8A8 model on vLLM's CPU backend
-    python -m solver.pipeline --model /models/llama-3.1-8b --usd-per-hour 1.10   # a GPU node
+    python -m solver.pipeline                       # this machine: the CPU ladder (15M, 98M, 763M INT8 W8A8)
+    python -m solver.pipeline --ladder-model DIR_OR_HUB_ID --ladder-model ...   # a ladder of your own (GPU node)
+    python -m solver.pipeline --model /models/llama-3.1-8b --usd-per-hour 1.10   # one model (no N-dependent cost)
 
-Each stage is called as a function and hands the next one a path:
+By default the chain calibrates the *hardware*: a ladder of model sizes (bench.ladder) is prepared
+and swept with the same runs (bench/data/ladder_cpu.toml on a CPU), the profile carries the
+performance model fitted on all of them with its held-out errors (calibrate profile --ladder), and
+the report prices every candidate N with it. With one --model the profile describes that model only
+and the report leaves out the N-dependent serving cost.
 
-  1. bench.prepare.prepare            -> models/<name>/                       (prepare_model)
-  2. bench.sweep.run_from_config      -> results/runs/<hw>/<model>/ (its base)  (sweep_model)
-  3. calibrate.profile_cli.make_profile -> results/calibration/<hw>-<model>.json (calibrate_runs)
-  4. solver report (make_report)      -> results/reports/<name>/               (write_sizing_report)
+Each stage is called as a function and hands the next one paths:
+
+  1. bench.prepare.prepare (each rung)  -> models/<name>/                       (prepare_models)
+  2. bench.sweep.run_from_config        -> results/runs/<hw>/<model>/<run>/      (sweep_model, per model)
+  3. calibrate.profile_cli.make_profile -> results/calibration/<hw>-ladder.json (calibrate_runs)
+  4. solver report (make_report)        -> results/reports/<name>/               (write_sizing_report)
 
 `--prepare-args`, `--sweep-args`, `--calibrate-args`, `--report-args` are parsed by the stage's own
 argument parser (the same flags as `python -m bench prepare|sweep`, `python -m calibrate profile`,
@@ -45,7 +52,8 @@ class PipelineError(RuntimeError):
 
 @dataclass
 class PipelineOptions:
-    model: str | None = None  # None: build the tiny default model
+    model: str | None = None  # one model (no ladder); None: the ladder
+    ladder: list[str] | None = None  # ladder models (dirs or hub ids); None: bench.ladder's CPU ladder
     config: str | None = None  # sweep TOML; None: by hardware
     results_dir: str = "results"
     models_dir: str = "models"
@@ -70,8 +78,12 @@ def has_nvidia_gpu() -> bool:
     return nvml_available()[0]
 
 
-def default_config(gpu: bool) -> str:
-    return "bench/data/sweep_a100.toml" if gpu else "bench/data/sweep_cpu.toml"
+def default_config(gpu: bool, ladder: bool = False) -> str:
+    """The sweep config shipped in bench/data/ for this hardware and mode (an absolute path)."""
+    import bench
+
+    name = "sweep_a100.toml" if gpu else ("ladder_cpu.toml" if ladder else "sweep_cpu.toml")
+    return str(Path(bench.__file__).resolve().parent / "data" / name)
 
 
 def _parse(stage: str, add_args: Callable[[argparse.ArgumentParser], None], argv: list[str]) -> argparse.Namespace:
@@ -101,8 +113,28 @@ def prepare_model(opts: PipelineOptions) -> Path:
                         models_dir=a.models_dir, spec=spec, quantizer=a.quantizer, check_generate=not a.no_check))
 
 
-def sweep_model(opts: PipelineOptions, model_dir: Path, config: str, *, err=sys.stderr) -> Path:
-    """Stage 2: measure the sweep (bench.sweep.run_from_config); the series directory of its runs."""
+def prepare_models(opts: PipelineOptions) -> list[Path]:
+    """Stage 1: the INT8 model(s) to serve: one (--model) or the ladder (bench.ladder)."""
+    if opts.model:
+        return [prepare_model(opts)]
+    from bench import ladder
+
+    return ladder.prepare_ladder(ladder.default_rungs(opts.ladder), models_dir=opts.path(opts.models_dir),
+                                 on_status=lambda m: print(f"      {m}", file=sys.stderr, flush=True))
+
+
+def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, err=sys.stderr) -> list[Path]:
+    """Stage 2: sweep each model with the same config; the run directories of this sweep's specs."""
+    runs: list[Path] = []
+    for d in model_dirs:
+        print(f"      model {d}", file=err, flush=True)
+        runs += sweep_model(opts, d, config, err=err)
+    return runs
+
+
+def sweep_model(opts: PipelineOptions, model_dir: Path, config: str, *, err=sys.stderr) -> list[Path]:
+    """One model's sweep (bench.sweep.run_from_config); the run directories of its specs (complete runs
+    measured earlier included, other runs of the same series left out)."""
     from bench.cli import add_measure_args, config_from_args
     from bench.sweep import run_from_config
 
@@ -122,17 +154,21 @@ def sweep_model(opts: PipelineOptions, model_dir: Path, config: str, *, err=sys.
         bad = [r.run_dir.name for r in outcome.results if r.record.status != "complete"]
         raise PipelineError(f"sweep: {len(bad)} run(s) failed ({', '.join(bad[:3])}) and {len(outcome.not_run)} "
                             f"not run under {outcome.base}; re-run to resume (complete runs are skipped)")
-    return Path(outcome.base)
+    return [Path(r.run_dir) for r in outcome.results]
 
 
-def calibrate_runs(opts: PipelineOptions, base: Path) -> Path:
-    """Stage 3: the calibration profile of the runs under `base` (calibrate profile), at a free name."""
+def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
+    """Stage 3: the calibration profile of these runs (calibrate profile; --ladder when they span several
+    models), at a free name."""
     from bench.files import free_path
     from calibrate import profile_cli
 
-    stem = "-".join(base.parts[-2:]) if len(base.parts) >= 2 else base.name
+    series = sorted({d.parent for d in run_dirs})
+    ladder = len(series) > 1
+    base = series[-1] if series else Path("none")
+    stem = (base.parent.name + "-ladder") if ladder else "-".join(base.parts[-2:])
     out = free_path(opts.path(opts.results_dir, "calibration", f"{stem}.json"))
-    argv = [str(base), "--out", str(out)] + opts.calibrate_args
+    argv = [*map(str, run_dirs), "--out", str(out)] + (["--ladder"] if ladder else []) + opts.calibrate_args
     if opts.usd_per_hour is not None:
         argv += ["--usd-per-hour", repr(opts.usd_per_hour)]
     profile, path = profile_cli.make_profile(_parse("calibrate profile", profile_cli.add_args, argv))
@@ -171,14 +207,19 @@ def _stage(k: int, title: str, fn: Callable, *a, err=sys.stderr):
 def run_pipeline(opts: PipelineOptions, *, err=sys.stderr) -> Path:
     """Run the four stages; return the report directory. Raises PipelineError on a failed stage."""
     gpu = has_nvidia_gpu()
-    print(f"pipeline: {'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: vLLM CPU backend'}; "
-          f"model {opts.model or 'tiny default (built here)'}", file=err, flush=True)
-    model_dir = _stage(1, "prepare the INT8 model", prepare_model, opts, err=err)
-    base = _stage(2, "sweep with vLLM", lambda: sweep_model(opts, model_dir, opts.config or default_config(gpu),
-                                                            err=err), err=err)
-    if not base.is_dir():
-        raise PipelineError(f"stage 2 wrote no run directory under {base}")
-    profile = _stage(3, "calibrate a profile", calibrate_runs, opts, base, err=err)
+    if opts.model and opts.ladder:
+        raise PipelineError("give one --model or a ladder (--ladder-model, repeated), not both", 2)
+    if gpu and not opts.model and not opts.ladder:
+        raise PipelineError("on a GPU node give the model(s): --ladder-model DIR_OR_HUB_ID (repeat it, smallest "
+                            "first; README names published W8A8 checkpoints) or one --model", 2)
+    what = opts.model or ("ladder " + ", ".join(opts.ladder) if opts.ladder else "the CPU ladder (built here)")
+    print(f"pipeline: {'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: vLLM CPU backend'}; {what}", file=err, flush=True)
+    model_dirs = _stage(1, "prepare the INT8 model(s)", prepare_models, opts, err=err)
+    config = opts.config or default_config(gpu, ladder=not opts.model)
+    run_dirs = _stage(2, "sweep with vLLM", lambda: sweep_models(opts, model_dirs, config, err=err), err=err)
+    if not run_dirs:
+        raise PipelineError("stage 2 wrote no run directory")
+    profile = _stage(3, "calibrate a profile", calibrate_runs, opts, run_dirs, err=err)
     if not profile.is_file():
         raise PipelineError(f"stage 3 did not write {profile}")
     return _stage(4, "write the sizing report", write_sizing_report, opts, profile, err=err)
@@ -188,10 +229,13 @@ def run_pipeline(opts: PipelineOptions, *, err=sys.stderr) -> Path:
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory or hub id to serve (default: build the tiny INT8 model here); "
-                                   "passed to `bench prepare --model`, which quantizes to INT8 W8A8 or passes a "
-                                   "pre-quantized checkpoint through")
-    p.add_argument("--config", help="sweep TOML (default: bench/data/sweep_cpu.toml, or sweep_a100.toml on a GPU node)")
+    p.add_argument("--model", help="ONE model directory or hub id to serve instead of a ladder (its profile has no "
+                                   "performance model, so the report has no N-dependent cost); passed to `bench "
+                                   "prepare --model`, which quantizes to INT8 W8A8 or passes a pre-quantized one through")
+    p.add_argument("--ladder-model", action="append", default=None, metavar="DIR|HUB_ID",
+                   help="a size of the ladder (repeat, smallest first; default on a CPU: bench.ladder's 15M/98M/763M)")
+    p.add_argument("--config", help="sweep TOML (default: bench/data/ladder_cpu.toml for the CPU ladder, "
+                                    "sweep_cpu.toml for one model on a CPU, sweep_a100.toml on a GPU node)")
     p.add_argument("--usd-per-hour", type=positive, help="price per device-hour (sweep and profile)")
     p.add_argument("--chinchilla-params", type=at_least_one, default=30e9,
                    help="report target (default 30e9, the paper's)")
@@ -211,7 +255,7 @@ def options_from_args(args) -> PipelineOptions:
     if args.quick:
         sweep = ["--num-requests", "4", "--warmup", "0", "--no-progress"] + sweep
     return PipelineOptions(
-        model=args.model, config=args.config, results_dir=args.results, models_dir=args.models_dir,
+        model=args.model, ladder=args.ladder_model, config=args.config, results_dir=args.results, models_dir=args.models_dir,
         usd_per_hour=args.usd_per_hour, chinchilla_params=args.chinchilla_params, requests=args.requests,
         name=args.name, prepare_args=shlex.split(args.prepare_args), sweep_args=sweep,
         calibrate_args=shlex.split(args.calibrate_args), report_args=shlex.split(args.report_args),

@@ -207,20 +207,21 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     prof.write_text(synthetic_profile(curve=CURVE, performance_model=overhead_model()).model_dump_json())
     work = tmp_path / "work"
     (work / "results" / "calibration").mkdir(parents=True)
-    (work / "results" / "calibration" / "cpu-test-tiny.json").write_text("{}")  # taken: must not be overwritten
+    (work / "results" / "calibration" / "cpu-test-ladder.json").write_text("{}")  # taken: must not be overwritten
     calls = []
 
     def fake_prepare(**kw):
         calls.append(("prepare", kw))
-        out = Path(kw["models_dir"]) / "tiny"
+        out = Path(kw["models_dir"]) / f"tiny-h{kw['spec'].hidden_size}"
         out.mkdir(parents=True, exist_ok=True)
         return out
 
     def fake_sweep(cfg, **kw):
         calls.append(("sweep", cfg))
-        base = Path(cfg.results) / "cpu-test" / "tiny"
+        base = Path(cfg.results) / "cpu-test" / Path(cfg.model).name
         (base / "run1").mkdir(parents=True, exist_ok=True)
-        return types.SimpleNamespace(base=base, results=[], not_run=[], ok=True)
+        run = types.SimpleNamespace(run_dir=base / "run1")
+        return types.SimpleNamespace(base=base, results=[run], not_run=[], ok=True)
 
     def fake_profile(args):
         calls.append(("calibrate", args))
@@ -240,16 +241,20 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     report = run_pipeline(PipelineOptions(cwd=str(work), sweep_args=["--num-requests", "4"], name="glue"))
     assert (report / "report.html").is_file()
     assert report == work / "results" / "reports" / "glue"
-    assert [c[0] for c in calls] == ["prepare", "sweep", "calibrate"]
-    assert calls[0][1]["models_dir"] == str(work / "models")
-    cfg = calls[1][1]
-    assert cfg.model == str(work / "models" / "tiny") and cfg.num_requests == 4
-    args = calls[2][1]
-    assert args.run_dirs == [str(work / "results" / "runs" / "cpu-test" / "tiny")]
-    assert Path(args.out) == work / "results" / "calibration" / "cpu-test-tiny-2.json"
-    assert (work / "results" / "calibration" / "cpu-test-tiny.json").read_text() == "{}"
+    # the default on a CPU: the ladder, each size prepared, then each swept with the ladder config
+    assert [c[0] for c in calls] == ["prepare"] * 3 + ["sweep"] * 3 + ["calibrate"]
+    assert calls[0][1]["models_dir"] == work / "models"
+    assert [c[1]["spec"].hidden_size for c in calls[:3]] == [512, 1024, 2048]
+    cfg = calls[3][1]
+    assert cfg.model == str(work / "models" / "tiny-h512") and cfg.num_requests == 4
+    assert cfg.runs and cfg.server.max_num_seqs == 16  # bench/data/ladder_cpu.toml
+    args = calls[6][1]
+    assert args.ladder
+    assert args.run_dirs == [str(work / "results" / "runs" / "cpu-test" / f"tiny-h{h}" / "run1") for h in (512, 1024, 2048)]
+    assert Path(args.out) == work / "results" / "calibration" / "cpu-test-ladder-2.json"
+    assert (work / "results" / "calibration" / "cpu-test-ladder.json").read_text() == "{}"
     sol = json.loads((report / "solution.json").read_text())
-    assert sol["provenance"]["profile"]["path"] == str(work / "results" / "calibration" / "cpu-test-tiny-2.json")
+    assert sol["provenance"]["profile"]["path"] == str(work / "results" / "calibration" / "cpu-test-ladder-2.json")
     err = capsys.readouterr().err
     assert "[1/4]" in err and "[4/4]" in err
     # a failing stage stops the chain with its exit code and names it
