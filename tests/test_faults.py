@@ -214,3 +214,30 @@ def test_shipped_configs_parse_and_flags_override(tmp_path):
     assert cpu.hardware.usd_per_hour is None  # the original is untouched
     # a different request count is a different spec (a sweep never mistakes one for the other)
     assert over.specs()[0].key() != cpu.specs()[0].key()
+
+
+def test_sweep_over_two_endpoints_records_both_and_sums_their_counters(tmp_path):
+    from bench.config import ServerSection
+    from bench.derive import VLLM_FLOP_COUNTER
+    from bench.server import Endpoint
+    from bench.telemetry import parse_metrics
+
+    a, b = fake_server(tmp_path), fake_server(tmp_path)
+    try:
+        ep = Endpoint([a.base_url, b.base_url], served_name=MODEL.name)
+        srv = ServerSection(endpoint=[a.base_url, b.base_url], data_parallel_size=2)
+        out = sweep(specs()[:1], target=Target(ep, MODEL.name), model=MODEL, hardware=HARDWARE,
+                    results=tmp_path / "runs", token_ids=(0, 2047), config_kwargs={"server": srv})
+    finally:
+        a.stop()
+        b.stop()
+    assert out.ok
+    res = out.results[0]
+    cfg = res.record.config
+    assert cfg.endpoint == a.base_url and cfg.endpoints == [a.base_url, b.base_url]
+    assert cfg.data_parallel_size == 2
+    after = (res.run_dir / "metrics_after.prom").read_text()
+    assert after.count("# endpoint: ") == 2
+    # the counters of both servers together cover every request of the run (11 = 1 warm-up + 10)
+    assert parse_metrics(after)["vllm:request_success_total"] == 11
+    assert parse_metrics(after)[VLLM_FLOP_COUNTER] > 0
