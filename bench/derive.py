@@ -77,7 +77,8 @@ def vllm_convention_flop(info, input_tokens: int, output_tokens: int) -> float:
 
 def counted_vllm_delta(before: Mapping[str, float] | None, after: Mapping[str, float] | None,
                        device_count: int) -> float | None:
-    """vLLM's counter over the run, all devices: (after - before) x devices (it counts per GPU)."""
+    """vLLM's counter over the run, all devices: (after - before) x devices of one engine (it counts
+    per GPU; `device_count` is the devices behind one endpoint whose counter this is, or the sum of)."""
     if not before or not after or VLLM_FLOP_COUNTER not in after:
         return None
     return (after[VLLM_FLOP_COUNTER] - before.get(VLLM_FLOP_COUNTER, 0.0)) * device_count
@@ -212,7 +213,10 @@ def derive(
 
     # vLLM's own counter: scraped before the warm-up and after the last request, so every request of
     # the run (warm-up included) is in it; ours counts the same requests.
-    vllm_delta = counted_vllm_delta(vllm_metrics_before, vllm_metrics_after, dev)
+    # vLLM counts per GPU of one engine; with several endpoints (replicas) bench sums their /metrics,
+    # so the per-GPU sum is scaled by the devices of one endpoint, not of the whole deployment
+    n_endpoints = len(config.endpoints) if config.endpoints else 1
+    vllm_delta = counted_vllm_delta(vllm_metrics_before, vllm_metrics_after, max(1, dev // n_endpoints))
     ratio = None
     if vllm_delta is None:
         notes.append(f"{VLLM_FLOP_COUNTER} not available (server without --enable-mfu-metrics?)")

@@ -149,3 +149,15 @@ def test_mfu_above_one_is_kept_and_explained():
     d = derive(config("prefill", 100, 1, 4), summary(4, 0.0004, 400, 4), hw(), recs, None, None, None)
     assert d.mfu == pytest.approx(2.02) and d.mfu_input == pytest.approx(2.0)
     assert any("> 1" in n and "re-measure" in n for n in d.notes)
+
+
+def test_vllm_counter_of_several_endpoints_is_scaled_per_engine():
+    """vLLM counts per GPU of one engine; bench sums the counters of every endpoint, so the sum is
+    scaled by the devices of ONE endpoint: 2 endpoints x TP 2 = 4 devices -> x2, not x4."""
+    recs = [rec(i, 100, 1) for i in range(4)]
+    before, after = {VLLM_FLOP_COUNTER: 0.0}, {VLLM_FLOP_COUNTER: 1e9}
+    cfg = config("prefill", 100, 1, 4).model_copy(update={"endpoints": ["http://a:8000", "http://b:8000"]})
+    d = derive(cfg, summary(4, 2.0, 400, 4), hw(devices=4), recs, before, after, None)
+    assert d.vllm_flop_delta == pytest.approx(2e9)
+    one = derive(config("prefill", 100, 1, 4), summary(4, 2.0, 400, 4), hw(devices=4), recs, before, after, None)
+    assert one.vllm_flop_delta == pytest.approx(4e9)
