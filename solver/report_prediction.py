@@ -3,17 +3,16 @@
 From the profile's `performance_model`: for each ladder size, the runs measured on it against what
 the model fitted *without that size* predicted (leave one model out), their relative errors, the
 worst error per figure, the forms compared, and a parity plot (predicted against measured output
-tok/s and $/request, one colour per size). Compute (`section`), render (`render`) and plot (`plot`)
-are pure functions of the profile / the solution dict.
+tok/s and $/request, one colour per size). Compute (`section`) and plot (`plot`) are pure functions
+of the profile / the solution dict; the section is rendered by `solver.report_render`.
 """
 
 from __future__ import annotations
 
 import io
 
-from solver.report_render import Heading, Image, Para, Table, fmt_count, fmt_num, fmt_pct, fmt_usd
 
-PLOT = "prediction_check.png"
+PLOT = "prediction_check.png"  # the name solver.report_render shows it under (PREDICTION_PLOT)
 
 
 def section(profile) -> dict | None:
@@ -34,42 +33,6 @@ def section(profile) -> dict | None:
         "warning": pm.warning,
         "forms": [{"form": f.form, "score": f.score, "chosen": f.chosen} for f in pm.forms],
     }
-
-
-def _err(x) -> str:
-    return "n/a" if x is None else f"{x:+.1%}"
-
-
-def render(sol: dict, images: list[str]) -> list:
-    pc = sol.get("prediction_check")
-    if not pc:
-        return [Heading(2, "Prediction check"), Para(
-            "This profile has no performance model (it measured one model size), so the N-dependent serving "
-            "cost is not computed: build a profile from a ladder of sizes (python -m calibrate profile RUNS --ladder).")]
-    worst = pc["held_out_max_abs_error"]
-    doc: list = [Heading(2, "Prediction check: sizes the performance model never saw")]
-    if pc["warning"]:
-        doc.append(Para(f"WARNING: {pc['warning']}", strong=True))
-    doc.append(Para(
-        f"Step-time form '{pc['form']}': {pc['formula']}, fitted on "
-        + ", ".join(f"{m['name']} ({fmt_count(m['params_matmul'])})" for m in pc["fitted_on"])
-        + f". Each row is a run of one size predicted by the model refitted without that size (leave one "
-        f"model out). Worst held-out error: output tok/s {fmt_pct(worst.get('output_tokens_per_s'))}, "
-        f"$/request {fmt_pct(worst.get('usd_per_request'))}, TTFT {fmt_pct(worst.get('ttft_s'))}, "
-        f"TPOT {fmt_pct(worst.get('tpot_s'))} (target {fmt_pct(pc['target_error'], 0)})."))
-    if PLOT in images:
-        doc.append(Image(PLOT, "Predicted against measured output tok/s and $/request for each ladder size"))
-    rows = []
-    for r in pc["held_out"]:
-        m, p, e = r["measured"], r["predicted"], r["error"]
-        rows.append([r["model"], f"{r['input_tokens']}/{r['output_tokens']}", str(r["concurrency"]),
-                     fmt_num(m["output_tokens_per_s"]), fmt_num(p["output_tokens_per_s"]), _err(e["output_tokens_per_s"]),
-                     fmt_usd(m["usd_per_request"]), fmt_usd(p["usd_per_request"]), _err(e["usd_per_request"])])
-    doc.append(Table(["Held-out size", "In/out tokens", "Conc.", "Measured tok/s", "Predicted tok/s", "Error",
-                      "Measured $/req", "Predicted $/req", "Error"], rows))
-    doc.append(Table(["Form compared", "Worst held-out error (tok/s, $/req)", "Used"],
-                     [[f["form"], fmt_pct(f["score"]), "yes" if f["chosen"] else ""] for f in pc["forms"]]))
-    return doc
 
 
 def plot(sol: dict) -> bytes | None:

@@ -99,6 +99,8 @@ class Bullets:
     items: list[str]
 
 
+PREDICTION_PLOT = "prediction_check.png"  # drawn by solver.report_prediction.plot
+
 SCENARIO_LABELS = {
     "paper": "Paper constants (MFU 50 % / 1 %, A100-40GB INT8)",
     "calibrated": "Calibrated profile, constant MFU (Eq. 6)",
@@ -307,10 +309,41 @@ def render_assumptions(sol: dict, images: list[str]) -> list:
 
 
 # The report's sections in order: each takes (solution, image names) and returns blocks.
-def render_prediction_check(sol: dict, images: list[str]) -> list:
-    from solver import report_prediction
+def _err(x) -> str:
+    return "n/a" if x is None else f"{x:+.1%}"
 
-    return report_prediction.render(sol, images)
+
+def render_prediction_check(sol: dict, images: list[str]) -> list:
+    pc = sol.get("prediction_check")
+    if not pc:
+        return [Heading(2, "Prediction check"), Para(
+            "This profile has no performance model (it measured one model size), so the N-dependent serving "
+            "cost is not computed: build a profile from a ladder of sizes (python -m calibrate profile RUNS --ladder).")]
+    worst = pc["held_out_max_abs_error"]
+    doc: list = [Heading(2, "Prediction check: sizes the performance model never saw")]
+    if pc["warning"]:
+        doc.append(Para(f"WARNING: {pc['warning']}", strong=True))
+    doc.append(Para(
+        f"Step-time form '{pc['form']}': {pc['formula']}, fitted on "
+        + ", ".join(f"{m['name']} ({fmt_count(m['params_matmul'])})" for m in pc["fitted_on"])
+        + f". Each row is a run of one size predicted by the model refitted without that size (leave one "
+        f"model out). Worst held-out error: output tok/s {fmt_pct(worst.get('output_tokens_per_s'))}, "
+        f"$/request {fmt_pct(worst.get('usd_per_request'))}, TTFT {fmt_pct(worst.get('ttft_s'))}, "
+        f"TPOT {fmt_pct(worst.get('tpot_s'))} (target {fmt_pct(pc['target_error'], 0)})."))
+    if PREDICTION_PLOT in images:
+        doc.append(Image(PREDICTION_PLOT, "Predicted against measured output tok/s and $/request for each ladder size"))
+    rows = []
+    for r in pc["held_out"]:
+        m, p, e = r["measured"], r["predicted"], r["error"]
+        rows.append([r["model"], f"{r['input_tokens']}/{r['output_tokens']}", str(r["concurrency"]),
+                     fmt_num(m["output_tokens_per_s"]), fmt_num(p["output_tokens_per_s"]), _err(e["output_tokens_per_s"]),
+                     fmt_usd(m["usd_per_request"]), fmt_usd(p["usd_per_request"]), _err(e["usd_per_request"])])
+    doc.append(Table(["Held-out size", "In/out tokens", "Conc.", "Measured tok/s", "Predicted tok/s", "Error",
+                      "Measured $/req", "Predicted $/req", "Error"], rows))
+    doc.append(Table(["Form compared", "Worst held-out error (tok/s, $/req)", "Used"],
+                     [[f["form"], fmt_pct(f["score"]), "yes" if f["chosen"] else ""] for f in pc["forms"]]))
+    return doc
+
 
 
 RENDERERS = [render_intro, render_scenarios, render_prediction_check, render_maps, render_decode_curve, render_fleet,
