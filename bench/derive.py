@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bench import physics as flops
+from bench.paper_settings import SECONDS_PER_HOUR
 from bench.metrics import is_ok as _ok
 from bench.schema import Derived, HardwareInfo, RequestRecord, RunConfig, Summary
 
@@ -139,46 +140,75 @@ def derive(
     if peak is None:
         notes.append(f"no peak for dtype {peak_dtype!r} on {hardware.name}: MFU left null")
     total_peak = peak * dev if peak else None
-
-    def frac(rate: float | None) -> float | None:
-        return rate / total_peak if (rate is not None and total_peak) else None
-
     achieved = fpt_paper * tokens / duration_s if duration_s > 0 else 0.0
-    kind = config.workload.kind
-    phase = {"prefill": "input", "decode": "output"}.get(kind, "mixed")
-    ach_in = ach_out = None
-    mfu_in = mfu_out = mbu_out = roofline = None
+    phase = {"prefill": "input", "decode": "output"}.get(config.workload.kind, "mixed")
+    ph = _phase_figures(phase, config, summary, hardware, info, total_peak, bool(measured), mean_in, mean_out, notes)
+    money = _energy_and_dollars(summary, hardware, energy_j, tokens, notes)
+    vllm_delta, ratio = _vllm_counter(config, hardware, records, vllm_metrics_before, vllm_metrics_after, notes)
+    _check_peak(achieved, ph, total_peak, peak, hardware, notes)
+    return Derived(
+        params_matmul=info.params_matmul,
+        flop_per_token_paper=fpt_paper,
+        flop_per_token_hardware=fpt_hardware,
+        peak_dtype=peak_dtype,
+        peak_flop_per_s=peak,
+        device_count=dev,
+        achieved_flop_per_s=achieved,
+        mfu=_frac(achieved, total_peak),
+        phase=phase,
+        **ph,
+        energy_j=energy_j,
+        **money,
+        usd_per_h=hardware.usd_per_h,
+        vllm_flop_delta=vllm_delta,
+        flop_ratio_to_vllm=ratio,
+        notes=notes,
+    )
+
+
+def _frac(rate: float | None, total_peak: float | None) -> float | None:
+    return rate / total_peak if (rate is not None and total_peak) else None
+
+
+def _phase_figures(phase: str, config: RunConfig, summary: Summary, hardware: HardwareInfo, info,
+                   total_peak: float | None, have_measured: bool, mean_in: float, mean_out: float,
+                   notes: list[str]) -> dict:
+    """Per-phase achieved rates, MFU, MBU and roofline fraction of a prefill or decode run."""
+    fpt_paper = flops.flop_per_token_paper(info)
+    dev, duration_s = hardware.device_count, summary.duration_s
+    in_tokens, out_tokens = summary.input_tokens_total, summary.output_tokens_total
+    tokens = in_tokens + out_tokens
+    out = dict(achieved_flop_per_s_input=None, achieved_flop_per_s_output=None, mfu_input=None, mfu_output=None,
+               mbu_output=None, roofline_fraction=None)
     bw = hardware.memory_bandwidth_bytes_per_s
     batch = _mean_batch(config, summary)
-
     if duration_s > 0 and phase == "input":
         ach_in = fpt_paper * in_tokens / duration_s
-        mfu_in = frac(ach_in)
+        out.update(achieved_flop_per_s_input=ach_in, mfu_input=_frac(ach_in, total_peak))
         share = out_tokens / tokens if tokens else 0.0
         notes.append(
             f"prefill run: mfu_input counts input tokens only; the output tokens ({share:.2%} of "
             "tokens, one per request) are left out, their time is not"
         )
-        if bw and measured:
+        if bw and have_measured:
             # one prefill step of `batch` prompts of mean length P reads the weights (+ the KV it writes)
             step_bytes = flops.decode_bytes_per_step(info, max(batch, 1.0), mean_in)
             intensity = fpt_paper * mean_in * max(batch, 1.0) / step_bytes
-            roofline = _roofline(ach_in, total_peak, intensity, bw * dev)
+            out["roofline_fraction"] = _roofline(ach_in, total_peak, intensity, bw * dev)
     elif duration_s > 0 and phase == "output":
         ach_out = fpt_paper * out_tokens / duration_s
-        mfu_out = frac(ach_out)
+        out.update(achieved_flop_per_s_output=ach_out, mfu_output=_frac(ach_out, total_peak))
         share = in_tokens / tokens if tokens else 0.0
         notes.append(
             f"decode run: mfu_output counts output tokens only; the short prompts ({share:.2%} of "
             "tokens) are left out but their prefill time is in the duration (slight underestimate)"
         )
         tpot = summary.tpot_s.mean
-        if bw and tpot and tpot > 0 and measured:
+        if bw and tpot and tpot > 0 and have_measured:
             ctx = mean_in + (mean_out + 1.0) / 2.0
             step_bytes = flops.decode_bytes_per_step(info, batch, ctx)
-            mbu_out = step_bytes / tpot / (bw * dev)
-            intensity = fpt_paper * batch / step_bytes
-            roofline = _roofline(ach_out, total_peak, intensity, bw * dev)
+            out["mbu_output"] = step_bytes / tpot / (bw * dev)
+            out["roofline_fraction"] = _roofline(ach_out, total_peak, fpt_paper * batch / step_bytes, bw * dev)
             notes.append(
                 f"mbu_output: {step_bytes:.4g} bytes read per decode step (weights + KV at mean context "
                 f"{ctx:.1f}, batch {batch:.2f} = output tokens/s x mean TPOT), one step per mean TPOT "
@@ -191,83 +221,70 @@ def derive(
             "mixed run: one MFU over all tokens; input and output MFUs come from the joint fit in "
             "calibrate (time ~ a input tokens + b output tokens)"
         )
+    return out
 
-    # energy (NVML counter) and dollars
-    e_req = e_tok = None
+
+def _energy_and_dollars(summary: Summary, hardware: HardwareInfo, energy_j: float | None, tokens: int,
+                        notes: list[str]) -> dict:
+    """Energy (NVML counter) and dollars per request and per million tokens."""
+    out = dict(energy_j_per_request=None, energy_j_per_token=None, usd_per_request=None, usd_per_million_tokens=None)
     if energy_j is not None and summary.num_ok > 0:
-        e_req = energy_j / summary.num_ok
-        e_tok = energy_j / tokens if tokens else None
+        out["energy_j_per_request"] = energy_j / summary.num_ok
+        out["energy_j_per_token"] = energy_j / tokens if tokens else None
     elif energy_j is None:
         notes.append("energy not measured (no NVML)")
-    usd_req = usd_mtok = None
     if hardware.usd_per_h is None:
         notes.append("no $/device-hour known for this hardware: usd_* left null (give --usd-per-hour)")
-    else:
-        cost_usd = hardware.usd_per_h * dev * duration_s / 3600.0
-        usd_req = cost_usd / summary.num_ok if summary.num_ok > 0 else None
-        usd_mtok = cost_usd / tokens * 1e6 if tokens else None
-        notes.append(
-            f"dollars: {hardware.usd_per_h} $/device-hour x {dev} device(s) ({hardware.usd_per_h_source}) "
-            "x duration; per million tokens counts input + output tokens"
-        )
+        return out
+    cost_usd = hardware.usd_per_h * hardware.device_count * summary.duration_s / SECONDS_PER_HOUR
+    out["usd_per_request"] = cost_usd / summary.num_ok if summary.num_ok > 0 else None
+    out["usd_per_million_tokens"] = cost_usd / tokens * 1e6 if tokens else None
+    notes.append(
+        f"dollars: {hardware.usd_per_h} $/device-hour x {hardware.device_count} device(s) "
+        f"({hardware.usd_per_h_source}) x duration; per million tokens counts input + output tokens"
+    )
+    return out
 
-    # vLLM's own counter: scraped before the warm-up and after the last request, so every request of
-    # the run (warm-up included) is in it; ours counts the same requests.
-    # vLLM counts per GPU of one engine; with several endpoints (replicas) bench sums their /metrics,
-    # so the per-GPU sum is scaled by the devices of one endpoint, not of the whole deployment
+
+def _vllm_counter(config: RunConfig, hardware: HardwareInfo, records: Sequence[RequestRecord], before, after,
+                  notes: list[str]) -> tuple[float | None, float | None]:
+    """vLLM's own FLOP counter over the run, and our count of the same requests over it.
+
+    Scraped before the warm-up and after the last request, so every request of the run (warm-up
+    included) is in it. vLLM counts per GPU of one engine; with several endpoints (replicas) bench
+    sums their /metrics, so the per-GPU sum is scaled by the devices of one endpoint."""
+    info = config.model
     n_endpoints = len(config.endpoints) if config.endpoints else 1
-    vllm_delta = counted_vllm_delta(vllm_metrics_before, vllm_metrics_after, max(1, dev // n_endpoints))
-    ratio = None
+    vllm_delta = counted_vllm_delta(before, after, max(1, hardware.device_count // n_endpoints))
     if vllm_delta is None:
         notes.append(f"{VLLM_FLOP_COUNTER} not available (server without --enable-mfu-metrics?)")
-    elif vllm_delta > 0:
-        all_ok = [r for r in records if _ok(r)]
-        ours = sum(request_flop_hardware(info, r.input_tokens, r.output_tokens) for r in all_ok)
-        replica = sum(vllm_convention_flop(info, r.input_tokens, r.output_tokens) for r in all_ok)
-        ratio = ours / vllm_delta
-        notes.append(
-            f"flop_ratio_to_vllm over {len(all_ok)} requests (warm-up included): ours {ours:.6g} / "
-            f"vLLM {vllm_delta:.6g}; vLLM's formula replicated gives {replica:.6g} "
-            f"(expected ratio {ours / replica:.4f}: vLLM runs the LM head only for tokens needing "
-            "logits and counts prompt attention as P x P, no causal halving)"
-        )
-        failed = sum(1 for r in records if not _ok(r))
-        if failed:
-            notes.append(f"{failed} failed request(s) may be in vLLM's count but not in ours")
-
-    over = [n for n, v in (("mfu", frac(achieved)), ("mfu_input", mfu_in), ("mfu_output", mfu_out)) if v and v > 1]
-    if over:
-        # not clamped: a value above 1 says the peak is wrong (e.g. a CPU peak measured while other
-        # jobs loaded the machine), and the achieved rate stays valid whatever the peak
-        notes.append(f"{', '.join(over)} > 1: the peak {peak:.4g} flop/s ({hardware.peak_source}) is below "
-                     "what this run achieved; re-measure it on a quiet machine (python -m bench.hardware --remeasure)")
-
-    return Derived(
-        params_matmul=info.params_matmul,
-        flop_per_token_paper=fpt_paper,
-        flop_per_token_hardware=fpt_hardware,
-        peak_dtype=peak_dtype,
-        peak_flop_per_s=peak,
-        device_count=dev,
-        achieved_flop_per_s=achieved,
-        mfu=frac(achieved),
-        phase=phase,
-        achieved_flop_per_s_input=ach_in,
-        achieved_flop_per_s_output=ach_out,
-        mfu_input=mfu_in,
-        mfu_output=mfu_out,
-        mbu_output=mbu_out,
-        roofline_fraction=roofline,
-        energy_j=energy_j,
-        energy_j_per_request=e_req,
-        energy_j_per_token=e_tok,
-        usd_per_h=hardware.usd_per_h,
-        usd_per_request=usd_req,
-        usd_per_million_tokens=usd_mtok,
-        vllm_flop_delta=vllm_delta,
-        flop_ratio_to_vllm=ratio,
-        notes=notes,
+        return None, None
+    if vllm_delta <= 0:
+        return vllm_delta, None
+    all_ok = [r for r in records if _ok(r)]
+    ours = sum(request_flop_hardware(info, r.input_tokens, r.output_tokens) for r in all_ok)
+    replica = sum(vllm_convention_flop(info, r.input_tokens, r.output_tokens) for r in all_ok)
+    notes.append(
+        f"flop_ratio_to_vllm over {len(all_ok)} requests (warm-up included): ours {ours:.6g} / "
+        f"vLLM {vllm_delta:.6g}; vLLM's formula replicated gives {replica:.6g} "
+        f"(expected ratio {ours / replica:.4f}: vLLM runs the LM head only for tokens needing "
+        "logits and counts prompt attention as P x P, no causal halving)"
     )
+    failed = sum(1 for r in records if not _ok(r))
+    if failed:
+        notes.append(f"{failed} failed request(s) may be in vLLM's count but not in ours")
+    return vllm_delta, ours / vllm_delta
+
+
+def _check_peak(achieved: float, ph: dict, total_peak: float | None, peak: float | None, hardware: HardwareInfo,
+                notes: list[str]) -> None:
+    """A note when an MFU is above 1: not clamped, since it says the peak is wrong (e.g. a CPU peak
+    measured while other jobs loaded the machine); the achieved rate stays valid whatever the peak."""
+    over = [n for n, v in (("mfu", _frac(achieved, total_peak)), ("mfu_input", ph["mfu_input"]),
+                           ("mfu_output", ph["mfu_output"])) if v and v > 1]
+    if over:
+        notes.append(f"{', '.join(over)} > 1: the peak {peak:.4g} flop/s ({hardware.peak_source}) is below "
+                     "what this run achieved; re-measure it on a quiet machine (python -m bench hardware --remeasure)")
 
 
 def _mean_batch(config: RunConfig, summary: Summary) -> float:

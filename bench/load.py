@@ -377,18 +377,7 @@ async def run_load(
     thread) the load is cancelled, each request in flight is recorded with error INTERRUPTED_ERROR
     (through `on_record` too), the connections are closed, and bench.stopping.Interrupted is raised.
     """
-    if mode not in ("concurrency", "rate"):
-        raise ValueError(f"mode must be 'concurrency' or 'rate', got {mode!r}")
-    if mode == "concurrency" and (concurrency is None or concurrency < 1):
-        raise ValueError(f"concurrency mode needs concurrency >= 1, got {concurrency!r}")
-    if mode == "rate" and (request_rate_per_s is None or not 0 < request_rate_per_s < float("inf")):
-        raise ValueError(f"rate mode needs a finite request_rate_per_s > 0, got {request_rate_per_s!r}")
-    if concurrency is not None and concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
-    if warmup_requests < 0:
-        raise ValueError(f"warmup_requests must be >= 0, got {warmup_requests}")
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    _check_load_args(mode, concurrency, request_rate_per_s, warmup_requests, timeout_s)
     bases = [base_url] if isinstance(base_url, str) else list(base_url)
     if not bases:
         raise ValueError("base_url: give at least one URL")
@@ -430,6 +419,23 @@ async def run_load(
 
             raise Interrupted(stop.signum) from None
     return sorted(runner.records, key=lambda r: r.index)
+
+
+def _check_load_args(mode: str, concurrency: int | None, request_rate_per_s: float | None, warmup_requests: int,
+                     timeout_s: float) -> None:
+    """ValueError naming the argument for a load that cannot run (run_load's checks, before any request)."""
+    if mode not in ("concurrency", "rate"):
+        raise ValueError(f"mode must be 'concurrency' or 'rate', got {mode!r}")
+    if mode == "concurrency" and (concurrency is None or concurrency < 1):
+        raise ValueError(f"concurrency mode needs concurrency >= 1, got {concurrency!r}")
+    if mode == "rate" and (request_rate_per_s is None or not 0 < request_rate_per_s < float("inf")):
+        raise ValueError(f"rate mode needs a finite request_rate_per_s > 0, got {request_rate_per_s!r}")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+    if warmup_requests < 0:
+        raise ValueError(f"warmup_requests must be >= 0, got {warmup_requests}")
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
 
 
 class _StopOnSignals:

@@ -189,6 +189,8 @@ def error_summary(rows: Sequence[dict], keys=("output_tokens_per_s", "usd_per_re
 
 def choose_form(runs: Sequence[LadderRun], forms: Sequence[str] = tuple(FORMS)) -> tuple[str, list[dict]]:
     """(chosen form, one comparison row per form): smallest worst held-out error on throughput and $."""
+    if len(models_of(runs)) < 2:
+        raise ValueError(f"leaving one model out needs runs of at least 2 model sizes, got {models_of(runs)}")
     table = []
     for form in forms:
         try:

@@ -14,6 +14,8 @@ roofline       t0 + max(W / B, (n + p)·2N / F)
 split          t0 + W / B + n·2N / F_dec + p·2N / F_pre
 layered        t0 + L·t_layer + W / B + n·2N / F_dec + p·2N / F_pre
 full           layered + ctx·kv_bytes / B + (ctx + pairs)·a_attn / F_attn     (a_attn = 4·L·H·d_head)
+tiled8         t0 + W / B + ⌈n⌉₈·2N / F_dec + p·2N / F_pre
+tiled16        t0 + W / B + ⌈n⌉₁₆·2N / F_dec + p·2N / F_pre     (⌈n⌉_T: 1 stays 1, else T·ceil(n/T))
 =============  =====================================================================================
 
 t0 is the engine's fixed per-step overhead (scheduler, sampling, Python), t_layer a per-layer
@@ -50,7 +52,17 @@ FORMS: dict[str, tuple[str, ...]] = {
     "layered": ("t0_s", "layer_s", "bandwidth_bytes_per_s", "decode_flop_per_s", "prefill_flop_per_s"),
     "full": ("t0_s", "layer_s", "bandwidth_bytes_per_s", "decode_flop_per_s", "prefill_flop_per_s",
              "attention_flop_per_s"),
+    "tiled8": ("t0_s", "bandwidth_bytes_per_s", "decode_flop_per_s", "prefill_flop_per_s"),
+    "tiled16": ("t0_s", "bandwidth_bytes_per_s", "decode_flop_per_s", "prefill_flop_per_s"),
 }  # fmt: skip
+TILED = {"tiled8": 8, "tiled16": 16}
+
+
+def padded_rows(n, tile: int) -> np.ndarray:
+    """Decode rows as the GEMM kernel runs them: 1 stays 1 (a vector kernel), more are padded up to a
+    multiple of `tile` (the blocked kernel's row block)."""
+    n = np.asarray(n, float)
+    return np.where(n <= 1.0, n, np.ceil(n / tile) * tile)
 
 # Starting values (SI units) for the fit: a few ms of overhead, GB/s and tens of GFLOP/s; the
 # fit is in log space and moves them by orders of magnitude where the data say so.
@@ -84,6 +96,11 @@ class StepModel:
         if self.form == "roofline":
             t0, w, k = p["t0_s"], shape.weight_bytes_read / p["bandwidth_bytes_per_s"], flop_tok / p["flop_per_s"]
             return lambda n, ctx, pre, pairs: t0 + max(w, (n + pre) * k)
+        if self.form in TILED:
+            tile = TILED[self.form]
+            c0 = p["t0_s"] + shape.weight_bytes_read / p["bandwidth_bytes_per_s"]
+            kd, kp = flop_tok / p["decode_flop_per_s"], flop_tok / p["prefill_flop_per_s"]
+            return lambda n, ctx, pre, pairs: c0 + (n if n <= 1 else math.ceil(n / tile) * tile) * kd + pre * kp
         # every other form is linear in (n, ctx, pre, pairs): read its coefficients off once
         c0 = float(self.step_time_s(shape, 0.0, 0.0, 0.0, 0.0))
         cn, cctx, cpre, cpairs = (float(self.step_time_s(shape, *e)) - c0 for e in np.eye(4))
@@ -101,8 +118,10 @@ def step_time_s(form: str, p: Mapping[str, float], shape: Shape, n, ctx, pre, pa
         return t + weights + (n + pre) * flop_tok / p["flop_per_s"]
     if form == "roofline":
         return t + np.maximum(weights, (n + pre) * flop_tok / p["flop_per_s"])
+    if form in TILED:
+        n = padded_rows(n, TILED[form])
     t = t + weights + n * flop_tok / p["decode_flop_per_s"] + pre * flop_tok / p["prefill_flop_per_s"]
-    if form == "split":
+    if form == "split" or form in TILED:
         return t
     t = t + shape.num_layers * p["layer_s"]
     if form == "layered":
