@@ -73,14 +73,17 @@ def test_profile_rejects_unknown_keys(tmp_path):
 
 
 def test_new_profiles_are_version_2_and_version_1_files_still_read(tmp_path):
-    v1 = json.loads(PROFILES[0].read_text())
-    assert v1["schema_version"] == 1 and "performance_model" not in v1  # the committed file
-    prof = Profile.load(PROFILES[0])
+    path = next(p for p in PROFILES if json.loads(p.read_text())["schema_version"] == 1)  # committed in v1
+    v1 = json.loads(path.read_text())
+    assert v1["schema_version"] == 1 and "performance_model" not in v1
+    prof = Profile.load(path)
     assert prof.schema_version == 1 and prof.performance_model is None
     fresh = prof.model_copy(update={"schema_version": 2})
     fresh.save(tmp_path / "v2.json")
     data = json.loads((tmp_path / "v2.json").read_text())
     assert data["schema_version"] == 2 and data["performance_model"] is None
+    ladder = [p for p in PROFILES if json.loads(p.read_text())["schema_version"] == 2]
+    assert ladder and all(Profile.load(p).performance_model is not None for p in ladder)
     assert Profile.model_fields["schema_version"].default == 2
     data["schema_version"] = 3
     (tmp_path / "v3.json").write_text(json.dumps(data))

@@ -14,7 +14,9 @@ from calibrate.schema import Profile
 from perf_synthetic import synthetic_ladder
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED = sorted((REPO / "results" / "calibration").glob("*.json"))[0]
+# a committed profile of one model (no performance model): the base the synthetic ones are built on
+COMMITTED = next(p for p in sorted((REPO / "results" / "calibration").glob("*.json"))
+                 if json.loads(p.read_text()).get("performance_model") is None)
 KEYS = ("output_tokens_per_s", "input_tokens_per_s", "ttft_s", "tpot_s", "usd_per_request")
 
 
@@ -22,6 +24,7 @@ KEYS = ("output_tokens_per_s", "input_tokens_per_s", "ttft_s", "tpot_s", "usd_pe
 def profiles(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     base = Profile.load(COMMITTED)
+    assert base.performance_model is None
     pm = build_performance_model(synthetic_ladder(seed=2), n_boot=6, forms=("layered",))
     with_pm = root / "with.json"
     base.model_copy(update={"performance_model": pm, "schema_version": 2}).save(with_pm)
