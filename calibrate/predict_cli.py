@@ -19,21 +19,11 @@ import json
 import math
 from pathlib import Path
 
-from bench.cli_types import positive_float, positive_int
+from bench.cli_types import int_list, positive_float, positive_int
 from calibrate.errors import InputError
 
 NAME = "predict"
 HELP = "predict throughput, TTFT, TPOT and $/request of any model size from a profile's performance model"
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be whole numbers >= 1 separated by commas") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be whole numbers >= 1 separated by commas")
-    return values
 
 
 def _params(text: str) -> float:
@@ -56,7 +46,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocab", type=positive_int, default=None)
     p.add_argument("--input-tokens", type=positive_int, required=True, metavar="P")
     p.add_argument("--output-tokens", type=positive_int, required=True, metavar="G")
-    p.add_argument("--concurrency", type=_int_list, default=[1, 4, 16], metavar="1,4,16")
+    p.add_argument("--concurrency", type=int_list, default=[1, 4, 16], metavar="1,4,16")
     p.add_argument("--usd-per-hour", type=positive_float, default=None, help="price per device-hour (default: the profile's)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the contract above)")
 
