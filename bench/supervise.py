@@ -60,37 +60,12 @@ def set_child_subreaper() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def reap_orphans(keep: int) -> None:
-    """Reap every exited child except `keep` (that one is subprocess's to reap)."""
-    me = os.getpid()
+def _proc_stats(exclude: int | None = None):
+    """(pid, stat fields after "pid (comm) ") of every process in /proc but `exclude` (Linux; none elsewhere)."""
     try:
         names = os.listdir("/proc")
     except OSError:
         return
-    for name in names:
-        if not name.isdigit() or int(name) == keep:
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1 and fields[0] == "Z" and int(fields[1]) == me:
-            try:
-                os.waitpid(int(name), os.WNOHANG)
-            except ChildProcessError:
-                pass
-
-
-def group_members(pgid: int, exclude: int | None = None, *, zombies: bool = False) -> list[int]:
-    """Pids of the live processes in process group `pgid`, zombies too when `zombies`
-    (Linux /proc; [] elsewhere)."""
-    out = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
     for name in names:
         if not name.isdigit() or int(name) == exclude:
             continue
@@ -99,10 +74,25 @@ def group_members(pgid: int, exclude: int | None = None, *, zombies: bool = Fals
                 stat = f.read().decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
-        if len(fields) > 2 and (zombies or fields[0] != "Z") and int(fields[2]) == pgid:
-            out.append(int(name))
-    return out
+        yield int(name), stat[stat.rfind(")") + 2:].split()
+
+
+def reap_orphans(keep: int) -> None:
+    """Reap every exited child except `keep` (that one is subprocess's to reap)."""
+    me = os.getpid()
+    for pid, fields in _proc_stats(exclude=keep):
+        if len(fields) > 1 and fields[0] == "Z" and int(fields[1]) == me:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def group_members(pgid: int, exclude: int | None = None, *, zombies: bool = False) -> list[int]:
+    """Pids of the live processes in process group `pgid`, zombies too when `zombies`
+    (Linux /proc; [] elsewhere)."""
+    return [pid for pid, fields in _proc_stats(exclude=exclude)
+            if len(fields) > 2 and (zombies or fields[0] != "Z") and int(fields[2]) == pgid]
 
 
 def _signal_all(pids: list[int], sig: int) -> None:
