@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(m.NAME for m in SUBCOMMANDS) + "}",
                                 required=True, parser_class=OneLineParser)
     for module in SUBCOMMANDS:
-        p = sub.add_parser(module.NAME, help=module.HELP)
+        # a subcommand's --help is its module docstring: first paragraph, then the rest as the epilog
+        doc = (module.__doc__ or "").split("\n\n")
+        p = sub.add_parser(module.NAME, help=module.HELP, description=doc[0], epilog="\n\n".join(doc[1:]),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_args(p)
         p.set_defaults(func=module.main)
     return parser

@@ -33,9 +33,6 @@ DEFAULT_LAW_DIR = Path("results/laws")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__.split("\n\n")[0]
-    p.epilog = "\n\n".join(__doc__.split("\n\n")[1:])
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("csv", type=Path, metavar="CSV", help="one row per training run")
     p.add_argument("--params-col", required=True, metavar="C", help="column of N (model parameters)")
     tok = p.add_mutually_exclusive_group(required=True)

@@ -35,9 +35,6 @@ DEFAULT_OUT_DIR = Path("results/calibration")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__.split("\n\n")[0]
-    p.epilog = "\n\n".join(__doc__.split("\n\n")[1:])
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                    help="run directories, or directories searched recursively for run.json")
     p.add_argument("--out", type=Path, default=None, help="profile file to write (default: %s/"

@@ -98,6 +98,14 @@ def wait_for_file(path: Path, timeout_s: float = 60) -> str:
 # --------------------------------------------------------------------------- 1. the supervisor
 
 
+
+def signal_and_wait(child, sig, timeout_s: float = 60) -> tuple[int, float]:
+    """Send `sig` to the child; (its exit code, seconds it took to exit)."""
+    t0 = time.monotonic()
+    child.send_signal(sig)
+    code = child.wait(timeout=timeout_s)
+    return code, time.monotonic() - t0
+
 def test_group_alive_does_not_count_our_own_zombie():
     p = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     assert wait_until(lambda: Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 30)
@@ -268,10 +276,7 @@ def test_signal_stops_sweep_promptly_and_marks_the_run(sig, tmp_path):
                 return 0
 
         assert wait_until(lambda: in_flight() >= 4, 60), "the sweep never had its requests in flight"
-        t0 = time.monotonic()
-        child.send_signal(sig)
-        code = child.wait(timeout=60)
-        elapsed = time.monotonic() - t0
+        code, elapsed = signal_and_wait(child, sig)
     finally:
         if child.poll() is None:
             child.kill()
@@ -487,10 +492,7 @@ def test_signal_during_server_start_up_stops_promptly(tmp_path):
     child = subprocess.Popen([sys.executable, str(script)], env=env_with_repo(), stderr=subprocess.PIPE, text=True)
     try:
         srv_pid = int(wait_for_file(tmp_path / "srv.pid"))
-        t0 = time.monotonic()
-        child.send_signal(signal.SIGTERM)
-        code = child.wait(timeout=60)
-        elapsed = time.monotonic() - t0
+        code, elapsed = signal_and_wait(child, signal.SIGTERM)
     finally:
         if child.poll() is None:
             child.kill()
