@@ -17,12 +17,19 @@ FLOP conventions (see bench/physics.py for the estimators):
 
 MFU = achieved FLOP/s (paper convention) / (dense peak of the matmul datatype x devices).
 
+Basis: when the summary has a steady-state window (bench.metrics.steady_window, `summary.window`)
+every rate, MFU and $/request below is over that window and `derived.basis` says so: D = window
+duration, input tokens = prompts whose prefill ended in it, output tokens = decode tokens (after
+each request's first) that arrived in it, requests = those completed in it. calibrate prices the
+run on the same window. Without one (open loop, too few requests) the whole run is used.
+
 Everything here is pure: no I/O, no printing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from bench import physics as flops
 from bench.paper_settings import SECONDS_PER_HOUR
@@ -85,6 +92,34 @@ def counted_vllm_delta(before: Mapping[str, float] | None, after: Mapping[str, f
     return (after[VLLM_FLOP_COUNTER] - before.get(VLLM_FLOP_COUNTER, 0.0)) * device_count
 
 
+# --------------------------------------------------------------------------- basis
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Duration, tokens and requests the derived figures are over (module docstring)."""
+
+    name: str  # "completion window" | "whole run"
+    duration_s: float
+    input_tokens: float
+    output_tokens: float  # decode tokens in the window; every output token over the whole run
+    requests: int
+    note: str
+
+
+def basis_of(summary: Summary) -> Basis:
+    """The steady-state window when the summary has one, else the whole run."""
+    w = summary.window
+    if w is not None and w.duration_s > 0:
+        return Basis("completion window", w.duration_s, w.input_tokens, w.decode_tokens, w.requests,
+                     f"basis: completion window ({w.start_s:.4g}-{w.end_s:.4g} s, {w.requests} requests completed, "
+                     f"{w.input_tokens:.0f} input tokens prefilled, {w.decode_tokens:.0f} decode tokens): rates, "
+                     "MFUs and $/request over it; output tokens there are decode tokens (after each request's first)")
+    return Basis("whole run", summary.duration_s, float(summary.input_tokens_total),
+                 float(summary.output_tokens_total), summary.num_ok,
+                 "basis: whole run (no steady-state window: open loop, or fewer than 2 x concurrency requests)")
+
+
 # --------------------------------------------------------------------------- derive
 
 
@@ -96,14 +131,17 @@ def derive(
     vllm_metrics_before: Mapping[str, float] | None = None,
     vllm_metrics_after: Mapping[str, float] | None = None,
     energy_j: float | None = None,
+    energy_window_j: float | None = None,
 ) -> Derived:
     """Derived figures of one run (run.json `derived`).
 
+    energy_j: NVML energy over the whole run (stored); energy_window_j: over the steady-state window
+    (then J/request is over the window's requests; without it over the whole run's).
     records: every record of the run INCLUDING warm-up ones (flagged `warmup`): the MFU uses the
     measured ones (through `summary`), the comparison with vLLM's counter uses all of them because
     the metrics are scraped before the warm-up and after the last request (bench.execute).
 
-    Formulas (D = summary.duration_s, dev = devices, peak per device):
+    Formulas (D, tokens, requests over the basis of the module docstring; dev = devices, peak per device):
       achieved_flop_per_s = 2N (input + output tokens) / D;  mfu = achieved / (peak dev)
       prefill: mfu_input  = 2N input tokens / D / (peak dev)     (paper Eq. 6 MFU_inp)
       decode:  mfu_output = 2N output tokens / D / (peak dev)    (paper Eq. 6 MFU_out)
@@ -115,11 +153,11 @@ def derive(
     info = config.model
     notes: list[str] = []
     dev = hardware.device_count
-    duration_s = summary.duration_s
     measured = [r for r in records if not r.warmup and _ok(r)]
-    in_tokens = summary.input_tokens_total
-    out_tokens = summary.output_tokens_total
+    bs = basis_of(summary)
+    duration_s, in_tokens, out_tokens = bs.duration_s, bs.input_tokens, bs.output_tokens
     tokens = in_tokens + out_tokens
+    notes.append(bs.note)
 
     fpt_paper = flops.flop_per_token_paper(info)
     # token-weighted mean context over the measured requests (hardware convention, see module doc)
@@ -127,8 +165,8 @@ def derive(
     tok_sum = sum(r.input_tokens + r.output_tokens for r in measured)
     mean_context = ctx_sum / tok_sum if tok_sum else 0.0
     fpt_hardware = flops.flop_per_token_hardware(info, mean_context)
-    mean_in = in_tokens / len(measured) if measured else 0.0
-    mean_out = out_tokens / len(measured) if measured else 0.0
+    mean_in = summary.input_tokens_total / len(measured) if measured else 0.0
+    mean_out = summary.output_tokens_total / len(measured) if measured else 0.0
     notes.append(
         f"hardware convention: attention at the token-weighted mean context {mean_context:.1f} tokens "
         f"(prefill token i sees i positions, mean (P+1)/2; decode token k sees P+k, mean P+(G+1)/2; "
@@ -142,8 +180,10 @@ def derive(
     total_peak = peak * dev if peak else None
     achieved = fpt_paper * tokens / duration_s if duration_s > 0 else 0.0
     phase = {"prefill": "input", "decode": "output"}.get(config.workload.kind, "mixed")
-    ph = _phase_figures(phase, config, summary, hardware, info, total_peak, bool(measured), mean_in, mean_out, notes)
-    money = _energy_and_dollars(summary, hardware, energy_j, tokens, notes)
+    ph = _phase_figures(phase, config, summary, bs, hardware, info, total_peak, bool(measured), mean_in, mean_out,
+                        notes)
+    money = _energy_and_dollars(bs, hardware, energy_j if energy_window_j is None else energy_window_j, tokens,
+                                notes)
     vllm_delta, ratio = _vllm_counter(config, hardware, records, vllm_metrics_before, vllm_metrics_after, notes)
     _check_peak(achieved, ph, total_peak, peak, hardware, notes)
     return Derived(
@@ -156,6 +196,7 @@ def derive(
         achieved_flop_per_s=achieved,
         mfu=_frac(achieved, total_peak),
         phase=phase,
+        basis=bs.name,
         **ph,
         energy_j=energy_j,
         **money,
@@ -170,13 +211,13 @@ def _frac(rate: float | None, total_peak: float | None) -> float | None:
     return rate / total_peak if (rate is not None and total_peak) else None
 
 
-def _phase_figures(phase: str, config: RunConfig, summary: Summary, hardware: HardwareInfo, info,
+def _phase_figures(phase: str, config: RunConfig, summary: Summary, bs: "Basis", hardware: HardwareInfo, info,
                    total_peak: float | None, have_measured: bool, mean_in: float, mean_out: float,
                    notes: list[str]) -> dict:
     """Per-phase achieved rates, MFU, MBU and roofline fraction of a prefill or decode run."""
     fpt_paper = flops.flop_per_token_paper(info)
-    dev, duration_s = hardware.device_count, summary.duration_s
-    in_tokens, out_tokens = summary.input_tokens_total, summary.output_tokens_total
+    dev, duration_s = hardware.device_count, bs.duration_s
+    in_tokens, out_tokens = bs.input_tokens, bs.output_tokens
     tokens = in_tokens + out_tokens
     out = dict(achieved_flop_per_s_input=None, achieved_flop_per_s_output=None, mfu_input=None, mfu_output=None,
                mbu_output=None, roofline_fraction=None)
@@ -224,20 +265,20 @@ def _phase_figures(phase: str, config: RunConfig, summary: Summary, hardware: Ha
     return out
 
 
-def _energy_and_dollars(summary: Summary, hardware: HardwareInfo, energy_j: float | None, tokens: int,
+def _energy_and_dollars(bs: "Basis", hardware: HardwareInfo, energy_j: float | None, tokens: float,
                         notes: list[str]) -> dict:
-    """Energy (NVML counter) and dollars per request and per million tokens."""
+    """Energy (NVML counter) and dollars per request and per million tokens, over the basis."""
     out = dict(energy_j_per_request=None, energy_j_per_token=None, usd_per_request=None, usd_per_million_tokens=None)
-    if energy_j is not None and summary.num_ok > 0:
-        out["energy_j_per_request"] = energy_j / summary.num_ok
+    if energy_j is not None and bs.requests > 0:
+        out["energy_j_per_request"] = energy_j / bs.requests
         out["energy_j_per_token"] = energy_j / tokens if tokens else None
     elif energy_j is None:
         notes.append("energy not measured (no NVML)")
     if hardware.usd_per_h is None:
         notes.append("no $/device-hour known for this hardware: usd_* left null (give --usd-per-hour)")
         return out
-    cost_usd = hardware.usd_per_h * hardware.device_count * summary.duration_s / SECONDS_PER_HOUR
-    out["usd_per_request"] = cost_usd / summary.num_ok if summary.num_ok > 0 else None
+    cost_usd = hardware.usd_per_h * hardware.device_count * bs.duration_s / SECONDS_PER_HOUR
+    out["usd_per_request"] = cost_usd / bs.requests if bs.requests > 0 else None
     out["usd_per_million_tokens"] = cost_usd / tokens * 1e6 if tokens else None
     notes.append(
         f"dollars: {hardware.usd_per_h} $/device-hour x {hardware.device_count} device(s) "

@@ -237,7 +237,8 @@ def _execute_run(
     energy_j = _total_energy_j(sampler)
     _write_server_log(target, run_dir / SERVER_LOG, log_begin)
 
-    summary = summarize(records, slo_ttft_s=config.slo_ttft_s, slo_tpot_s=config.slo_tpot_s)
+    summary = summarize(records, slo_ttft_s=config.slo_ttft_s, slo_tpot_s=config.slo_tpot_s,
+                        concurrency=config.concurrency)
     error, summary, dead_endpoint = _verdict(error, summary, records, alive=alive, urls=target.base_urls)
     derived, notes = None, []
     if scrape_err:

@@ -32,18 +32,45 @@ Summary over the measured (non warm-up) records:
                         duration (a request without a TPOT, i.e. one output token, passes the TPOT limit);
                         None when no SLO is given. (Goodput as in DistServe, Zhong et al. 2024, and vLLM bench.)
     valid             = failure_fraction <= max_failure_fraction (default 1 %) and at least one ok request
+    output_length_mismatch = ok requests whose output_tokens != requested_output_tokens; above
+                        MAX_OUTPUT_MISMATCH_FRACTION of them the run is flagged (`flags`)
 Percentiles use linear interpolation between order statistics (numpy's default, as vLLM bench).
+
+Steady-state window (`steady_window`, `Summary.window`; calibrate prices runs on the same one).
+A closed-loop run at concurrency C sends request C + k when request k completes; before the first
+wave completes every prompt is queued at once, after the last send the loop drains. Device time is
+billed over W = (W0, W1] with both edges at *completion instants*:
+    W0 = the C-th measured completion (the first wave done),
+    W1 = the (n - C)-th completion (the one that released the last send)
+At both edges the C requests in flight are the ones sent at the previous C completions, so in a
+steady state the work in progress at W0 and at W1 has the same distribution and cancels; in a
+step-based engine an edge also closes a step. Only work *known to be done* inside W is counted:
+    input tokens  = prompts whose first token (the end of their prefill) arrived in W
+    decode tokens = output tokens after each request's first whose chunk arrived in W (a chunk of k
+                    tokens counts k; a request streamed in fewer chunks than tokens spreads its decode
+                    tokens evenly over its chunks after the first; a request with no chunk after its
+                    first spreads them linearly from first token to end)
+    requests      = requests that completed in W (n - 2C of them; for $/request and J/request)
+Crediting the requests in flight at an edge by the elapsed share of their send-to-first-token
+interval (the estimator before this one) over-credits prefill by the queueing share of that
+interval: +20 % at concurrency 16 on the CPU sweep (docs/calibrate-profile.md). The window is used
+when C is known and n >= 3C (at least one full wave inside); otherwise None and callers use the
+whole run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from bench.schema import Percentiles, RequestRecord, Summary
+from bench.schema import Percentiles, RequestRecord, Summary, Window
 
 MAX_FAILURE_FRACTION = 0.01
+# Above this share of ok requests with an output length other than the one asked for, the run is
+# flagged: its $/request is not that of the mix it claims (ignore_eos makes a mismatch rare).
+MAX_OUTPUT_MISMATCH_FRACTION = 0.01
 
 
 def is_ok(rec: RequestRecord) -> bool:
@@ -121,6 +148,69 @@ def duration_s(records: Iterable[RequestRecord]) -> float:
     return max(end - start, 0.0)
 
 
+@dataclass(frozen=True)
+class WindowTotals:
+    """Work known done inside the steady-state window (module docstring)."""
+
+    start_s: float
+    end_s: float
+    input_tokens: float
+    decode_tokens: float
+    requests: int  # completed inside the window
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def decode_tokens_in(lo: float, hi: float, first_s: float, end_s: float, output_tokens: float,
+                     chunk_times_s: Sequence[float] | np.ndarray | None) -> float:
+    """Decode tokens (output tokens after the first) of one request that arrived in (lo, hi]."""
+    dec = max(float(output_tokens) - 1.0, 0.0)
+    if dec == 0.0:
+        return 0.0
+    t = np.asarray(chunk_times_s if chunk_times_s is not None else (), dtype=float)
+    if len(t) >= 2:
+        rest = t[1:]
+        return dec * float(((rest > lo) & (rest <= hi)).sum()) / len(rest)
+    if not end_s > first_s:  # all at one instant
+        return dec if lo < end_s <= hi else 0.0
+    done = np.clip((np.array([lo, hi]) - first_s) / (end_s - first_s), 0.0, 1.0)
+    return dec * float(done[1] - done[0])
+
+
+def steady_window(send_s: np.ndarray, first_token_s: np.ndarray, end_s: np.ndarray, input_tokens: np.ndarray,
+                  output_tokens: np.ndarray, chunk_times_s: Sequence[Sequence[float]] | None,
+                  concurrency: int | None) -> WindowTotals | None:
+    """Totals over the steady-state window of ok measured requests (module docstring), or None
+    when the run has no such window (open loop, fewer than 3C requests)."""
+    send_s, first_token_s, end_s = (np.asarray(x, dtype=float) for x in (send_s, first_token_s, end_s))
+    n = len(send_s)
+    if concurrency is None or concurrency < 1 or n < 3 * concurrency:
+        return None
+    ends = np.sort(end_s)
+    lo, hi = float(ends[concurrency - 1]), float(ends[n - concurrency - 1])
+    done = (end_s > lo) & (end_s <= hi)
+    if not hi > lo or int(done.sum()) < 1:
+        return None
+    prefilled = (first_token_s > lo) & (first_token_s <= hi)
+    inp = float(np.asarray(input_tokens, dtype=float)[prefilled].sum())
+    out = np.asarray(output_tokens, dtype=float)
+    chunks = chunk_times_s if chunk_times_s is not None else [None] * n
+    dec = sum(decode_tokens_in(lo, hi, first_token_s[i], end_s[i], out[i], chunks[i]) for i in range(n))
+    return WindowTotals(start_s=lo, end_s=hi, input_tokens=inp, decode_tokens=float(dec), requests=int(done.sum()))
+
+
+def records_window(records: Sequence[RequestRecord], concurrency: int | None) -> WindowTotals | None:
+    """`steady_window` of the ok measured records."""
+    ok = [r for r in records if not r.warmup and is_ok(r)]
+    if not ok:
+        return None
+    return steady_window(np.array([r.send_s for r in ok]), np.array([r.first_token_s for r in ok]),
+                         np.array([r.end_s for r in ok]), np.array([r.input_tokens for r in ok]),
+                         np.array([r.output_tokens for r in ok]), [r.chunk_times_s for r in ok], concurrency)
+
+
 def _per_s(count: float, dur_s: float) -> float:
     return count / dur_s if dur_s > 0 else 0.0
 
@@ -131,6 +221,7 @@ def summarize(
     slo_ttft_s: float | None = None,
     slo_tpot_s: float | None = None,
     max_failure_fraction: float = MAX_FAILURE_FRACTION,
+    concurrency: int | None = None,
 ) -> Summary:
     """Summary of the measured (non warm-up) records; see the module docstring for every formula.
 
@@ -158,6 +249,12 @@ def summarize(
         good = sum(meets_slo(r, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s) for r in ok)
         goodput = _per_s(good, dur)
 
+    win = records_window(ok, concurrency)
+    mismatch = sum(r.output_tokens != r.requested_output_tokens for r in ok)
+    flags = []
+    if ok and mismatch / len(ok) > MAX_OUTPUT_MISMATCH_FRACTION:
+        flags.append(f"output length differs from the one asked in {mismatch} of {len(ok)} ok requests "
+                     f"(> {MAX_OUTPUT_MISMATCH_FRACTION:.0%})")
     return Summary(
         num_ok=len(ok),
         num_failed=num_failed,
@@ -174,4 +271,9 @@ def summarize(
         itl_s=percentiles(itls),
         e2e_s=percentiles([e2e_s(r) for r in ok]),
         goodput_requests_per_s=goodput,
+        window=None if win is None else Window(start_s=win.start_s, end_s=win.end_s, duration_s=win.duration_s,
+                                               input_tokens=win.input_tokens, decode_tokens=win.decode_tokens,
+                                               requests=win.requests),
+        output_length_mismatch=mismatch,
+        flags=flags,
     )

@@ -181,6 +181,19 @@ class Percentiles(Strict):
     p99: float | None
 
 
+class Window(Strict):
+    """The steady-state window of a closed-loop run (bench.metrics.steady_window): work known done
+    between two completion instants. calibrate prices the run on the same window."""
+
+    basis: Literal["completion window"] = "completion window"
+    start_s: float  # the C-th completion (client clock, relative to the run's start)
+    end_s: float  # the (n - C)-th completion (it released the last send)
+    duration_s: float
+    input_tokens: float  # prompts whose first token arrived in the window
+    decode_tokens: float  # output tokens after each request's first that arrived in the window
+    requests: int  # requests completed in the window
+
+
 class Summary(Strict):
     num_ok: int
     num_failed: int
@@ -197,6 +210,10 @@ class Summary(Strict):
     itl_s: Percentiles  # gaps between streamed chunks
     e2e_s: Percentiles
     goodput_requests_per_s: float | None = None  # requests meeting the SLO per second
+    # Files before issue 10 have neither of these (read as None).
+    window: Window | None = None  # steady-state window; None: open loop or too short for one
+    output_length_mismatch: int | None = None  # ok requests whose output length differs from the one asked
+    flags: list[str] = Field(default_factory=list)  # why the run is suspect (it stays valid)
 
 
 # --------------------------------------------------------------------------- derived
@@ -211,9 +228,10 @@ class Derived(Strict):
     peak_dtype: str
     peak_flop_per_s: float | None  # per device, the dense peak of peak_dtype
     device_count: int
-    achieved_flop_per_s: float  # paper convention, all tokens, whole run, all devices
+    achieved_flop_per_s: float  # paper convention, all tokens over `basis`, all devices
     mfu: float | None  # achieved / (peak * devices)
     phase: Literal["input", "output", "mixed"]  # which phase dominates this run's workload
+    basis: Literal["completion window", "whole run"] = "whole run"  # what the rates below are over (bench.derive)
     achieved_flop_per_s_input: float | None = None
     achieved_flop_per_s_output: float | None = None
     mfu_input: float | None = None  # set on prefill-dominated runs

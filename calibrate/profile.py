@@ -39,7 +39,7 @@ from calibrate.runs import (DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS, IDENTITY_F
 from calibrate.schema import (Costs, Dropped, Estimate, Profile, ProfileHardware, ProfileModel, ProfileProvenance,
                               RunRef, Slo)
 from calibrate.tokencost import DEFAULT_BOOTSTRAP, TokenCosts, choose_token_costs, energy_per_request, estimate
-from calibrate.window import run_totals
+from calibrate.window import WINDOW, run_totals
 
 __all__ = ["build_profile"]
 
@@ -168,8 +168,10 @@ def _method(*, how: str, n_window: int, n_kept: int, n_mm: int, pp: PeakAndPrice
         "duration_s x device_count ~= a x input_tokens + b x decode_tokens per run (decode tokens =",
         "output tokens after each request's first, which its prefill pass produces),",
         "least squares on relative residuals (calibrate/tokencost.py);",
-        f"totals over the steady-state window [first send, last send] for {n_window} of {n_kept} runs,",
-        "over the whole run for the rest (fewer than 2 requests per slot or no per-request records).",
+        f"totals over the completion window (C-th completion, (n-C)-th completion],",
+        "counting only prefills that ended and decode tokens that arrived in it (calibrate/window.py),",
+        f"for {n_window} of {n_kept} runs; over the whole run for the rest (no window: fewer than 3",
+        "requests per slot, open loop, or no per-request records).",
         f"mfu = 2N / (seconds_per_token x peak) with N = params_matmul = {n_mm} (paper convention,",
         f"2N flop per token) and peak = {pp.peak} flop/s per device ({pp.dtype});",
         "achieved_flop_per_s = 2N x devices / seconds_per_token (all devices).",
@@ -273,7 +275,7 @@ def build_profile(
         return None if pp.peak is None else estimate(value / (pp.peak * devices), samples / (pp.peak * devices))
 
     notes += _peak_warnings(pp, devices, flop_in, flop_out)
-    method = _method(how=chosen.how, n_window=sum(run_totals(r)[3] == "steady-state window" for r in kept),
+    method = _method(how=chosen.how, n_window=sum(run_totals(r)[3] == WINDOW for r in kept),
                      n_kept=len(kept), n_mm=n_mm, pp=pp, n_boot=n_boot, seed=seed, slo=slo, energy_how=energy_how,
                      notes=notes)
     return Profile(

@@ -42,6 +42,9 @@ class RequestArrays:
     send_s: np.ndarray  # client clock, relative to the run's start
     first_token_s: np.ndarray
     end_s: np.ndarray
+    # per request: arrival times of its streamed chunks (the first is its first token); None when unknown
+    chunk_times_s: tuple[np.ndarray, ...] | None = None
+    requested_output_tokens: np.ndarray | None = None
 
 
 @dataclass
@@ -71,6 +74,8 @@ def request_arrays(records: Iterable[RequestRecord]) -> RequestArrays | None:
         send_s=arr(r.send_s for r in ok),
         first_token_s=arr(r.first_token_s for r in ok),
         end_s=arr(r.end_s for r in ok),
+        chunk_times_s=tuple(np.asarray(r.chunk_times_s, dtype=float) for r in ok),
+        requested_output_tokens=np.array([r.requested_output_tokens for r in ok], dtype=float),
     )
 
 

@@ -1,18 +1,22 @@
 """The token and device-time totals of one run, over its steady-state window.
 
-A closed-loop run at concurrency C holds exactly C requests in flight only until its last request
-is sent; after that the loop drains (C-1, C-2, ... in flight) and the server idles part of the
-time, which `duration_s` would bill to the tokens. With few requests per slot this drain is a
-large share of the run (tens of per cent). So when per-request records exist and every slot served
-at least two requests (n >= 2C), the totals are taken over the window [first send, last send]:
+A closed-loop run at concurrency C holds C requests in flight only until its last request is sent;
+before its first completion every prompt is queued at once, after the last send the loop drains.
+The totals are taken over the window bench computes for run.json (`bench.metrics.steady_window`,
+`summary.window`; the same definitions, so run.json and the profile price a run alike):
 
-    device_seconds = (last_send - first_send) * devices
-    input tokens   = sum_i in_i  * clip((W - send_i) / (first_token_i - send_i), 0, 1)
-    decode tokens  = sum_i (out_i - 1) * clip((W - first_token_i) / (end_i - first_token_i), 0, 1)
+    W = (C-th completion, (n - C)-th completion]   (first wave done .. the completion releasing the last send)
+    device_seconds = |W| * devices
+    input tokens   = prompts whose first token (end of prefill) arrived in W
+    decode tokens  = output tokens after each request's first whose streamed chunk arrived in W
+    requests       = requests completed in W
 
-(W = last send; a request's prompt is processed before its first token, its output tokens between
-first token and end). Otherwise the whole run (`duration_s`, token totals) is used; the returned
-basis says which.
+Only work known to be done inside W is counted. The estimator this replaces credited each request
+in flight at the window's edge with the elapsed share of its send-to-first-token interval; under a
+concurrency cap that interval is mostly queueing, so prefill was over-credited (+20 % at C = 16 on
+the CPU sweep; tests/window_synthetic.py keeps it as the failing case). When a run has no window
+(open loop, fewer than 3C requests) the whole run is used
+(`duration_s`, token totals); the returned basis says which.
 
 Decode tokens are the output tokens after each request's first: the first output token is sampled
 from the logits of the prefill pass (vLLM does no decode step for it), so it is billed with the
@@ -21,9 +25,15 @@ prompt (see calibrate.tokencost).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from bench.metrics import WindowTotals, steady_window
 from calibrate.runs import LoadedRun, RequestArrays
+
+WINDOW = "completion window"
+WHOLE = "whole run"
 
 
 def decode_tokens(req: RequestArrays) -> np.ndarray:
@@ -37,26 +47,43 @@ def decode_total(run: LoadedRun) -> int:
     return max(s.output_tokens_total - s.num_ok, 0)
 
 
-def run_totals(run: LoadedRun) -> tuple[float, float, float, str]:
-    """(device_seconds, input_tokens, decode_tokens, basis) of one run, over the steady-state
-    window [first send, last send] when per-request records allow (module docstring), else over the
-    whole run. decode_tokens = output tokens after each request's first."""
+@dataclass(frozen=True)
+class Totals:
+    """What a run is priced on: device-seconds, tokens and requests over its basis."""
+
+    device_s: float
+    input_tokens: float
+    decode_tokens: float
+    requests: int
+    basis: str  # WINDOW | WHOLE
+    start_s: float | None = None  # the window's edges (client clock), None for the whole run
+    end_s: float | None = None
+
+
+def request_window(req: RequestArrays | None, concurrency: int | None) -> WindowTotals | None:
+    """bench.metrics.steady_window of a run's ok requests."""
+    if req is None or concurrency is None:
+        return None
+    return steady_window(req.send_s, req.first_token_s, req.end_s, req.input_tokens, req.output_tokens,
+                         req.chunk_times_s, concurrency)
+
+
+def totals(run: LoadedRun) -> Totals:
+    """Totals over the run's steady-state window (from its requests, else run.json's summary.window),
+    else over the whole run (module docstring)."""
     s = run.record.summary
     devices = run.record.environment.hardware.device_count
-    whole = (s.duration_s * devices, float(s.input_tokens_total), float(decode_total(run)), "whole run")
-    req, c = run.requests, run.record.config.concurrency
-    if req is None or c is None or len(req.send_s) < 2 * c:
-        return whole
-    start, w = req.send_s.min(), req.send_s.max()
-    if not (w > start):
-        return whole
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f_in = np.where(req.first_token_s <= w, 1.0,
-                        np.clip((w - req.send_s) / (req.first_token_s - req.send_s), 0.0, 1.0))
-        f_out = np.where(req.end_s <= w, 1.0,
-                         np.clip((w - req.first_token_s) / (req.end_s - req.first_token_s), 0.0, 1.0))
-    f_in, f_out = np.nan_to_num(f_in), np.nan_to_num(f_out)
-    inp, out = float((req.input_tokens * f_in).sum()), float((decode_tokens(req) * f_out).sum())
-    if inp + out <= 0:
-        return whole
-    return (w - start) * devices, inp, out, "steady-state window"
+    win = request_window(run.requests, run.record.config.concurrency)
+    if win is None and s.window is not None:
+        w = s.window
+        win = WindowTotals(w.start_s, w.end_s, w.input_tokens, w.decode_tokens, w.requests)
+    if win is not None and win.duration_s > 0 and win.input_tokens + win.decode_tokens > 0:
+        return Totals(win.duration_s * devices, win.input_tokens, win.decode_tokens, win.requests, WINDOW,
+                      win.start_s, win.end_s)
+    return Totals(s.duration_s * devices, float(s.input_tokens_total), float(decode_total(run)), s.num_ok, WHOLE)
+
+
+def run_totals(run: LoadedRun) -> tuple[float, float, float, str]:
+    """(device_seconds, input_tokens, decode_tokens, basis) of one run (`totals`)."""
+    t = totals(run)
+    return t.device_s, t.input_tokens, t.decode_tokens, t.basis

@@ -60,7 +60,9 @@ def write_run(root, *, a=A_TRUE, b=B_TRUE, kind, n_in, n_out, concurrency, n=64,
         service = max(concurrency / d * work * (1 + noise * rng.standard_normal()), 1e-6)
         first = t0 + service * (a * n_in) / work
         end = t0 + service
-        recs.append(RequestRecord(index=i, send_s=t0, first_token_s=first, end_s=end, chunk_times_s=[first, end],
+        # one streamed chunk per output token, evenly spaced from first token to end (as vLLM streams)
+        chunks = list(np.linspace(first, end, n_out)) if n_out > 1 else [first]
+        recs.append(RequestRecord(index=i, send_s=t0, first_token_s=first, end_s=end, chunk_times_s=chunks,
                                   input_tokens=n_in, output_tokens=n_out, requested_input_tokens=n_in,
                                   requested_output_tokens=n_out))
         heapq.heappush(slots, (end, k))
@@ -182,7 +184,7 @@ def test_steady_state_window_removes_the_drain(tmp_path):
     d = write_run(tmp_path, kind="decode", n_in=8, n_out=64, concurrency=8, n=32, noise=0.3, seed=3)
     run = R.load_run(d)
     dev_s, i, o, basis = W.run_totals(run)
-    assert basis == "steady-state window"
+    assert basis == "completion window"
     truth = A_TRUE * i + B_TRUE * o
     s = run.record.summary
     whole_truth = A_TRUE * s.input_tokens_total + B_TRUE * (s.output_tokens_total - s.num_ok)
