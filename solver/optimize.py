@@ -63,6 +63,7 @@ __all__ = [
     "ModelPlan",
     "Comparison",
     "GeneralCostResult",
+    "NoFeasibleModel",
     "check_loss",
     "check_totals",
     "optimal_params_tokens",
@@ -400,6 +401,10 @@ class GeneralCostResult:
         return self.saving_usd / self.chinchilla_total_usd if self.chinchilla_total_usd > 0 else 0.0
 
 
+class NoFeasibleModel(ValueError):
+    """No model size on the scanned range meets the constraint (e.g. the latency SLO on this hardware)."""
+
+
 def _log_sigmoid(z: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -z)
 
@@ -412,6 +417,7 @@ def optimize_cost_general(
     *,
     grid_points: int = 401,
     z_range: tuple[float, float] = (-60.0, 60.0),
+    feasible: Callable[[float], bool] | None = None,
 ) -> GeneralCostResult:
     """Minimise train_usd_per_flop·6·N·D + inference_usd_fn(N) subject to L(N, D) = loss (one point).
 
@@ -424,6 +430,13 @@ def optimize_cost_general(
     the best grid cell, then bounded Brent minimisation refines it. The objective is flat at its
     minimum, so N* is accurate to about 1e-7 relative and the total to about 1e-13; a non-unimodal
     inference_usd_fn is handled as long as its minima are resolved by the scan.
+
+    `feasible(N)`: a constraint (e.g. the model can be served within the latency SLO). Infeasible grid
+    points are excluded; the best feasible cell is refined by Brent on each side whose neighbour is
+    feasible, and by bisection towards the feasibility boundary on each side whose neighbour is not
+    (the constrained optimum often sits on it); the Chinchilla-style split is a candidate only if
+    feasible. NoFeasibleModel when no grid point is feasible. Its chinchilla_* fields are priced
+    whether or not it is feasible.
     """
     from scipy.optimize import minimize_scalar
 
@@ -450,19 +463,47 @@ def optimize_cost_general(
         tr, inf = parts(n, d)
         return tr + inf
 
+    def ok(z: float) -> bool:
+        return feasible is None or bool(feasible(float(split(z)[0])))
+
     with np.errstate(all="ignore"):
         zs = np.linspace(z_range[0], z_range[1], grid_points)
-        values = np.array([total(z) for z in zs])
+        good = np.array([ok(z) for z in zs])
+        if not good.any():
+            raise NoFeasibleModel(f"no model size from {float(split(zs[0])[0]):.3g} to {float(split(zs[-1])[0]):.3g} "
+                                  f"parameters at loss {float(target_loss):.6g} meets the constraint")
+        values = np.array([total(z) if g_ok else math.inf for z, g_ok in zip(zs, good)])
         i = int(np.argmin(values))
-        lo, hi = zs[max(i - 1, 0)], zs[min(i + 1, len(zs) - 1)]
-        res = minimize_scalar(total, bounds=(lo, hi), method="bounded", options={"xatol": 1e-13, "maxiter": 500})
-        z_best = float(res.x) if res.fun <= values[i] else float(zs[i])
-        n, d = split(z_best)
+        penalty = 2.0 * values[i] + 1.0  # finite and above every feasible candidate near the cell
+
+        def constrained(z: float) -> float:
+            return total(z) if ok(z) else penalty
+
+        best_z, best_v = float(zs[i]), float(values[i])
+        for j in (i - 1, i + 1):
+            if not 0 <= j < len(zs):
+                continue
+            if good[j]:
+                lo, hi = sorted((zs[i], zs[j]))
+                res = minimize_scalar(constrained, bounds=(lo, hi), method="bounded",
+                                      options={"xatol": 1e-13, "maxiter": 500})
+                cand = float(res.x)
+            else:  # the feasibility boundary between zs[i] and zs[j]
+                a, b = float(zs[i]), float(zs[j])
+                for _ in range(60):
+                    m = 0.5 * (a + b)
+                    a, b = (m, b) if ok(m) else (a, m)
+                cand = a
+            if ok(cand):
+                v = total(cand)
+                if v < best_v:
+                    best_z, best_v = cand, v
+        n, d = split(best_z)
         tr, inf = parts(n, d)
         n_c = float(chinchilla_params_for_loss(law, target_loss))
         d_c = float(chinchilla_tokens_for_loss(law, target_loss))
         tr_c, inf_c = parts(n_c, d_c)
-    if tr_c + inf_c < tr + inf:  # the Chinchilla-style split itself beats what the scan found
+    if tr_c + inf_c < tr + inf and (feasible is None or feasible(n_c)):  # the Chinchilla-style split wins
         n, d, tr, inf = n_c, d_c, tr_c, inf_c
     out = GeneralCostResult(float(target_loss), float(n), float(d), tr, inf, tr + inf,
                             n_c, d_c, tr_c, inf_c, tr_c + inf_c)

@@ -5,7 +5,8 @@ tokens_per_param, loss, train_flop, inference_flop, total_flop, and for the cost
 train_cost_usd, inference_cost_usd, total_cost_usd (FLOP: 6·N per training token, 2·N per
 inference token). Every model refuses unknown keys and non-finite numbers. Bump a schema_version on
 any change a reader would notice; `load_solution` still reads version-1 reports (whose plans said
-train_usd / inference_usd / total_usd and had no loss or FLOP keys).
+train_usd / inference_usd / total_usd and had no loss or FLOP keys) and version-2 ones (no
+recommendation, sizing, provisioned, hardware, data_limit, front or warnings).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from solver.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_T
 from solver.law import LossLaw
 
 OPTIMIZE_SCHEMA_VERSION = 1
-SOLUTION_SCHEMA_VERSION = 2
+SOLUTION_SCHEMA_VERSION = 3
 
 
 class Strict(BaseModel):
@@ -79,6 +80,8 @@ class _Result(Strict):
     law: LawRecord
     inputs: dict[str, Any]
     provenance: dict[str, Any]
+    data_limit: dict[str, Any] | None = None  # solver.data_limit.limit_record, with --max-train-tokens
+    warnings: list[str] | None = None  # e.g. tokens per parameter beyond the paper's range
 
 
 class FlopsResult(FlopPlan, _Result):
@@ -150,6 +153,23 @@ class Scenarios(Strict):
     calibrated_n_dependent: ServingScenario | None  # None: the profile has no performance model
 
 
+class Recommendation(Strict):
+    """The plan to act on (a contract other tools read): the cheapest model size that meets the SLO,
+    its provisioned fleet and lifetime cost. inference_usd = fleet_usd_per_h × lifetime_h exactly."""
+
+    params: float = Field(gt=0)
+    train_tokens: float = Field(gt=0)
+    total_usd: float = Field(ge=0)
+    train_usd: float = Field(ge=0)
+    inference_usd: float = Field(ge=0)
+    meets_slo: bool
+    tpot_p90_s: float | None
+    ttft_p90_s: float | None
+    fleet_devices: int = Field(ge=0)
+    fleet_usd_per_h: float = Field(ge=0)
+    lifetime_h: float = Field(gt=0)
+
+
 class Solution(Strict):
     """Every number of a sizing report (`solver.report.compute_solution`), as solution.json stores it.
 
@@ -157,9 +177,12 @@ class Solution(Strict):
     docs/report.md); a new report section adds its field here.
     """
 
-    schema_version: Literal[2] = SOLUTION_SCHEMA_VERSION
+    schema_version: Literal[3] = SOLUTION_SCHEMA_VERSION
     kind: Literal["sizing_report"] = "sizing_report"
     report_name: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    # None when no model size meets the SLO (sizing.message says why) or without a performance model
+    recommendation: Recommendation | None = None
     target: dict[str, Any]
     demand: dict[str, Any]
     law: LawRecord
@@ -172,6 +195,11 @@ class Solution(Strict):
     cost_curves: dict[str, Any]
     decode_curve: dict[str, Any]
     prediction_check: dict[str, Any] | None = None  # the performance model's held-out errors
+    sizing: dict[str, Any] | None = None  # SLO-constrained vs unconstrained, provisioned vs full utilisation
+    provisioned: dict[str, Any] | None = None  # Eq. 6 with inference $/FLOP / utilisation
+    hardware: dict[str, Any] | None = None  # one row per inference profile, and the cheapest
+    data_limit: dict[str, Any] | None = None  # --max-train-tokens (solver.data_limit)
+    front: dict[str, Any] | None = None  # the throughput-latency front (solver.report_front)
     assumptions: dict[str, Any]
     provenance: dict[str, Any]
 
@@ -180,7 +208,15 @@ _V1_KEYS = {"train_usd": "train_cost_usd", "inference_usd": "inference_cost_usd"
 
 
 def upgrade_solution(data: dict) -> dict:
-    """A version-1 solution dict in version 2's shape (plans renamed and completed); others unchanged."""
+    """A version-1 or -2 solution dict in version 3's shape; others unchanged.
+
+    1 -> 2: plans renamed and completed. 2 -> 3: only new keys (recommendation, sizing, provisioned,
+    hardware, data_limit, front, warnings), which an old report did not compute: left absent (None).
+    """
+    if data.get("schema_version") == 2:
+        data = dict(data)
+        data["schema_version"] = SOLUTION_SCHEMA_VERSION
+        return data
     if data.get("schema_version") != 1:
         return data
     data = json.loads(json.dumps(data))
@@ -196,7 +232,7 @@ def upgrade_solution(data: dict) -> dict:
 
 
 def load_solution(path: str | Path) -> Solution:
-    """Read a report's solution.json (version 1 or 2). ValueError, one line "FILE: FIELD: problem"."""
+    """Read a report's solution.json (version 1, 2 or 3). ValueError, one line "FILE: FIELD: problem"."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -213,4 +249,4 @@ def load_solution(path: str | Path) -> Solution:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
             raise ValueError(f"{p}: {where}: {err.get('msg', 'invalid')}") from None
-        raise ValueError(f"{p}: not a version-1 or version-2 solution ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{p}: not a version-1, -2 or -3 solution ({type(exc).__name__}: {exc})") from None

@@ -12,7 +12,23 @@ not see) gives the engine's step time for any shape; this module turns it into a
   Memory: vLLM's gpu_memory_utilization 0.9 and a 1 GiB per-device activation reserve.
 * **Batch.** Sequences whose KV cache fits beside the weights (full context each), at most
   max_num_seqs — the ladder's own server setting, so no batch beyond what was measured gets credit;
-  the batch used is the one with the highest throughput whose TPOT meets the SLO.
+  the batch used is the one with the highest throughput *at the SLO* (requests/s × the utilisation at
+  which its TTFT p90 still meets the limit, below) whose TPOT p90 meets the SLO.
+* **p90, not mean.** The performance model predicts means; the SLO limits p90s. TPOT p90 =
+  `tpot_p90_ratio` × predicted TPOT and the TTFT p90 = `ttft_p90_ratio` × the steady-state TTFT + the
+  p90 queueing wait, the ratios being the measured p90 / mean of the profile's decode-curve runs
+  (`p90_ratios`: the largest over those runs, floored at 1; 1 when no run has both, stated as assumed).
+  Adding a p90 wait to a p90 service time over-states the p90 of their sum: conservative.
+* **Queueing at the planned load (M/M/c per replica).** Requests are routed to replicas at random, so
+  each replica sees Poisson arrivals; its c = batch sequence slots each hold a request for S = b /
+  requests per s. With utilisation ρ (arrival rate / capacity) the Erlang-C probability of waiting is
+  C(c, cρ) and P(wait > w) = C·exp(−c(1−ρ)w/S), so the p90 wait is S·ln(10·C)/(c(1−ρ)) when C > 0.1,
+  else 0. M/M/c (exponential service) rather than M/D/c: service times here are close to fixed (G
+  tokens), for which M/M/c over-states the wait (about 2× in heavy traffic), so the check errs on the
+  safe side; M/D/c has no closed form for the tail. The step time is taken at the full batch at every
+  utilisation (fewer sequences in flight would step faster): conservative again.
+  `utilisation_at_peak` = the largest ρ at which TTFT p90 meets its limit (1 without a TTFT limit);
+  the fleet is sized so the peak runs at that utilisation.
 * **Steady state at batch b (closed form).** b sequences in flight, each spending one step in
   prefill and G − 1 in decode: per step b·(G−1)/G decode, b·P/G prompt tokens, the decoders holding
   P + G/2 tokens of context on average; a request spends `request_overhead_s` of each cycle
@@ -24,7 +40,11 @@ not see) gives the engine's step time for any shape; this module turns it into a
   synchronised waves of a fixed-length benchmark, which `calibrate predict` simulates instead.
   `tests/test_serving.py` checks this closed form against the step-by-step simulation of
   `calibrate.simulate` (the same that `calibrate predict` uses).
-* **$ per request** = devices · $/h / 3600 / requests per second, at full utilisation.
+* **$ per request** = devices · $/h / 3600 / requests per second, at full utilisation;
+  `usd_per_request_at_slo` divides it by `utilisation_at_peak` (the headroom the TTFT limit needs at
+  the peak). A provisioned fleet divides it again by mean / peak (`solver.report_solve`).
+* **Feasible.** `meets_slo`: some batch meets TPOT p90 and, at some utilisation > 0, TTFT p90. A model
+  size for which none does is infeasible: `solver.report_solve` excludes it from the optimum.
 """
 
 from __future__ import annotations
@@ -61,8 +81,10 @@ class ServingHardware:
 class Workload:
     input_tokens: float = float(PAPER.input_tokens_per_request)
     output_tokens: float = float(PAPER.output_tokens_per_request)
-    tpot_slo_s: float | None = None  # limit on time per output token; None: no latency limit
-    ttft_slo_s: float | None = None
+    tpot_slo_s: float | None = None  # limit on time per output token (p90); None: no latency limit
+    ttft_slo_s: float | None = None  # limit on time to first token (p90)
+    tpot_p90_ratio: float = 1.0  # p90 / mean of TPOT (measured from the profile's runs: p90_ratios)
+    ttft_p90_ratio: float = 1.0
 
     @property
     def max_context_tokens(self) -> float:
@@ -177,32 +199,89 @@ class ServingPoint:
     batch: int
     batch_limited_by: str  # "memory" | "slo" | "max_num_seqs" | "throughput"
     meets_slo: bool
-    output_tokens_per_s: float  # per replica at that batch
+    output_tokens_per_s: float  # per replica at that batch (all slots busy)
     requests_per_s: float
-    tpot_s: float
-    ttft_s: float
-    usd_per_request: float
+    tpot_s: float  # predicted mean
+    ttft_s: float  # predicted mean, steady state, no queueing
+    usd_per_request: float  # at full utilisation
     decode_flop_per_s_per_device: float  # effective, paper convention (2N per output token)
     decode_mfu: float | None
+    tpot_p90_s: float = math.nan  # tpot_p90_ratio x tpot_s
+    ttft_p90_s: float = math.nan  # ttft_p90_ratio x ttft_s + the p90 queueing wait at utilisation_at_peak
+    queue_wait_p90_s: float = 0.0
+    utilisation_at_peak: float = 1.0  # largest utilisation meeting TTFT p90 (M/M/c per replica)
     notes: tuple[str, ...] = ()
 
     @property
     def device_s_per_request(self) -> float:
         return self.devices_per_replica / self.requests_per_s
 
+    @property
+    def usd_per_request_at_slo(self) -> float:
+        """$/request of a fleet run at utilisation_at_peak: the TTFT limit's headroom paid for."""
+        return self.usd_per_request / self.utilisation_at_peak if self.utilisation_at_peak > 0 else math.inf
 
-def _meets(st: dict, wl: Workload) -> np.ndarray:
-    ok = np.ones_like(st["tpot_s"], dtype=bool)
+
+P90_TAIL = 0.1  # P(wait > w90) = 10 %
+
+
+def erlang_c(c, rho) -> np.ndarray:
+    """Erlang-C probability that an arrival waits, M/M/c with c servers at utilisation rho (< 1).
+
+    Erlang B = Poisson pmf(c; a) / cdf(c; a) with offered load a = c·rho; C = B / (1 − rho·(1 − B)).
+    """
+    from scipy.stats import poisson
+
+    c, rho = np.asarray(c, float), np.asarray(rho, float)
+    a = c * rho
+    with np.errstate(all="ignore"):
+        b = np.exp(poisson.logpmf(c, a) - poisson.logcdf(c, a))
+        return np.where(rho <= 0, 0.0, b / (1.0 - rho * (1.0 - b)))
+
+
+def queue_wait_p90_s(c, rho, service_s) -> np.ndarray:
+    """p90 of the M/M/c wait (module docstring): S·ln(C/0.1)/(c(1−rho)) when C > 0.1, else 0."""
+    c, rho, service_s = np.asarray(c, float), np.asarray(rho, float), np.asarray(service_s, float)
+    pw = erlang_c(c, np.minimum(rho, 1.0 - 1e-15))
+    with np.errstate(all="ignore"):
+        w = service_s * np.log(np.maximum(pw, 1e-300) / P90_TAIL) / (c * (1.0 - rho))
+    return np.where(pw > P90_TAIL, np.where(rho < 1.0, w, np.inf), 0.0)
+
+
+def _p90(st: dict, wl: Workload, batch: np.ndarray, rho) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(TPOT p90, TTFT p90, p90 queueing wait) at utilisation rho."""
+    service = batch / st["requests_per_s"]
+    wait = queue_wait_p90_s(batch, rho, service)
+    return wl.tpot_p90_ratio * st["tpot_s"], wl.ttft_p90_ratio * st["ttft_s"] + wait, wait
+
+
+def max_utilisation(st: dict, wl: Workload, batch: np.ndarray) -> np.ndarray:
+    """Largest utilisation at which TTFT p90 (with queueing) meets its limit: 1 without a limit, 0 if
+    even an empty queue misses it (bisection, vectorised over batch; the wait grows with rho)."""
+    batch = np.asarray(batch, float)
+    if wl.ttft_slo_s is None:
+        return np.ones_like(batch)
+    slack = wl.ttft_slo_s - wl.ttft_p90_ratio * np.asarray(st["ttft_s"], float)
+    service = batch / st["requests_per_s"]
+    lo, hi = np.zeros_like(batch), np.ones_like(batch)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        ok = queue_wait_p90_s(batch, mid, service) <= slack
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return np.where(slack >= 0, lo, 0.0)
+
+
+def _meets(st: dict, wl: Workload, rho: np.ndarray) -> np.ndarray:
+    ok = rho > 0
     if wl.tpot_slo_s is not None:
-        ok &= st["tpot_s"] <= wl.tpot_slo_s
-    if wl.ttft_slo_s is not None:
-        ok &= st["ttft_s"] <= wl.ttft_slo_s
+        ok &= wl.tpot_p90_ratio * st["tpot_s"] <= wl.tpot_slo_s
     return ok
 
 
-def _pick(st: dict, ok: np.ndarray) -> tuple[int, bool]:
-    """Index of the best batch: highest throughput meeting the SLO (smallest batch among equals)."""
-    rate = st["requests_per_s"]
+def _pick(st: dict, ok: np.ndarray, rho: np.ndarray) -> tuple[int, bool]:
+    """Index of the best batch: highest throughput at the SLO, rate × utilisation (smallest batch among
+    equals); the lowest-TPOT batch when none meets the SLO."""
+    rate = st["requests_per_s"] * rho
     if ok.any():
         cand = np.where(ok, rate, -np.inf)
         return int(np.argmax(cand >= cand.max() * (1.0 - 1e-9))), True
@@ -224,10 +303,13 @@ def serving_point(params_matmul: float, hw: ServingHardware, perf: PerformanceMo
     b_max = max(1, b_mem)
     batches = np.arange(1, b_max + 1, dtype=float)
     st = steady_state(perf, shape, wl, batches, hw, tp, pp)
-    ok = _meets(st, wl)
-    i, meets = _pick(st, ok)
+    rho_max = max_utilisation(st, wl, batches)
+    ok = _meets(st, wl, rho_max)
+    i, meets = _pick(st, ok, rho_max)
+    rho = float(rho_max[i]) if meets else 1.0
     if not meets:
-        notes.append(f"no batch meets the SLO; the lowest-latency batch ({i + 1}) is used")
+        notes.append(f"no batch meets the SLO (TPOT p90, TTFT p90 at any load); the lowest-latency batch "
+                     f"({i + 1}) is used, at full utilisation")
     b = i + 1
     if not meets:
         limited = "slo"
@@ -240,20 +322,60 @@ def serving_point(params_matmul: float, hw: ServingHardware, perf: PerformanceMo
     rps = float(st["requests_per_s"][i])
     out_rate = float(st["output_tokens_per_s"][i])
     eff = out_rate * 2.0 * params_matmul / g
+    # infeasible: the wait at full utilisation is unbounded, so its TTFT p90 is shown without queueing
+    tpot90, ttft90, wait90 = (float(np.asarray(x)[i]) for x in _p90(st, wl, batches, rho if meets else 0.0))
     return ServingPoint(
         params_matmul=params_matmul, shape=shape, devices_per_replica=g, tensor_parallel=tp, pipeline_parallel=pp,
         max_batch_memory=b_mem, batch=b, batch_limited_by=limited, meets_slo=meets,
         output_tokens_per_s=out_rate, requests_per_s=rps, tpot_s=float(st["tpot_s"][i]),
         ttft_s=float(st["ttft_s"][i]), usd_per_request=g * hw.usd_per_h / SECONDS_PER_HOUR / rps,
         decode_flop_per_s_per_device=eff, decode_mfu=(eff / hw.peak_flop_per_s) if hw.peak_flop_per_s else None,
-        notes=tuple(notes),
+        tpot_p90_s=tpot90, ttft_p90_s=ttft90, queue_wait_p90_s=wait90, utilisation_at_peak=rho, notes=tuple(notes),
     )  # fmt: skip
+
+
+def p90_at_utilisation(point: ServingPoint, wl: Workload, rho: float) -> tuple[float, float]:
+    """(TPOT p90, TTFT p90) of a serving point run at utilisation rho (e.g. a whole-replica fleet's)."""
+    wait = float(queue_wait_p90_s(point.batch, rho, point.batch / point.requests_per_s))
+    return wl.tpot_p90_ratio * point.tpot_s, wl.ttft_p90_ratio * point.ttft_s + wait
 
 
 def usd_per_request(params, hw: ServingHardware, perf: PerformanceModel, wl: Workload) -> np.ndarray:
     """$/request of each candidate N (vectorised over N by looping; each point is closed form)."""
     n = np.atleast_1d(np.asarray(params, float))
     return np.array([serving_point(float(x), hw, perf, wl).usd_per_request for x in n])
+
+
+@dataclass(frozen=True)
+class P90Ratios:
+    tpot: float
+    ttft: float
+    source: str
+
+
+def p90_ratios(profile) -> P90Ratios:
+    """Measured p90 / mean of TPOT and TTFT: the profile's decode-curve runs (their p90s) matched by
+    run id with the same runs' measured means in the performance model's held-out table; the largest
+    ratio over those runs, floored at 1. Without such a pair: 1 for both, stated as an assumption."""
+    pm = getattr(profile, "performance_model", None)
+    means = {r.run_id: r.measured for r in (pm.held_out if pm is not None else [])}
+    tpot, ttft, runs = [], [], []
+    for point in profile.decode_curve:
+        for rid in point.run_ids:
+            m = means.get(rid)
+            if m is None:
+                continue
+            if point.tpot_p90_s and m.tpot_s:
+                tpot.append(point.tpot_p90_s / m.tpot_s)
+            if point.ttft_p90_s and m.ttft_s:
+                ttft.append(point.ttft_p90_s / m.ttft_s)
+            runs.append(rid)
+    if not tpot and not ttft:
+        return P90Ratios(1.0, 1.0, "assumed: p90 = the predicted mean (the profile has no run with both a p90 "
+                                   "and a mean)")
+    return P90Ratios(max([1.0] + tpot), max([1.0] + ttft),
+                     f"measured: largest p90 / mean over the profile's {len(set(runs))} decode-curve runs "
+                     f"(decode_curve p90s / performance_model.held_out means), floored at 1")
 
 
 def with_slo_from_profile(wl: Workload, profile) -> Workload:
@@ -284,6 +406,16 @@ class ServingModel:
     def usd_per_request(self, params: float) -> float:
         return self.point(params).usd_per_request
 
+    def usd_per_request_at_slo(self, params: float) -> float:
+        return self.point(params).usd_per_request_at_slo
+
+    def feasible(self, params: float) -> bool:
+        return self.point(params).meets_slo
+
+    def without_slo(self) -> "ServingModel":
+        """The same hardware and model with no latency limit: batch by throughput, full utilisation."""
+        return ServingModel(self.hardware, self.perf, replace(self.workload, tpot_slo_s=None, ttft_slo_s=None))
+
 
 def serving_model(profile, *, input_tokens: float, output_tokens: float, usd_per_h: float | None = None,
                   tpot_slo_s: float | None = None, ttft_slo_s: float | None = None, no_slo: bool = False,
@@ -291,7 +423,9 @@ def serving_model(profile, *, input_tokens: float, output_tokens: float, usd_per
     """The ServingModel of a profile (None when it has no performance model: no N-dependent cost then)."""
     if getattr(profile, "performance_model", None) is None:
         return None
-    wl = with_slo_from_profile(Workload(input_tokens, output_tokens), profile)
+    r = p90_ratios(profile)
+    wl = with_slo_from_profile(Workload(input_tokens, output_tokens, tpot_p90_ratio=r.tpot, ttft_p90_ratio=r.ttft),
+                               profile)
     if no_slo:
         wl = replace(wl, tpot_slo_s=None, ttft_slo_s=None)
     else:
