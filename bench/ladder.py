@@ -23,9 +23,9 @@ from bench.prepare import TinySpec
 DEFAULT_CPU_CONFIG = Path(__file__).resolve().parent / "data" / "ladder_cpu.toml"
 
 DEFAULT_CPU_LADDER = (
+    TinySpec(hidden_size=256, num_layers=2, num_heads=4, num_kv_heads=2, vocab_size=4096),
     TinySpec(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=4, vocab_size=4096),  # 14.7M
-    TinySpec(hidden_size=1024, num_layers=8, num_heads=8, num_kv_heads=4, vocab_size=4096),  # 97.6M
-    TinySpec(hidden_size=2048, num_layers=16, num_heads=16, num_kv_heads=8, vocab_size=4096),  # 763M
+    TinySpec(hidden_size=1152, num_layers=9, num_heads=18, num_kv_heads=9, vocab_size=4096),
 )
 # Published INT8 W8A8 checkpoints of one family (Llama 3.x, compressed-tensors, from the RedHatAI
 # model cards) for a GPU ladder: pass them as --ladder-model (hub access needed on that node).
