@@ -16,10 +16,14 @@ layered        t0 + L·t_layer + W / B + n·2N / F_dec + p·2N / F_pre
 full           layered + ctx·kv_bytes / B + (ctx + pairs)·a_attn / F_attn     (a_attn = 4·L·H·d_head)
 tiled8         t0 + W / B + ⌈n⌉₈·2N / F_dec + p·2N / F_pre
 tiled16        t0 + W / B + ⌈n⌉₁₆·2N / F_dec + p·2N / F_pre     (⌈n⌉_T: 1 stays 1, else T·ceil(n/T))
+switch         t0 + W / B_v + 2N / F_dec                  one row (n + p = 1: the vector kernel)
+               t0 + W / B_m + n·2N / F_dec + p·2N / F_pre  more rows (the blocked GEMM kernel)
 =============  =====================================================================================
 
 t0 is the engine's fixed per-step overhead (scheduler, sampling, Python), t_layer a per-layer
-overhead (kernel dispatch in eager mode), B an effective memory bandwidth, F rates of useful
+overhead (kernel dispatch in eager mode), B an effective memory bandwidth (in `switch`, B_v for a
+one-row step, which the int8 kernel runs as a matrix-vector product, and B_m for a step of two rows
+or more, where it runs a blocked GEMM whose cost per weight byte differs), F rates of useful
 matmul work (paper convention, 2N per token) — separate for decode (skinny GEMMs at the batch
 size) and prefill (GEMMs as tall as the prompt) in the split forms. Every parameter is a
 hardware+engine constant: none depends on the model, which is what lets the model carry to a
@@ -54,6 +58,8 @@ FORMS: dict[str, tuple[str, ...]] = {
              "attention_flop_per_s"),
     "tiled8": ("t0_s", "bandwidth_bytes_per_s", "decode_flop_per_s", "prefill_flop_per_s"),
     "tiled16": ("t0_s", "bandwidth_bytes_per_s", "decode_flop_per_s", "prefill_flop_per_s"),
+    "switch": ("t0_s", "bandwidth_bytes_per_s", "gemm_bandwidth_bytes_per_s", "decode_flop_per_s",
+               "prefill_flop_per_s"),
 }  # fmt: skip
 TILED = {"tiled8": 8, "tiled16": 16}
 
@@ -67,7 +73,7 @@ def padded_rows(n, tile: int) -> np.ndarray:
 # Starting values (SI units) for the fit: a few ms of overhead, GB/s and tens of GFLOP/s; the
 # fit is in log space and moves them by orders of magnitude where the data say so.
 _START = {"t0_s": 5e-3, "layer_s": 2e-4, "bandwidth_bytes_per_s": 2e10, "flop_per_s": 1e11,
-          "decode_flop_per_s": 5e10, "prefill_flop_per_s": 1e11, "attention_flop_per_s": 2e10, "request_overhead_s": 5e-3}  # fmt: skip
+          "gemm_bandwidth_bytes_per_s": 2e10, "decode_flop_per_s": 5e10, "prefill_flop_per_s": 1e11, "attention_flop_per_s": 2e10, "request_overhead_s": 5e-3}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,11 @@ class StepModel:
             c0 = p["t0_s"] + shape.weight_bytes_read / p["bandwidth_bytes_per_s"]
             kd, kp = flop_tok / p["decode_flop_per_s"], flop_tok / p["prefill_flop_per_s"]
             return lambda n, ctx, pre, pairs: c0 + (n if n <= 1 else math.ceil(n / tile) * tile) * kd + pre * kp
+        if self.form == "switch":
+            t0, w = p["t0_s"], shape.weight_bytes_read
+            wv, wm = w / p["bandwidth_bytes_per_s"], w / p["gemm_bandwidth_bytes_per_s"]
+            kd, kp = flop_tok / p["decode_flop_per_s"], flop_tok / p["prefill_flop_per_s"]
+            return lambda n, ctx, pre, pairs: t0 + (wv if n + pre <= 1 else wm) + n * kd + pre * kp
         # every other form is linear in (n, ctx, pre, pairs): read its coefficients off once
         c0 = float(self.step_time_s(shape, 0.0, 0.0, 0.0, 0.0))
         cn, cctx, cpre, cpairs = (float(self.step_time_s(shape, *e)) - c0 for e in np.eye(4))
@@ -118,10 +129,12 @@ def step_time_s(form: str, p: Mapping[str, float], shape: Shape, n, ctx, pre, pa
         return t + weights + (n + pre) * flop_tok / p["flop_per_s"]
     if form == "roofline":
         return t + np.maximum(weights, (n + pre) * flop_tok / p["flop_per_s"])
+    if form == "switch":
+        weights = np.where(n + pre <= 1.0, weights, shape.weight_bytes_read / p["gemm_bandwidth_bytes_per_s"])
     if form in TILED:
         n = padded_rows(n, TILED[form])
     t = t + weights + n * flop_tok / p["decode_flop_per_s"] + pre * flop_tok / p["prefill_flop_per_s"]
-    if form == "split" or form in TILED:
+    if form in ("split", "switch") or form in TILED:
         return t
     t = t + shape.num_layers * p["layer_s"]
     if form == "layered":
