@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 
-from solver.report_render import SCENARIO_LABELS, fmt_count
-
-
+from solver.report_render import SCENARIO_LABELS, fmt_count, fmt_s
 
 
 def _png(fig) -> bytes:
@@ -35,7 +33,73 @@ def make_plots(sol: dict) -> dict[str, bytes]:
         "fig6_paper.png": _plot_map(sol, "paper"),
         "fig6_calibrated.png": _plot_map(sol, "calibrated"),
         "decode_curve.png": _plot_decode(sol),
-    } | _prediction_plot(sol)
+    } | _prediction_plot(sol) | _front_plot(sol)
+
+
+def _front_plot(sol: dict) -> dict[str, bytes]:
+    from solver.report_render import FRONT_PLOT
+
+    fr = sol.get("front")
+    if not fr or not any(p["tokens_per_s_per_user"] for hw in fr["hardware"] for se in hw["series"]
+                         for p in se["points"]):
+        return {}
+    return {FRONT_PLOT: _plot_front(fr)}
+
+
+def _plot_front(fr: dict) -> bytes:
+    """Tok/s per device against tok/s per user: measured markers, predicted lines, SLO line, operating point."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    many = len(fr["hardware"]) > 1
+    markers = "osD^v<>pPX"
+    k = 0
+    slo_lines = set()
+    ttft_crossed = False
+    for h, hw in enumerate(fr["hardware"]):
+        tag = f"{hw['label']}: " if many else ""
+        for se in hw["series"]:
+            pts = [p for p in se["points"] if p["tokens_per_s_per_user"]]
+            if not pts:
+                continue
+            color = f"C{h if many else k % 10}"
+            x = [p["tokens_per_s_per_user"] for p in pts]
+            y = [p["tokens_per_s_per_device"] for p in pts]
+            name = se["model"] if se["model"] != "chosen" else f"chosen model ({fmt_count(se['params'])})"
+            label = f"{tag}{name} {se['input_tokens']:g}/{se['output_tokens']:g} ({se['kind']})"
+            if se["kind"] == "measured":
+                ax.plot(x, y, markers[k % len(markers)], color=color, ms=6, label=label)
+            else:
+                ax.plot(x, y, "-" if se["model"] == "chosen" else "--", color=color, lw=1.5, label=label)
+            k += 1
+            ttft_limit = hw["slo"]["ttft_p90_s"]
+            late = [p for p in pts if ttft_limit is not None and p["ttft_s"] is not None and p["ttft_s"] > ttft_limit]
+            if late:  # TTFT is not an axis here: points beyond its limit are crossed out
+                ax.plot([p["tokens_per_s_per_user"] for p in late], [p["tokens_per_s_per_device"] for p in late],
+                        "x", color="r", ms=5, mew=1, label=None if ttft_crossed else
+                        f"TTFT above its SLO ({fmt_s(ttft_limit)})")
+                ttft_crossed = True
+        op = hw["operating_point"]
+        if op is not None and op["tokens_per_s_per_user"]:
+            ax.plot([op["tokens_per_s_per_user"]], [op["tokens_per_s_per_device"]], "*", ms=16,
+                    color=f"C{h}" if many else "k", mec="k",
+                    label=f"{tag}operating point, batch {op['concurrency']:g} (predicted"
+                          f"{', meets SLO' if op['meets_slo'] else ', misses SLO'})")
+        xmin = hw["slo"]["tokens_per_s_per_user_min"]
+        if xmin and xmin not in slo_lines:
+            slo_lines.add(xmin)
+            ax.axvline(xmin, color="r", ls=":", lw=1.5,
+                       label=f"{tag}TPOT SLO {fmt_s(hw['slo']['tpot_p90_s'])} ({xmin:.3g} tok/s per user)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for xmin in slo_lines:
+        ax.axvspan(ax.get_xlim()[0], xmin, color="r", alpha=0.05)
+    ax.set_xlabel("tokens per second per user (1 / TPOT)")
+    ax.set_ylabel("output tokens per second per device")
+    ax.set_title("Throughput-latency front: measured runs and performance-model predictions")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _png(fig)
 
 
 def _prediction_plot(sol: dict) -> dict[str, bytes]:

@@ -308,6 +308,59 @@ def render_assumptions(sol: dict, images: list[str]) -> list:
     return [Heading(2, "Assumptions and provenance"), Bullets(items)]
 
 
+FRONT_PLOT = "front.png"  # drawn by solver.report_plots
+
+
+def _front_series_name(se: dict) -> str:
+    name = se["model"] if se["model"] != "chosen" else f"chosen model ({fmt_count(se['params'])} params)"
+    return f"{name}, {se['input_tokens']:g}/{se['output_tokens']:g} tokens"
+
+
+def _front_row(name: str, p: dict, note: str = "") -> list[str]:
+    meets = {True: "yes", False: "no", None: "n/a"}[p["meets_slo"]]
+    return [name, p["kind"], f"{p['concurrency']:g}", fmt_num(p["tokens_per_s_per_device"]),
+            fmt_num(p.get("tokens_per_s_per_user")), fmt_s(p.get("tpot_s")), fmt_s(p.get("ttft_s")),
+            meets + (f" ({note})" if note else "")]
+
+
+def render_front(sol: dict, images: list[str]) -> list:
+    fr = sol.get("front")
+    if not fr:
+        return []
+    doc: list = [Heading(2, "Throughput-latency front"), Para(
+        "Output tokens per second per device against tokens per second per user (1 / TPOT), for each hardware: "
+        "batching more sequences raises what a device delivers and slows each stream. Measured points are the "
+        "profile's runs (the decode curve with its TPOT p90; the ladder's runs with their mean TPOT); predicted "
+        "points are the performance model's steady state (mean TPOT) of the profiled model and of the chosen "
+        "model on its devices per replica. The vertical line is the TPOT SLO (points left of it are too slow "
+        "per user), a red cross marks a point whose TTFT is above its SLO, and the star is the chosen model's "
+        "operating point.")]
+    if FRONT_PLOT in images:
+        doc.append(Image(FRONT_PLOT, "Throughput per device against tokens per second per user, with the SLO"))
+    for hw in fr["hardware"]:
+        slo = hw["slo"]
+        limit = ("no SLO" if slo["tpot_p90_s"] is None and slo["ttft_p90_s"] is None else
+                 f"SLO: TPOT p90 <= {fmt_s(slo['tpot_p90_s'])} (>= {fmt_num(slo['tokens_per_s_per_user_min'])} "
+                 f"tok/s per user), TTFT p90 <= {fmt_s(slo['ttft_p90_s'])}")
+        doc += [Heading(3, f"{hw['label']} ({hw['device_name']})"), Para(limit + ".")]
+        rows = []
+        op = hw["operating_point"]
+        if op is not None:
+            rows.append(_front_row(f"operating point: chosen model ({fmt_count(op['params'])} params, "
+                                   f"{op['devices_per_replica']} device(s) per replica)", op,
+                                   f"batch limited by {op['batch_limited_by']}"))
+        for se in hw["series"]:
+            pts = se["points"]
+            if se["model"] == "chosen":  # the predicted curve: its ends (the operating point is above)
+                pts = [pts[0], pts[-1]] if len(pts) > 1 else pts
+            elif se["kind"] == "predicted":
+                continue  # drawn in the plot; its measured counterpart is in the rows
+            rows += [_front_row(_front_series_name(se), p) for p in pts]
+        doc.append(Table(["Series", "Kind", "Batch", "Tok/s per device", "Tok/s per user", "TPOT", "TTFT",
+                          "Meets SLO"], rows))
+    return doc
+
+
 # The report's sections in order: each takes (solution, image names) and returns blocks.
 def _err(x) -> str:
     return "n/a" if x is None else f"{x:+.1%}"
@@ -346,8 +399,8 @@ def render_prediction_check(sol: dict, images: list[str]) -> list:
 
 
 
-RENDERERS = [render_intro, render_scenarios, render_prediction_check, render_maps, render_decode_curve, render_fleet,
-             render_crossover, render_assumptions]
+RENDERERS = [render_intro, render_scenarios, render_prediction_check, render_maps, render_decode_curve, render_front,
+             render_fleet, render_crossover, render_assumptions]
 
 
 def _train_text(train: dict) -> str:
@@ -389,14 +442,21 @@ def to_markdown(doc: list) -> str:
     return "\n".join(out)
 
 
+# Cells wrap anywhere (a sha256 or a long name would otherwise push a table past a 1280-px page).
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}img{max-width:100%}.strong{font-weight:bold;color:#a00}"""
+table{border-collapse:collapse;margin:1em 0;max-width:100%}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;overflow-wrap:anywhere}
+th{background:#f3f3f3}img{max-width:100%}p,li,h1,h2,h3{overflow-wrap:anywhere}.strong{font-weight:bold;color:#a00}"""
+
+# No script, no fetch: the page shows its own text, inline style and data: images only. A second
+# guard behind html.escape (tests/test_report_browser.py checks both, each on its own).
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
 def to_html(doc: list, images: dict[str, bytes], title: str) -> str:
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">',
            f"<title>{e(title)}</title>", f"<style>{_CSS}</style></head><body>"]
     for b in doc:
         if isinstance(b, Heading):

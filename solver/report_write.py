@@ -3,7 +3,9 @@
 The directory is built under a temporary name in the parent and renamed into place, so a
 half-written report never appears; an existing report is never overwritten (the new one takes the
 first free suffix -2, -3, ...). solution.json is `solver.schema.Solution` (strict JSON: NaN and
-infinities become null first).
+infinities become null first). report.png is report.html as headless Chromium renders it at 1280 px
+(`solver.report_browser`), written when a chromium is installed (scripts/setup.sh installs Debian's);
+without one the report is written without it and a note on stderr says so.
 """
 
 from __future__ import annotations
@@ -63,9 +65,27 @@ def solution_json(solution: dict) -> str:
     return json.dumps(clean, indent=1, allow_nan=False) + "\n"
 
 
+PNG = "report.png"
+
+
+def write_png(html_path: Path, png_path: Path) -> str | None:
+    """Render html_path to png_path in headless Chromium; None when written, else a one-line note why not."""
+    from solver import report_browser
+
+    if report_browser.find_chromium() is None:
+        return (f"{PNG} not written: no chromium on PATH (scripts/setup.sh installs Debian's chromium; "
+                f"or set INFERCOST_CHROMIUM)")
+    try:
+        report_browser.screenshot(html_path, png_path)
+    except report_browser.BrowserError as exc:
+        return f"{PNG} not written: {exc}"
+    return None
+
+
 def write_report(parent: Path, dirname: str, solution: dict, markdown: str, html_text: str,
-                 images: dict[str, bytes]) -> Path:
-    """Write all files into a temp dir under parent, then rename it to a free name (never overwrites)."""
+                 images: dict[str, bytes], *, png: bool = True) -> Path:
+    """Write all files into a temp dir under parent, then rename it to a free name (never overwrites).
+    With png, also report.png (the page in headless Chromium) when a chromium is installed."""
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dirname}.tmp-", dir=parent))
     try:
@@ -74,6 +94,10 @@ def write_report(parent: Path, dirname: str, solution: dict, markdown: str, html
         (tmp / "report.html").write_text(html_text)
         for fname, data in images.items():
             (tmp / fname).write_bytes(data)
+        if png:
+            note = write_png(tmp / "report.html", tmp / PNG)
+            if note:
+                print(note, file=sys.stderr)
         os.chmod(tmp, 0o755)
         while True:
             final, suffixed = free_dir(parent, dirname)
