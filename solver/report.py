@@ -30,9 +30,14 @@ __all__ = ["PaperInference", "ReportInputs", "ServingModel", "Solved", "check_in
            "serving_model", "solve"]
 
 
-def compute_solution(inputs: ReportInputs, profile, profile_provenance: dict, *, tool: str = "solver") -> dict:
-    """Every number of the report (pure): one entry per section of `solver.report_sections.SECTIONS`."""
-    solved = solve(inputs, profile, profile_provenance, tool)
+def compute_solution(inputs: ReportInputs, profile, profile_provenance: dict, *, tool: str = "solver",
+                     label: str | None = None, others: tuple = ()) -> dict:
+    """Every number of the report (pure): one entry per section of `solver.report_sections.SECTIONS`.
+
+    `others`: (profile, provenance, label) of further inference hardware for the side-by-side
+    `hardware` section (`solver.hardware_compare`); the report's other sections are the first profile's.
+    """
+    solved = solve(inputs, profile, profile_provenance, tool, label=label, others=others)
     out: dict = {"schema_version": SOLUTION_SCHEMA_VERSION, "kind": "sizing_report"}
     for key, section in SECTIONS:
         out[key] = section(solved)

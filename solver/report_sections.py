@@ -16,19 +16,24 @@ from dataclasses import asdict
 
 import numpy as np
 
-from solver import report_prediction, serving
+from solver import hardware_compare, report_front, report_prediction, serving
+from solver.hardware_compare import fleet_of, recommendation_of
 from solver.law import chinchilla_loss_for_params, chinchilla_params_for_loss, chinchilla_tokens_for_loss, tokens_for_loss
-from solver.checks import TRAIN_FLOP_PER_PARAM_TOKEN, InputError
-from solver.optimize import optimize_cost
-from solver.report_solve import ServingModel, Solved, optimize_n_dependent
+from solver.checks import TRAIN_FLOP_PER_PARAM_TOKEN
+from solver.optimize import GeneralCostResult, optimize_cost
+from solver.report_solve import ServingModel, Solved, optimize_n_dependent, peak_source, utilisation
 from solver.schema import plan_of, plan_record
 
 SECONDS_PER_DAY = 86400.0
-MAX_REPLICAS = 1e15  # a fleet beyond this is not a deployment (and ceil() of it stops being exact)
 
 
 def _f(x) -> float:
     return float(np.asarray(x))
+
+
+def _finite(x):
+    """JSON has no infinity: an unbounded figure (e.g. a queueing wait at utilisation 1) is None."""
+    return x if x is None or math.isfinite(x) else None
 
 
 def _serving_dict(p: serving.ServingPoint) -> dict:
@@ -52,8 +57,13 @@ def _serving_dict(p: serving.ServingPoint) -> dict:
         "decode_mfu": p.decode_mfu,
         "tpot_s": p.tpot_s,
         "ttft_s": p.ttft_s,
+        "tpot_p90_s": _finite(p.tpot_p90_s),
+        "ttft_p90_s": _finite(p.ttft_p90_s),
+        "queue_wait_p90_s": _finite(p.queue_wait_p90_s),
+        "utilisation_at_peak": p.utilisation_at_peak,
         "device_s_per_request": p.device_s_per_request,
         "usd_per_request": p.usd_per_request,
+        "usd_per_request_at_slo": _finite(p.usd_per_request_at_slo),
         "provenance": "predicted (the profile's performance model at this shape)",
         "notes": list(p.notes),
     }
@@ -177,36 +187,110 @@ def shift(s: Solved) -> dict | None:
 # --------------------------------------------------------------------------- fleet
 
 
-def _peak(s: Solved) -> tuple[float, str]:
-    i = s.inputs
-    if i.peak_requests_per_s is not None:
-        return float(i.peak_requests_per_s), "command line"
-    return (s.requests / (i.lifetime_days * SECONDS_PER_DAY) * i.peak_to_mean,
-            f"assumption: lifetime demand spread over {i.lifetime_days:g} days, peak = {i.peak_to_mean:g} x mean")
-
-
 def fleet(s: Solved) -> dict | None:
-    """The serving fleet for the chosen model (N-dependent optimum) at the peak request rate."""
-    peak, peak_source = _peak(s)
-    if peak <= 0 or s.n_dependent is None:
+    """The serving fleet for the recommended model at the peak request rate (`hardware_compare.fleet_of`)."""
+    return fleet_of(s)
+
+
+def recommendation(s: Solved) -> dict | None:
+    """The `recommendation` contract (`hardware_compare.recommendation_of`)."""
+    return recommendation_of(s)
+
+
+def _general_plan(s: Solved, g: GeneralCostResult | None) -> dict | None:
+    if g is None:
         return None
-    point = s.model.point(s.n_dependent.params)
-    replicas = peak / point.requests_per_s
-    if not replicas <= MAX_REPLICAS:  # also catches inf/nan
-        name = "peak_requests_per_s" if s.inputs.peak_requests_per_s is not None else "requests"
-        value = peak if name == "peak_requests_per_s" else s.requests
-        limit = value * MAX_REPLICAS / replicas if math.isfinite(replicas) else None
-        why = f"the fleet would need more than {MAX_REPLICAS:g} replicas of {point.requests_per_s:.3g} requests/s"
-        raise InputError(name, value, f"{why}; need {name} <= {limit:.3g}" if limit else why, why=why, limit=limit)
-    power = serving.power_w_per_device_from_profile(s.profile)
-    f = serving.fleet_for_peak(point, s.model.hardware, s.model.workload, peak, power)
+    tokens = s.requests * (s.inputs.input_tokens + s.inputs.output_tokens)
+    return plan_record(g.params, g.train_tokens, g.loss, tokens, g.train_usd, g.inference_usd).model_dump()
+
+
+def sizing_section(s: Solved) -> dict:
+    """SLO-constrained vs unconstrained optimum, provisioned and at full utilisation, and the SLO's cost."""
+    z = s.sizing
+    if z is None:
+        return {"status": "no_performance_model", "message": "the profile has no performance model, so no model "
+                "size's serving cost or latency can be predicted (build one from a ladder: python -m calibrate "
+                "profile RUNS --ladder)", "constrained": None, "unconstrained": None}
+    wl = s.model.workload
+    con, unc = z.constrained, z.unconstrained
+    cost = None if con is None else con.total_usd - unc.total_usd
     return {
-        "params": s.n_dependent.params, "peak_requests_per_s": peak, "peak_source": peak_source,
-        "replica_requests_per_s": f.replica_requests_per_s, "replicas": f.replicas, "devices": f.devices,
-        "devices_per_replica": f.point.devices_per_replica, "usd_per_request": f.usd_per_request,
-        "usd_per_million_tokens": f.usd_per_million_tokens, "energy_j_per_request": f.energy_j_per_request,
-        "power_w_per_device": power, "fleet_usd_per_h": f.fleet_usd_per_h, "hardware": s.model.hardware.name,
+        "status": "feasible" if con is not None else
+        "data_unreachable" if z.without_data_limit is not None else "infeasible",
+        "message": z.infeasible,
+        "utilisation": z.utilisation, "peak_to_mean": 1.0 / z.utilisation,
+        "mean_requests_per_s": z.mean_requests_per_s, "peak_requests_per_s": z.peak_requests_per_s,
+        "demand_source": z.peak_source, "lifetime_h": z.lifetime_h,
+        "slo": {"tpot_p90_s": wl.tpot_slo_s, "ttft_p90_s": wl.ttft_slo_s},
+        "p90": {"tpot_ratio": wl.tpot_p90_ratio, "ttft_ratio": wl.ttft_p90_ratio,
+                "source": serving.p90_ratios(s.profile).source if not s.inputs.no_slo else "--no-slo: not used"},
+        "queueing": "M/M/c per replica (c = batch slots, random routing), p90 wait from Erlang C; conservative "
+                    "for near-fixed service times (solver.serving)",
+        "constrained": None if con is None else {
+            "optimal": _general_plan(s, con), "serving": _serving_dict(s.model.point(con.params))},
+        "unconstrained": {"optimal": _general_plan(s, unc), "serving": _serving_dict(z.free_model.point(unc.params))},
+        "slo_cost_usd": cost,
+        "slo_cost_fraction": None if cost is None else cost / unc.total_usd,
+        "full_utilisation": {"constrained": _general_plan(s, z.full_constrained),
+                             "unconstrained": _general_plan(s, z.full_unconstrained)},
+        "provenance": "predicted (the profile's performance model) + computed; utilisation from the demand "
+                      "shape (assumed or from the demand file)",
     }
+
+
+def provisioned_section(s: Solved) -> dict:
+    """Eq. 6 with each inference $/useful FLOP divided by the utilisation (solver.demand)."""
+    u = utilisation(s.inputs)
+    return {
+        "utilisation": u, "peak_to_mean": 1.0 / u,
+        "source": peak_source(s.inputs),
+        "paper": _comparison_dict(s.provisioned_paper),
+        "calibrated": _comparison_dict(s.provisioned_cal),
+        "formula": "inference $/useful FLOP / utilisation (mean / peak); utilisation 1 is the paper's Eq. 6",
+    }
+
+
+def data_limit_section(s: Solved) -> dict | None:
+    """--max-train-tokens: the recommended plan with and without the data limit (solver.data_limit)."""
+    from solver.data_limit import limit_record
+
+    i, z = s.inputs, s.sizing
+    if i.max_train_tokens is None:
+        return None
+    base = {"max_train_tokens": i.max_train_tokens, "repeat": i.repeat_data,
+            "applies_to": "the recommended plan (SLO-constrained, provisioned N-dependent optimum); the "
+                          "paper and calibrated Eq. 6 scenarios are shown without it (solver optimize "
+                          "--max-train-tokens limits them)"}
+    if z is None:
+        return base | {"message": "the profile has no performance model: no recommended plan to limit"}
+    if z.without_data_limit is None:
+        return base | {"message": z.infeasible}
+    if z.data_limit is None:
+        return base | {"message": z.infeasible, "without_limit": _general_plan(s, z.without_data_limit)}
+    return base | limit_record(z.data_limit, i.max_train_tokens, i.repeat_data) | {
+        "message": None, "without_limit": _general_plan(s, z.without_data_limit),
+        "with_limit": _general_plan(s, z.constrained)}
+
+
+def warnings_section(s: Solved) -> list[str]:
+    """One line per plan whose tokens per parameter pass the paper's range (solver.data_limit)."""
+    from solver.data_limit import tokens_per_param_warning
+
+    plans = [("paper", s.paper.optimal), ("calibrated", s.calibrated.optimal)]
+    out = []
+    for name, p in plans:
+        w = tokens_per_param_warning(_f(p.params), _f(p.train_tokens))
+        if w:
+            out.append(f"{name} optimum: {w}")
+    for name, g in (("N-dependent optimum", s.n_dependent),
+                    ("recommended (SLO-constrained) plan", s.sizing.constrained if s.sizing else None)):
+        if g is not None:
+            w = tokens_per_param_warning(g.params, g.train_tokens)
+            if w:
+                out.append(f"{name}: {w}")
+    if s.sizing is not None and s.sizing.infeasible:
+        out.insert(0, s.sizing.infeasible)
+    return out
 
 
 # --------------------------------------------------------------------------- crossover
@@ -392,8 +476,8 @@ def assumptions(s: Solved) -> dict:
 
 
 _ECHOED = ("target_loss", "chinchilla_params", "requests", "peak_requests_per_s", "lifetime_days", "peak_to_mean",
-           "input_tokens", "output_tokens", "inference_usd_per_h", "slo_tpot_p90_s",
-           "slo_ttft_p90_s", "no_slo")
+           "demand_source", "demand_hours", "input_tokens", "output_tokens", "inference_usd_per_h", "slo_tpot_p90_s",
+           "slo_ttft_p90_s", "no_slo", "max_train_tokens", "repeat_data")
 
 
 def provenance(s: Solved) -> dict:
@@ -413,8 +497,10 @@ def provenance(s: Solved) -> dict:
 Section = tuple[str, Callable[[Solved], object]]
 
 SECTIONS: list[Section] = [
+    ("warnings", warnings_section), ("recommendation", recommendation), ("sizing", sizing_section),
     ("target", target), ("demand", demand), ("law", law), ("train", train), ("scenarios", scenarios),
-    ("shift", shift), ("fleet", fleet), ("crossover", crossover), ("maps", maps), ("cost_curves", cost_curves),
-    ("decode_curve", decode_curve), ("prediction_check", prediction_check), ("assumptions", assumptions),
+    ("provisioned", provisioned_section), ("shift", shift), ("fleet", fleet),
+    ("hardware", hardware_compare.section), ("data_limit", data_limit_section), ("crossover", crossover), ("maps", maps), ("cost_curves", cost_curves),
+    ("decode_curve", decode_curve), ("front", report_front.front), ("prediction_check", prediction_check), ("assumptions", assumptions),
     ("provenance", provenance),
 ]

@@ -174,7 +174,7 @@ def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
     parser.feed(html_text)
     assert parser.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table",
                            "thead", "tbody", "tr", "th", "td", "img", "ul", "li"}, parser.tags
-    assert html_text.count("data:image/png;base64,") == 4
+    assert html_text.count("data:image/png;base64,") == 5  # + front.png
     md = (out / "report.md").read_text()
     assert "<script>" not in md
     from solver.report_render import fmt_count
