@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import microbench
-from bench.microbench import cpu_count, cpu_hardware_name, cpu_model_name
+from bench.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier, cpu_model_name
 from bench.provenance import package_versions
 from bench.schema import HARDWARE_SCHEMA_VERSION, HardwareRecord, SchemaError, load_file, save_file
 
@@ -46,7 +46,7 @@ def load_or_measure_cpu(
 ) -> HardwareRecord:
     """The cached CPU record when it matches this CPU, core count and torch version, else a fresh
     measurement written to the cache."""
-    name = cpu_hardware_name(cpu_model_name(), cpu_count())
+    name = cpu_hardware_name(cpu_model_name(), cpu_count(), cpu_isa_tier())
     path = cache_path(cache_dir, name)
     if not remeasure:
         rec = read_cached(path)

@@ -76,9 +76,29 @@ def memory_total_bytes(meminfo_text: str | None = None) -> int | None:
     return int(m.group(1)) * 1024 if m else None
 
 
-def cpu_hardware_name(model_name: str, ncores: int) -> str:
-    """'cpu-amd-epyc-2c': the peak depends on the cores used, so they are part of the name."""
-    return f"cpu-{slug(model_name)}-{ncores}c"
+def cpu_isa_tier(cpuinfo_text: str | None = None) -> str:
+    """The widest matrix/vector instruction set of this CPU, from /proc/cpuinfo's flags: 'amx',
+    'avx512', 'avx2' or 'base'. Hosts that report the same model name can differ here (a VM's
+    "AMD EPYC" has been a Zen 3 with AVX2 only and a Zen 4 with AVX-512 BF16/VNNI), and it changes
+    the int8/bf16 rates several fold, so it is part of the hardware name."""
+    if cpuinfo_text is None:
+        try:
+            cpuinfo_text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "base"
+    m = re.search(r"^flags\s*:\s*(.+)$", cpuinfo_text, re.M)
+    flags = set(m.group(1).split()) if m else set()
+    if flags & {"amx_tile", "amx_int8", "amx_bf16"}:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "base"
+
+
+def cpu_hardware_name(model_name: str, ncores: int, isa: str | None = None) -> str:
+    """'cpu-amd-epyc-avx512-2c': the peak depends on the instruction set and the cores used, so both
+    are part of the name (without `isa`, the older spelling 'cpu-amd-epyc-2c')."""
+    return f"cpu-{slug(model_name)}-{isa}-{ncores}c" if isa else f"cpu-{slug(model_name)}-{ncores}c"
 
 
 # --------------------------------------------------------------------------- timing
@@ -336,7 +356,7 @@ def measure_cpu(seconds: float = 3.0, *, sizes: tuple[int, ...] = (512, 1024, 20
     name = cpu_model_name()
     return HardwareRecord(
         kind="cpu",
-        name=cpu_hardware_name(name, cpu_count()),
+        name=cpu_hardware_name(name, cpu_count(), cpu_isa_tier()),
         device_name=name,
         cpu_count=cpu_count(),
         peak_flop_per_s=peaks,

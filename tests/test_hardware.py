@@ -131,6 +131,18 @@ def test_cpu_name_helpers():
     assert MB.cpu_model_name(text) == "AMD EPYC 7B13 64-Core Processor"
     assert MB.cpu_model_name("nothing") == "unknown-cpu"
     assert MB.cpu_hardware_name("AMD EPYC 7B13 64-Core Processor", 2) == "cpu-amd-epyc-7b13-64-core-processor-2c"
+    assert MB.cpu_hardware_name("AMD EPYC", 2, "avx512") == "cpu-amd-epyc-avx512-2c"
+
+
+@pytest.mark.parametrize(("flags", "tier"), [
+    ("fpu sse2 avx avx2 fma", "avx2"),
+    ("fpu avx2 avx512f avx512_vnni avx512_bf16", "avx512"),
+    ("fpu avx2 avx512f amx_bf16 amx_tile amx_int8", "amx"),
+    ("fpu sse2", "base"),
+])  # fmt: skip
+def test_cpu_isa_tier_from_flags(flags, tier):
+    text = f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n"
+    assert MB.cpu_isa_tier(text) == tier
     assert MB.memory_total_bytes("MemTotal:       24683656 kB\n") == 24683656 * 1024
 
 
