@@ -104,3 +104,16 @@ def demand_from_csv(path: str | Path) -> DemandShape:
         raise ValueError(f"{p}: every load is 0; need at least one hourly load > 0")
     mean = math.fsum(loads) / len(loads)
     return DemandShape(peak_to_mean=max(1.0, peak / mean), source=str(p), hours=len(loads))
+
+
+def provisioned_settings(settings, peak_to_mean: float):
+    """Eq. 6 constants (`solver.optimize.CostSettings`) of a fleet provisioned for the peak: both inference
+    $/useful FLOP divided by the utilisation mean/peak, i.e. multiplied by R (module docstring). R = 1
+    returns `settings` itself, so the paper's full-utilisation answer is reproduced bit for bit."""
+    from dataclasses import replace
+
+    r = float(peak_to_mean)
+    if r == 1.0:
+        return settings
+    return replace(settings, input_usd_per_flop=settings.input_usd_per_flop * r,
+                   output_usd_per_flop=settings.output_usd_per_flop * r)

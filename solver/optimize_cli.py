@@ -8,6 +8,16 @@ The spellings are a contract other tools call (docs/solver.md):
            [--inference-dtype int8] [--mfu-train 0.5] [--mfu-input 0.5] [--mfu-output 0.01]
            [--train-usd-per-hour X] [--inference-usd-per-hour Y] [--inference-profile P] [--train-profile P]
            [--law ...] [--json]
+           [--peak-to-mean R | --demand-profile CSV]       (cost only; default R = 1: today's answer)
+  either objective: [--max-train-tokens T [--no-repeat]]
+
+--peak-to-mean R (or R = max/mean of an hourly CSV, solver.demand): the fleet is provisioned for the
+peak and paid every hour, so the inference $/useful FLOP is divided by the utilisation mean/peak, i.e.
+multiplied by R; with constant-MFU Eq. 6 the optimum is the paper's with that price (same JSON keys).
+--max-train-tokens T: unique tokens available; the optimum is the cheapest (N, D) that meets the loss
+with them, repeating data as Muennighoff et al. 2023 allow unless --no-repeat (solver.data_limit), or
+exit 2 with one line when the loss is out of reach. A warning (text, and JSON `warnings`) when the
+plan's tokens per parameter exceed the 10,000 Sardana et al. 2024 trained.
 
 Defaults of the cost objective are the paper's settings (`bench.paper_settings.PAPER`). The JSON
 object is `solver.schema.OptimizeResult`.
@@ -16,9 +26,11 @@ object is `solver.schema.OptimizeResult`.
 from __future__ import annotations
 
 import argparse
+import json
 
 from bench.paper_settings import PAPER, SECONDS_PER_HOUR
 from solver.cli_args import CliError, at_least_one, flag, flag_error, fraction, non_negative, one_line, positive, tokens
+from solver.demand import peak_to_mean_arg
 from solver.profile_input import add_profile_args
 
 COST_DEFAULTS = {
@@ -36,7 +48,7 @@ COST_DEFAULTS = {
 _COST_ONLY = ("requests", "input_tokens", "output_tokens", "train_gpu", "inference_gpu", "train_dtype",
               "inference_dtype", "mfu_train", "mfu_input", "mfu_output", "train_usd_per_hour",
               "inference_usd_per_hour", "train_peak_flop_per_s", "inference_peak_flop_per_s",
-              "inference_profile", "train_profile")
+              "inference_profile", "train_profile", "peak_to_mean", "demand_profile")
 
 # The flags behind each value the solver API checks: (dest, exponent), value ∝ flag^exponent.
 _TRAIN = [("train_usd_per_hour", 1), ("train_peak_flop_per_s", -1), ("mfu_train", -1), ("train_profile", 0),
@@ -82,6 +94,34 @@ def add_args(p: argparse.ArgumentParser) -> None:
     c.add_argument("--inference-peak-flop-per-s", type=positive, metavar="F",
                    help="dense peak of the inference GPU in --inference-dtype (default: table)")
     add_profile_args(c)
+    d = c.add_mutually_exclusive_group()
+    d.add_argument("--peak-to-mean", type=peak_to_mean_arg, metavar="R",
+                   help="peak / mean demand, >= 1: inference is priced per provisioned device-hour, i.e. its "
+                        "$/FLOP divided by the utilisation 1/R (default 1: the paper's full utilisation)")
+    d.add_argument("--demand-profile", metavar="CSV",
+                   help="hourly relative load over a day (24 rows) or week (168 rows); R = max / mean")
+    add_data_limit_args(p.add_argument_group("data limit (either objective)"))
+
+
+def add_data_limit_args(g) -> None:
+    """--max-train-tokens T and --no-repeat (solver.data_limit)."""
+    g.add_argument("--max-train-tokens", type=positive, metavar="T",
+                   help="unique training tokens available; beyond them data repeats (Muennighoff et al. 2023)")
+    g.add_argument("--no-repeat", action="store_true",
+                   help="with --max-train-tokens: never repeat data (train on at most T tokens)")
+
+
+def demand_shape_from_args(args):
+    """solver.demand.DemandShape from --peak-to-mean | --demand-profile (None given: R = 1)."""
+    from solver.demand import DemandShape, demand_from_csv
+
+    if getattr(args, "demand_profile", None):
+        try:
+            return demand_from_csv(args.demand_profile)
+        except ValueError as exc:
+            raise CliError(f"--demand-profile: {one_line(exc)}") from None
+    r = getattr(args, "peak_to_mean", None)
+    return DemandShape(1.0 if r is None else r, "--peak-to-mean" if r is not None else "default (full utilisation)")
 
 
 def add_target_args(p: argparse.ArgumentParser) -> None:
@@ -238,6 +278,8 @@ def run(args) -> int:
     from solver.schema import optimize_result
 
     law, target, quality = target_from_args(args)
+    if args.no_repeat and args.max_train_tokens is None:
+        raise CliError("--no-repeat applies only with --max-train-tokens T (the unique tokens available)")
     if args.objective == "flops":
         given = [flag(k) for k in _COST_ONLY if getattr(args, k, None) is not None]
         if given:
@@ -249,21 +291,128 @@ def run(args) -> int:
         except ValueError as exc:
             raise _api_error(exc, args) from None
         inputs = quality | {"inference_tokens": args.inference_tokens}
+        settings = None
     else:
         if args.inference_tokens is not None:
             raise CliError("--inference-tokens only applies to --objective flops; use --requests R "
                            "with --input-tokens/--output-tokens")
         if args.requests is None:
             raise CliError("--objective cost needs --requests R (a number >= 0)")
-        settings, record = cost_settings_from_args(args)
+        busy, record = cost_settings_from_args(args)
+        shape = demand_shape_from_args(args)
+        settings = _provisioned(busy, shape, args)
         try:
             comp = optimize_cost(target, args.requests, settings, law)
         except ValueError as exc:
             raise _api_error(exc, args) from None
         inputs = quality | {"requests": args.requests, "inference_tokens": float(comp.inference_tokens)} | record
+        inputs |= {"peak_to_mean": shape.peak_to_mean, "utilisation": shape.utilisation,
+                   "demand_shape": shape.as_dict() | {
+                       "input_usd_per_useful_flop_provisioned": settings.input_usd_per_flop,
+                       "output_usd_per_useful_flop_provisioned": settings.output_usd_per_flop,
+                       "formula": "usd_per_useful_flop / utilisation (= x peak_to_mean): the fleet is "
+                                  "provisioned for the peak and paid for every hour"}}
+    extra: dict = {}
+    if args.max_train_tokens is not None:
+        comp, extra["data_limit"] = _data_limited(comp, law, target, settings, args)
+        inputs["max_train_tokens"] = args.max_train_tokens
+        inputs["repeat"] = not args.no_repeat
+    from solver.data_limit import tokens_per_param_warning
+
+    warning = tokens_per_param_warning(float(comp.optimal.params), float(comp.optimal.train_tokens))
+    if warning:
+        extra["warnings"] = [f"optimal plan: {warning}"]
     result = optimize_result(comp, inputs)
-    print(result.model_dump_json(exclude_none=True) if args.json else format_text(result.model_dump(exclude_none=True)))
+    fields = type(result).model_fields
+    if extra and all(k in fields for k in extra):  # the schema knows the keys: validate them with the rest
+        result, extra = type(result).model_validate(result.model_dump() | extra), {}
+    if args.json:
+        text = result.model_dump_json(exclude_none=True)
+        print(json.dumps(json.loads(text) | extra) if extra else text)
+    else:
+        print(format_text(result.model_dump(exclude_none=True) | extra))
     return 0
+
+
+def _provisioned(busy, shape, args):
+    """CostSettings with inference $/FLOP x peak-to-mean (solver.demand.provisioned_settings)."""
+    from solver.demand import provisioned_settings
+
+    try:
+        return provisioned_settings(busy, shape.peak_to_mean)
+    except ValueError as exc:
+        src = "--demand-profile" if shape.hours else "--peak-to-mean"
+        raise CliError(f"{src} {shape.peak_to_mean:g}: the provisioned inference price leaves float range "
+                       f"({one_line(exc)}); need a smaller peak-to-mean or prices") from None
+
+
+def _plan(law, target, n, d, inference_tokens, settings, requests):
+    """A scalar solver.optimize.ModelPlan of N params trained on D tokens (FLOP, and dollars with settings)."""
+    import numpy as np
+
+    from solver.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN
+    from solver.optimize import ModelPlan
+
+    f = np.float64
+    train, inference = TRAIN_FLOP_PER_PARAM_TOKEN * n * d, INFERENCE_FLOP_PER_PARAM_TOKEN * n * inference_tokens
+    usd = {}
+    if settings is not None:
+        tr, inf = train * settings.train_usd_per_flop, n * requests * settings.inference_usd_per_param_request()
+        usd = dict(train_usd=f(tr), inference_usd=f(inf), total_usd=f(tr + inf))
+    return ModelPlan(params=f(n), train_tokens=f(d), loss=f(target), train_flop=f(train),
+                     inference_flop=f(inference), total_flop=f(train + inference), **usd)
+
+
+def _data_limited(comp, law, target, settings, args):
+    """(Comparison under --max-train-tokens, its data_limit record): the optimum and the Chinchilla-style
+    baseline (least training FLOP at the loss) both with at most T unique tokens; CliError when unreachable."""
+    from dataclasses import replace
+
+    from solver.data_limit import DataLimitUnreachable, data_limited_optimum, limit_record
+
+    u, repeat = args.max_train_tokens, not args.no_repeat
+    d_inf = float(comp.inference_tokens)
+    requests = float(comp.requests) if settings is not None else 0.0
+    if settings is None:  # Eq. 3: total FLOP
+        def cost(n, d):
+            return 6.0 * n * d + 2.0 * n * d_inf
+        total_of = "total_flop"
+    else:  # Eq. 6 with the (provisioned) constants
+        k, q = 6.0 * settings.train_usd_per_flop, requests * settings.inference_usd_per_param_request()
+
+        def cost(n, d):
+            return k * n * d + n * q
+        total_of = "total_usd"
+
+    def solve(fn, plan):
+        return data_limited_optimum(law, target, fn, u, repeat=repeat,
+                                    unconstrained=(float(plan.params), float(plan.train_tokens)))
+
+    try:
+        opt = solve(cost, comp.optimal)
+        chin = solve(lambda n, d: n * d, comp.chinchilla)  # least training compute 6·N·D at the loss
+    except DataLimitUnreachable as exc:
+        raise CliError(f"--max-train-tokens {u:g}{' --no-repeat' if not repeat else ''}: {one_line(exc)}") from None
+    unconstrained_total = float(getattr(comp.optimal, total_of))
+    record = limit_record(opt, u, repeat)
+    record |= {"chinchilla": {"binding": chin.binding, "unique_tokens_used": chin.unique_tokens, "epochs": chin.epochs,
+                              "effective_train_tokens": chin.effective_tokens},
+               "unconstrained": {"params": float(comp.optimal.params), "train_tokens": float(comp.optimal.train_tokens),
+                                 total_of: unconstrained_total}}
+    if not (opt.binding or chin.binding):
+        record[f"limit_cost_{'usd' if settings is not None else 'flop'}"] = 0.0
+        return comp, record
+    p_opt = _plan(law, target, opt.params, opt.train_tokens, d_inf, settings, requests)
+    p_chin = _plan(law, target, chin.params, chin.train_tokens, d_inf, settings, requests)
+    t_opt, t_chin = float(getattr(p_opt, total_of)), float(getattr(p_chin, total_of))
+    if t_chin < t_opt:  # the baseline itself is a candidate of the optimum (scan tolerance)
+        p_opt, t_opt, record = p_chin, t_chin, limit_record(chin, u, repeat) | {
+            k: v for k, v in record.items() if k in ("chinchilla", "unconstrained")}
+    saving = t_chin - t_opt
+    record[f"limit_cost_{'usd' if settings is not None else 'flop'}"] = t_opt - unconstrained_total
+    comp = replace(comp, optimal=p_opt, chinchilla=p_chin, saving=saving,
+                   saving_fraction=saving / t_chin if t_chin > 0 else 0.0)
+    return comp, record
 
 
 def _si(value: float, unit: str = "") -> str:
@@ -291,4 +440,20 @@ def format_text(r: dict) -> str:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     saving = f"${r['saving_usd']:.4g}" if cost else f"{r['saving_flop']:.4g} FLOP"
     lines.append(f"saving {saving} ({100 * r['saving_fraction']:.2f} % of the Chinchilla-style total)")
+    inputs = r["inputs"]
+    if cost and inputs.get("peak_to_mean", 1.0) != 1.0:
+        lines.append(f"provisioned for the peak: peak-to-mean {inputs['peak_to_mean']:.4g} "
+                     f"({inputs['demand_shape']['source']}), utilisation {100 * inputs['utilisation']:.1f} %, "
+                     f"inference $/FLOP x {inputs['peak_to_mean']:.4g}")
+    lim = r.get("data_limit")
+    if lim:
+        unit = "$" if cost else ""
+        key = "limit_cost_usd" if cost else "limit_cost_flop"
+        state = (f"binding: {lim['unique_tokens_used']:.4g} unique tokens x {lim['epochs']:.3g} epochs, effective "
+                 f"{lim['effective_train_tokens']:.4g} tokens (Muennighoff et al. 2023, R_D* = {lim['r_d_star']:g}); "
+                 f"the limit costs {unit}{lim[key]:.4g}" + ("" if cost else " FLOP")) if lim["binding"] else \
+            "not binding (the unconstrained optimum fits)"
+        lines.append(f"data limit {lim['max_train_tokens']:.4g} unique tokens"
+                     f"{'' if lim['repeat'] else ' (no repetition)'}: {state}")
+    lines += [f"warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)
