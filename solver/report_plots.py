@@ -66,7 +66,8 @@ def _plot_front(fr: dict) -> bytes:
             x = [p["tokens_per_s_per_user"] for p in pts]
             y = [p["tokens_per_s_per_device"] for p in pts]
             name = se["model"] if se["model"] != "chosen" else f"chosen model ({fmt_count(se['params'])})"
-            label = f"{tag}{name} {se['input_tokens']:g}/{se['output_tokens']:g} ({se['kind']})"
+            stat = ", mean TPOT" if se["tpot_statistic"] == "mean" else ""
+            label = f"{tag}{name} {se['input_tokens']:g}/{se['output_tokens']:g} ({se['kind']}{stat})"
             if se["kind"] == "measured":
                 ax.plot(x, y, markers[k % len(markers)], color=color, ms=6, label=label)
             else:
@@ -94,7 +95,7 @@ def _plot_front(fr: dict) -> bytes:
     ax.set_yscale("log")
     for xmin in slo_lines:
         ax.axvspan(ax.get_xlim()[0], xmin, color="r", alpha=0.05)
-    ax.set_xlabel("tokens per second per user (1 / TPOT)")
+    ax.set_xlabel("tokens per second per user (1 / TPOT p90; ladder runs: 1 / mean TPOT)")
     ax.set_ylabel("output tokens per second per device")
     ax.set_title("Throughput-latency front: measured runs and performance-model predictions")
     ax.grid(True, which="both", alpha=0.3)

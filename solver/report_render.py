@@ -313,7 +313,8 @@ FRONT_PLOT = "front.png"  # drawn by solver.report_plots
 
 def _front_series_name(se: dict) -> str:
     name = se["model"] if se["model"] != "chosen" else f"chosen model ({fmt_count(se['params'])} params)"
-    return f"{name}, {se['input_tokens']:g}/{se['output_tokens']:g} tokens"
+    stat = " (mean TPOT/TTFT)" if se["tpot_statistic"] == "mean" else ""
+    return f"{name}, {se['input_tokens']:g}/{se['output_tokens']:g} tokens{stat}"
 
 
 def _front_row(name: str, p: dict, note: str = "") -> list[str]:
@@ -328,13 +329,15 @@ def render_front(sol: dict, images: list[str]) -> list:
     if not fr:
         return []
     doc: list = [Heading(2, "Throughput-latency front"), Para(
-        "Output tokens per second per device against tokens per second per user (1 / TPOT), for each hardware: "
-        "batching more sequences raises what a device delivers and slows each stream. Measured points are the "
-        "profile's runs (the decode curve with its TPOT p90; the ladder's runs with their mean TPOT); predicted "
-        "points are the performance model's steady state (mean TPOT) of the profiled model and of the chosen "
-        "model on its devices per replica. The vertical line is the TPOT SLO (points left of it are too slow "
-        "per user), a red cross marks a point whose TTFT is above its SLO, and the star is the chosen model's "
-        "operating point.")]
+        "Output tokens per second per device against tokens per second per user (1 / TPOT p90), for each "
+        "hardware: batching more sequences raises what a device delivers and slows each stream. Measured points "
+        "are the profile's runs (the decode curve with its measured TPOT p90; the ladder's runs carry a mean TPOT "
+        "only, so they are placed at 1 / mean TPOT and can only be seen to miss the SLO); predicted points are "
+        "the performance model's steady state of the profiled model and of the chosen model on its devices per "
+        "replica, with p90 = the measured p90/mean ratio x the predicted mean. The vertical line is the TPOT "
+        "SLO (points left of it are too slow per user), a red cross marks a point whose TTFT p90 is above its "
+        "SLO, and the star is the chosen model's operating point (TTFT p90 with queueing at the planned "
+        "utilisation).")]
     if FRONT_PLOT in images:
         doc.append(Image(FRONT_PLOT, "Throughput per device against tokens per second per user, with the SLO"))
     for hw in fr["hardware"]:
@@ -346,8 +349,9 @@ def render_front(sol: dict, images: list[str]) -> list:
         rows = []
         op = hw["operating_point"]
         if op is not None:
-            rows.append(_front_row(f"operating point: chosen model ({fmt_count(op['params'])} params, "
-                                   f"{op['devices_per_replica']} device(s) per replica)", op,
+            rows.append(_front_row(f"operating point: {op.get('chosen', 'chosen model')} "
+                                   f"({fmt_count(op['params'])} params, {op['devices_per_replica']} device(s) "
+                                   "per replica)", op,
                                    f"batch limited by {op['batch_limited_by']}"))
         for se in hw["series"]:
             pts = se["points"]
@@ -356,8 +360,8 @@ def render_front(sol: dict, images: list[str]) -> list:
             elif se["kind"] == "predicted":
                 continue  # drawn in the plot; its measured counterpart is in the rows
             rows += [_front_row(_front_series_name(se), p) for p in pts]
-        doc.append(Table(["Series", "Kind", "Batch", "Tok/s per device", "Tok/s per user", "TPOT", "TTFT",
-                          "Meets SLO"], rows))
+        doc.append(Table(["Series", "Kind", "Batch", "Tok/s per device", "Tok/s per user", "TPOT (p90 or mean)",
+                          "TTFT (p90 or mean)", "Meets SLO"], rows))
     return doc
 
 

@@ -56,14 +56,19 @@ def test_measured_points_are_the_profiles_decode_curve(solved):
 def test_operating_point_is_the_serving_models_choice(solved):
     (hw,) = front(solved)["hardware"]
     op = hw["operating_point"]
-    pt = solved.model.point(solved.n_dependent.params)
-    assert op["kind"] == "predicted" and op["concurrency"] == pt.batch and op["meets_slo"] == pt.meets_slo
+    assert solved.sizing.constrained is not None  # the fixture has a feasible size: the recommended one is shown
+    pt = solved.model.point(solved.sizing.constrained.params)
+    assert op["chosen"].startswith("recommended") and op["params"] == solved.sizing.constrained.params
+    assert op["kind"] == "predicted" and op["concurrency"] == pt.batch and op["meets_slo"] == pt.meets_slo is True
     assert op["tokens_per_s_per_device"] == pytest.approx(pt.output_tokens_per_s / pt.devices_per_replica)
-    assert op["tokens_per_s_per_user"] == pytest.approx(1.0 / pt.tpot_s)
-    # the chosen model's predicted curve goes through the operating point
+    assert op["tokens_per_s_per_user"] == pytest.approx(1.0 / pt.tpot_p90_s)
+    assert op["tpot_s"] == pt.tpot_p90_s and op["ttft_s"] == pt.ttft_p90_s and op["tpot_mean_s"] == pt.tpot_s
+    # the chosen model's predicted curve goes through the operating point (same batch, same p90 TPOT)
     (chosen,) = _series(hw, "predicted", "chosen")
     on = [p for p in chosen["points"] if p["concurrency"] == pt.batch]
     assert len(on) == 1 and on[0]["tokens_per_s_per_device"] == pytest.approx(op["tokens_per_s_per_device"], rel=1e-9)
+    assert on[0]["tpot_s"] == pytest.approx(op["tpot_s"], rel=1e-9)
+    assert on[0]["tpot_mean_s"] == pytest.approx(pt.tpot_s, rel=1e-9)
     assert chosen["points"][-1]["concurrency"] == pt.max_batch_memory
 
 
@@ -128,7 +133,14 @@ def test_ladder_runs_are_measured_points():
     fr = front_for([HardwareEntry("x", prof, s.model, s.n_dependent.params)])
     (ladder,) = [se for se in fr["hardware"][0]["series"] if se["model"] == "ladder-a"]
     assert ladder["kind"] == "measured" and [p["concurrency"] for p in ladder["points"]] == [1, 4, 16]
+    assert ladder["tpot_statistic"] == "mean"
     assert ladder["points"][2]["tokens_per_s_per_user"] == pytest.approx(1 / 0.03)
+    # a mean TPOT can show a miss of the p90 limit (0.2 s in the fixture), never a pass
+    slow = prof.model_copy(update={"slo": prof.slo.model_copy(update={"tpot_p90_s": 0.01})})
+    assert {p["meets_slo"] for p in report_front.measured_ladder_runs(prof, report_front._slo(prof, None))[0]["points"]} \
+        == {None}
+    assert {p["meets_slo"] for p in report_front.measured_ladder_runs(slow, report_front._slo(slow, None))[0]["points"]} \
+        == {False}
 
 
 def test_several_hardware_entries(solved):
@@ -160,3 +172,15 @@ def test_front_is_plotted_and_rendered(solved):
     from solver.report_sections import DECODE_CURVE_WORKLOAD
 
     assert report_front.DECODE_WORKLOAD == DECODE_CURVE_WORKLOAD
+
+
+def test_front_lists_each_hardware_of_a_comparison():
+    prof = synthetic_profile(curve=CURVE, performance_model=overhead_model())
+    other = synthetic_profile(hardware_name="other-hw", curve=CURVE, performance_model=overhead_model(t0_s=0.01))
+    s = solve(_inputs(), prof, {"path": "a"}, "test", label="first", others=((other, {"path": "b"}, "second"),))
+    fr = front(s)
+    assert [h["label"] for h in fr["hardware"]] == ["first", "second"]
+    # each hardware's operating point is that hardware's own recommended model
+    for h, solved in zip(fr["hardware"], (s, *s.others)):
+        assert h["operating_point"]["params"] == solved.sizing.constrained.params
+    assert fr["hardware"][1] == front(s.others[0])["hardware"][0] | {"label": "second"}
