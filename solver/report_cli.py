@@ -24,12 +24,10 @@ import sys
 from pathlib import Path
 
 from bench.paper_settings import PAPER
-from solver.cli_args import CliError, days, flag_error, fraction, non_negative, peak_rate, positive, \
+from solver.cli_args import CliError, days, flag_error, fraction, non_negative, one_line, peak_rate, positive, \
     seconds, tokens
-from solver.cli_args import one_line
 from solver.demand import peak_to_mean_arg
-from solver.optimize_cli import COST_DEFAULTS, SOURCES, add_data_limit_args, add_target_args, target_from_args, \
-    train_from_gpu
+from solver.optimize_cli import COST_DEFAULTS, SOURCES, add_target_args, target_from_args, train_from_gpu
 
 DEFAULT_PEAK_TO_MEAN = 2.0
 
@@ -58,7 +56,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
                         f"the peak and paid for every hour; the full-utilisation (paper-style) answer is shown beside")
     d.add_argument("--demand-profile", metavar="CSV",
                    help="hourly relative load over a day (24 rows) or week (168 rows); R = max / mean (solver.demand)")
-    add_data_limit_args(p.add_argument_group("data limit"))
+    g = p.add_argument_group("data limit")
+    g.add_argument("--max-train-tokens", type=positive, metavar="T",
+                   help="unique training tokens available: the recommended plan is the cheapest that reaches the "
+                        "loss with them, repeating data as Muennighoff et al. 2023 allow (solver.data_limit)")
+    g.add_argument("--no-repeat", action="store_true", help="with --max-train-tokens: never repeat data")
     p.add_argument("--input-tokens", type=tokens, default=COST_DEFAULTS["input_tokens"],
                    help=f"input tokens per request (default {PAPER.input_tokens_per_request})")
     p.add_argument("--output-tokens", type=tokens, default=COST_DEFAULTS["output_tokens"],
@@ -225,8 +227,10 @@ def make_report(args) -> tuple[Path, dict]:
 def run(args) -> int:
     out_dir, solution = make_report(args)
     _print_summary(solution)
+    infeasible = (solution.get("sizing") or {}).get("message")
     for w in solution.get("warnings") or []:
-        print(f"warning: {w}")
+        if w != infeasible:  # that one is the summary's "no recommendation:" line
+            print(f"warning: {w}")
     print(out_dir)
     return 0
 

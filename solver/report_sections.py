@@ -490,6 +490,11 @@ def provenance(s: Solved) -> dict:
             "calibrated": "measured (profile) + computed",
             "calibrated_n_dependent": "predicted (the profile's performance model, fitted on a ladder of model "
                                       "sizes; held-out errors in prediction_check) + computed + assumptions",
+            "recommendation": "predicted (performance model; p90/mean ratios measured where the profile has "
+                              "them, see sizing.p90) + computed (SLO-constrained optimum, whole-replica fleet) + "
+                              "assumed (demand shape unless from a demand file, M/M/c queueing)",
+            "provisioned": "Eq. 6 with inference $/FLOP / utilisation (utilisation assumed or from a demand file)",
+            "hardware": "per row: measured profile, or assumed (datasheet / synthetic), see each row's provenance",
         },
     }
 

@@ -195,7 +195,9 @@ def test_rounding_level_saving_prints_as_zero(capsys):
 
 REPORT_CASES = [("--peak-requests-per-s", "1e308"), ("--requests", "1e308"), ("--lifetime-days", "1e308"),
                 ("--peak-to-mean", "inf"), ("--slo-tpot-p90-s", "1e-320"), ("--inference-usd-per-hour", "1e-308"),
-                ("--input-tokens", "1e300"), ("--chinchilla-params", "1e300"), ("--train-usd-per-hour", "1e308")]
+                ("--input-tokens", "1e300"), ("--chinchilla-params", "1e300"), ("--train-usd-per-hour", "1e308"),
+                ("--peak-to-mean", "0.5"), ("--max-train-tokens", "0"), ("--peak-requests-per-s", "1e-3"),
+                ("--demand-profile", "/nonexistent/demand.csv"), ("--datasheet-profile", "a100-40gb:mfu_in=0.5")]
 
 
 @pytest.mark.parametrize("flag, text", REPORT_CASES)
