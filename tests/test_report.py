@@ -244,13 +244,16 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     # the default on a CPU: the ladder, each size prepared, then each swept with the ladder config
     assert [c[0] for c in calls] == ["prepare"] * 3 + ["sweep"] * 3 + ["calibrate"]
     assert calls[0][1]["models_dir"] == work / "models"
-    assert [c[1]["spec"].hidden_size for c in calls[:3]] == [512, 1024, 2048]
+    from bench.ladder import DEFAULT_CPU_LADDER
+
+    sizes = [spec.hidden_size for spec in DEFAULT_CPU_LADDER]  # the default CPU ladder, whatever its sizes
+    assert [c[1]["spec"].hidden_size for c in calls[:3]] == sizes
     cfg = calls[3][1]
-    assert cfg.model == str(work / "models" / "tiny-h512") and cfg.num_requests == 4
+    assert cfg.model == str(work / "models" / f"tiny-h{sizes[0]}") and cfg.num_requests == 4
     assert cfg.runs and cfg.server.max_num_seqs == 16  # bench/data/ladder_cpu.toml
     args = calls[6][1]
     assert args.ladder
-    assert args.run_dirs == [str(work / "results" / "runs" / "cpu-test" / f"tiny-h{h}" / "run1") for h in (512, 1024, 2048)]
+    assert args.run_dirs == [str(work / "results" / "runs" / "cpu-test" / f"tiny-h{h}" / "run1") for h in sizes]
     assert Path(args.out) == work / "results" / "calibration" / "cpu-test-ladder-2.json"
     assert (work / "results" / "calibration" / "cpu-test-ladder.json").read_text() == "{}"
     sol = json.loads((report / "solution.json").read_text())
