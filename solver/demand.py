@@ -42,9 +42,14 @@ class DemandShape:
         return 1.0 / self.peak_to_mean
 
     def as_dict(self) -> dict:
+        if self.hours is not None:
+            provenance = "computed: max / mean of the hourly loads in the profile file"
+        elif self.source.startswith("--"):
+            provenance = f"assumed (given as {self.source})"
+        else:
+            provenance = f"assumed ({self.source})"
         return {"peak_to_mean": self.peak_to_mean, "utilisation": self.utilisation, "source": self.source,
-                "hours": self.hours, "provenance": "assumed (given on the command line)" if self.hours is None
-                else "computed: max / mean of the hourly loads in the profile file"}
+                "hours": self.hours, "provenance": provenance}
 
 
 def peak_to_mean_arg(text: str) -> float:

@@ -26,7 +26,6 @@ object is `solver.schema.OptimizeResult`.
 from __future__ import annotations
 
 import argparse
-import json
 
 from bench.paper_settings import PAPER, SECONDS_PER_HOUR
 from solver.cli_args import CliError, at_least_one, flag, flag_error, fraction, non_negative, one_line, positive, tokens
@@ -300,7 +299,7 @@ def run(args) -> int:
             raise CliError("--objective cost needs --requests R (a number >= 0)")
         busy, record = cost_settings_from_args(args)
         shape = demand_shape_from_args(args)
-        settings = _provisioned(busy, shape, args)
+        settings = _provisioned(busy, shape)
         try:
             comp = optimize_cost(target, args.requests, settings, law)
         except ValueError as exc:
@@ -323,18 +322,13 @@ def run(args) -> int:
     if warning:
         extra["warnings"] = [f"optimal plan: {warning}"]
     result = optimize_result(comp, inputs)
-    fields = type(result).model_fields
-    if extra and all(k in fields for k in extra):  # the schema knows the keys: validate them with the rest
-        result, extra = type(result).model_validate(result.model_dump() | extra), {}
-    if args.json:
-        text = result.model_dump_json(exclude_none=True)
-        print(json.dumps(json.loads(text) | extra) if extra else text)
-    else:
-        print(format_text(result.model_dump(exclude_none=True) | extra))
+    if extra:  # data_limit / warnings: optional keys of the schema, validated with the rest
+        result = type(result).model_validate(result.model_dump() | extra)
+    print(result.model_dump_json(exclude_none=True) if args.json else format_text(result.model_dump(exclude_none=True)))
     return 0
 
 
-def _provisioned(busy, shape, args):
+def _provisioned(busy, shape):
     """CostSettings with inference $/FLOP x peak-to-mean (solver.demand.provisioned_settings)."""
     from solver.demand import provisioned_settings
 
@@ -368,6 +362,7 @@ def _data_limited(comp, law, target, settings, args):
     baseline (least training FLOP at the loss) both with at most T unique tokens; CliError when unreachable."""
     from dataclasses import replace
 
+    from solver.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN
     from solver.data_limit import DataLimitUnreachable, data_limited_optimum, limit_record
 
     u, repeat = args.max_train_tokens, not args.no_repeat
@@ -375,10 +370,11 @@ def _data_limited(comp, law, target, settings, args):
     requests = float(comp.requests) if settings is not None else 0.0
     if settings is None:  # Eq. 3: total FLOP
         def cost(n, d):
-            return 6.0 * n * d + 2.0 * n * d_inf
+            return TRAIN_FLOP_PER_PARAM_TOKEN * n * d + INFERENCE_FLOP_PER_PARAM_TOKEN * n * d_inf
         total_of = "total_flop"
     else:  # Eq. 6 with the (provisioned) constants
-        k, q = 6.0 * settings.train_usd_per_flop, requests * settings.inference_usd_per_param_request()
+        k = TRAIN_FLOP_PER_PARAM_TOKEN * settings.train_usd_per_flop
+        q = requests * settings.inference_usd_per_param_request()
 
         def cost(n, d):
             return k * n * d + n * q
