@@ -3,7 +3,8 @@
 The plot serving engineers look at first. Batching more sequences raises what a device delivers
 (throughput, y) and slows each stream (interactivity, x = 1 / TPOT); the front is the curve between
 them, and the latency SLO is a vertical line at x = 1 / TPOT limit: only points right of it are
-servable. Per hardware entry, every point says whether it was **measured** or **predicted**:
+servable. Per hardware entry, every point says whether it was **measured** or **predicted** (or
+**assumed**: the "runs" of a profile built from stated constants, a synthetic or datasheet profile):
 
 x is 1 / TPOT p90 wherever a p90 is known, so the SLO line is exactly the TPOT verdict:
 
@@ -87,14 +88,21 @@ def _slo(profile, model: ServingModel | None, no_slo: bool = False) -> dict:
     return {"tpot_p90_s": tpot, "ttft_p90_s": ttft, "tokens_per_s_per_user_min": _rate(tpot)}
 
 
+def run_kind(profile) -> str:
+    """"measured" for a profile of real runs; "assumed" for one built from stated constants (a synthetic
+    profile, or one from a datasheet with stated efficiencies), whose "runs" were never run."""
+    prov = profile.provenance
+    return "assumed" if prov.inputs == "synthetic" or prov.method.startswith("datasheet") else "measured"
+
+
 def measured_decode_curve(profile, slo: dict) -> dict:
-    devices = profile.hardware.device_count
+    devices, kind = profile.hardware.device_count, run_kind(profile)
     return {
-        "kind": "measured", "model": profile.model.name, "params": float(profile.model.params_matmul),
+        "kind": kind, "model": profile.model.name, "params": float(profile.model.params_matmul),
         "input_tokens": DECODE_WORKLOAD[0], "output_tokens": DECODE_WORKLOAD[1], "devices": devices,
         "tpot_statistic": "p90",
         "source": "the profile's decode curve (decode-workload runs), output tok/s / devices, 1 / TPOT p90",
-        "points": [_point("measured", p.concurrency, p.output_tokens_per_s / devices, p.tpot_p90_s, p.ttft_p90_s, slo)
+        "points": [_point(kind, p.concurrency, p.output_tokens_per_s / devices, p.tpot_p90_s, p.ttft_p90_s, slo)
                    for p in profile.decode_curve],
     }
 
@@ -104,7 +112,7 @@ def measured_ladder_runs(profile, slo: dict) -> list[dict]:
     pm = getattr(profile, "performance_model", None)
     if pm is None:
         return []
-    devices = profile.hardware.device_count
+    devices, kind = profile.hardware.device_count, run_kind(profile)
     groups: dict[tuple, dict] = {}
     for r in pm.held_out:
         m = r.measured
@@ -112,11 +120,11 @@ def measured_ladder_runs(profile, slo: dict) -> list[dict]:
             continue
         key = (r.model, r.input_tokens, r.output_tokens)
         g = groups.setdefault(key, {
-            "kind": "measured", "model": r.model, "params": float(r.params_matmul), "input_tokens": r.input_tokens,
+            "kind": kind, "model": r.model, "params": float(r.params_matmul), "input_tokens": r.input_tokens,
             "output_tokens": r.output_tokens, "devices": devices, "tpot_statistic": "mean",
             "source": "ladder runs (performance_model.held_out measured), output tok/s / devices, 1 / mean TPOT",
             "points": []})
-        g["points"].append(_point("measured", r.concurrency, m.output_tokens_per_s / devices, m.tpot_s, m.ttft_s, slo,
+        g["points"].append(_point(kind, r.concurrency, m.output_tokens_per_s / devices, m.tpot_s, m.ttft_s, slo,
                                   p90=False))
     for g in groups.values():
         g["points"].sort(key=lambda p: p["concurrency"])
@@ -201,7 +209,7 @@ def front_entry(e: HardwareEntry, no_slo: bool = False) -> dict:
         "label": e.label, "hardware": e.profile.hardware.name, "device_name": e.profile.hardware.device_name,
         "slo": slo, "series": series, "operating_point": op,
         "measured_operating_point": None if mop is None else {
-            "kind": "measured", "concurrency": mop.concurrency,
+            "kind": run_kind(e.profile), "concurrency": mop.concurrency,
             "tokens_per_s_per_device": mop.output_tokens_per_s / e.profile.hardware.device_count,
             "meets_slo": mop.meets_slo},
     }

@@ -68,7 +68,7 @@ def _plot_front(fr: dict) -> bytes:
             name = se["model"] if se["model"] != "chosen" else f"chosen model ({fmt_count(se['params'])})"
             stat = ", mean TPOT" if se["tpot_statistic"] == "mean" else ""
             label = f"{tag}{name} {se['input_tokens']:g}/{se['output_tokens']:g} ({se['kind']}{stat})"
-            if se["kind"] == "measured":
+            if se["kind"] != "predicted":  # measured (or assumed) runs: markers
                 ax.plot(x, y, markers[k % len(markers)], color=color, ms=6, label=label)
             else:
                 ax.plot(x, y, "-" if se["model"] == "chosen" else "--", color=color, lw=1.5, label=label)

@@ -331,7 +331,7 @@ def render_front(sol: dict, images: list[str]) -> list:
     doc: list = [Heading(2, "Throughput-latency front"), Para(
         "Output tokens per second per device against tokens per second per user (1 / TPOT p90), for each "
         "hardware: batching more sequences raises what a device delivers and slows each stream. Measured points "
-        "are the profile's runs (the decode curve with its measured TPOT p90; the ladder's runs carry a mean TPOT "
+        "(assumed, for a profile built from stated constants) are the profile's runs (the decode curve with its measured TPOT p90; the ladder's runs carry a mean TPOT "
         "only, so they are placed at 1 / mean TPOT and can only be seen to miss the SLO); predicted points are "
         "the performance model's steady state of the profiled model and of the chosen model on its devices per "
         "replica, with p90 = the measured p90/mean ratio x the predicted mean. The vertical line is the TPOT "

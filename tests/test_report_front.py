@@ -37,20 +37,23 @@ def _series(hw, kind, model=None):
     return [s for s in hw["series"] if s["kind"] == kind and (model is None or s["model"] == model)]
 
 
+RUNS = "assumed"  # the synthetic profiles' "runs" were never run: their points are assumed, not measured
+
+
 def test_measured_points_are_the_profiles_decode_curve(solved):
     fr = front(solved)
     json.dumps(fr, allow_nan=False)  # strict JSON
     (hw,) = fr["hardware"]
-    (meas,) = _series(hw, "measured")
+    (meas,) = _series(hw, RUNS)
     curve = solved.profile.decode_curve
     assert [p["concurrency"] for p in meas["points"]] == [c.concurrency for c in curve]
     for p, c in zip(meas["points"], curve):
-        assert p["kind"] == "measured"
+        assert p["kind"] == RUNS
         assert p["tokens_per_s_per_device"] == pytest.approx(c.output_tokens_per_s)
         assert p["tokens_per_s_per_user"] == pytest.approx(1.0 / c.tpot_p90_s)
     assert meas["tpot_statistic"] == "p90"
     for se in hw["series"]:
-        assert all(p["kind"] == se["kind"] for p in se["points"]) and se["kind"] in ("measured", "predicted")
+        assert all(p["kind"] == se["kind"] for p in se["points"]) and se["kind"] in (RUNS, "predicted")
 
 
 def test_operating_point_is_the_serving_models_choice(solved):
@@ -103,7 +106,7 @@ def test_slo_verdicts_follow_the_limits():
 def test_per_device_divides_by_the_devices_of_the_run():
     one = front(_solved())["hardware"][0]
     two = front(_solved({"device_count": 2}))["hardware"][0]
-    m1, m2 = _series(one, "measured")[0]["points"], _series(two, "measured")[0]["points"]
+    m1, m2 = _series(one, RUNS)[0]["points"], _series(two, RUNS)[0]["points"]
     # the synthetic profile's decode curve scales its rates with device_count: per device they agree
     for a, b in zip(m1, m2):
         assert b["tokens_per_s_per_device"] == pytest.approx(a["tokens_per_s_per_device"])
@@ -112,7 +115,7 @@ def test_per_device_divides_by_the_devices_of_the_run():
 def test_profile_without_performance_model_has_measured_points_only():
     s = _solved({"performance_model": None})
     (hw,) = front(s)["hardware"]
-    assert hw["operating_point"] is None and [se["kind"] for se in hw["series"]] == ["measured"]
+    assert hw["operating_point"] is None and [se["kind"] for se in hw["series"]] == [RUNS]
     assert hw["slo"]["tpot_p90_s"] == s.profile.slo.tpot_p90_s
 
 
@@ -132,7 +135,7 @@ def test_ladder_runs_are_measured_points():
     prof = s.profile.model_copy(update={"performance_model": pm.model_copy(update={"held_out": runs})})
     fr = front_for([HardwareEntry("x", prof, s.model, s.n_dependent.params)])
     (ladder,) = [se for se in fr["hardware"][0]["series"] if se["model"] == "ladder-a"]
-    assert ladder["kind"] == "measured" and [p["concurrency"] for p in ladder["points"]] == [1, 4, 16]
+    assert ladder["kind"] == RUNS and [p["concurrency"] for p in ladder["points"]] == [1, 4, 16]
     assert ladder["tpot_statistic"] == "mean"
     assert ladder["points"][2]["tokens_per_s_per_user"] == pytest.approx(1 / 0.03)
     # a mean TPOT can show a miss of the p90 limit (0.2 s in the fixture), never a pass
@@ -166,7 +169,7 @@ def test_front_is_plotted_and_rendered(solved):
     doc = render_front(sol, [FRONT_PLOT])
     (table,) = [b for b in doc if isinstance(b, Table)]
     assert table.rows[0][0].startswith("operating point") and table.rows[0][1] == "predicted"
-    assert {r[1] for r in table.rows} == {"measured", "predicted"}
+    assert {r[1] for r in table.rows} == {RUNS, "predicted"}
     assert "front.png" in to_markdown(doc)
     assert render_front({"front": None}, []) == [] and _front_plot({"front": None}) == {}
     from solver.report_sections import DECODE_CURVE_WORKLOAD
@@ -184,3 +187,16 @@ def test_front_lists_each_hardware_of_a_comparison():
     for h, solved in zip(fr["hardware"], (s, *s.others)):
         assert h["operating_point"]["params"] == solved.sizing.constrained.params
     assert fr["hardware"][1] == front(s.others[0])["hardware"][0] | {"label": "second"}
+
+
+def test_runs_of_a_real_profile_are_measured():
+    prof = synthetic_profile(curve=CURVE, performance_model=overhead_model())
+    real = prof.model_copy(update={"provenance": prof.provenance.model_copy(update={"inputs": "bench",
+                                                                                     "method": "windowed runs"})})
+    sheet = prof.model_copy(update={"provenance": prof.provenance.model_copy(update={"inputs": "bench",
+                                                                                      "method": "datasheet: A100"})})
+    kinds = {}
+    for name, p in (("real", real), ("sheet", sheet)):
+        hw = front_for([HardwareEntry(name, p, None)])["hardware"][0]
+        kinds[name] = {se["kind"] for se in hw["series"]} | {hw["measured_operating_point"]["kind"]}
+    assert kinds == {"real": {"measured"}, "sheet": {"assumed"}}
