@@ -128,8 +128,8 @@ def unreachable_message(law: LossLaw, target_loss: float, unique_tokens: float, 
         return (f"{head}, and repeating {unique_tokens:.4g} unique tokens gives fewer than "
                 f"{unique_tokens * (1 + R_D_STAR):.4g} (Muennighoff et al. 2023, R_D* = {R_D_STAR:g}); need more "
                 f"than {d_min / (1 + R_D_STAR):.4g} unique tokens, or a higher loss")
-    return (f"{head}, and without repetition a model sees at most the {unique_tokens:.4g} unique ones; need at "
-            f"least {d_min:.4g} unique tokens, or allow repetition (more than {d_min / (1 + R_D_STAR):.4g}), "
+    return (f"{head}, and without repetition a model sees at most the {unique_tokens:.4g} unique ones; need more "
+            f"than {d_min:.4g} unique tokens, or allow repetition (more than {d_min / (1 + R_D_STAR):.4g}), "
             f"or a higher loss")
 
 
@@ -175,7 +175,7 @@ def data_limited_optimum(
     g = loss - law.E
     d_min = (law.B / g) ** (1.0 / law.beta)
     cap = u * (1.0 + R_D_STAR) if repeat else u  # supremum (repeat) / maximum of the effective tokens
-    if d_min >= cap if repeat else d_min > cap:
+    if d_min >= cap:  # an unbounded model would need all of it (or more): no finite model reaches the loss
         raise DataLimitUnreachable(unreachable_message(law, loss, u, repeat))
 
     def tokens_at(ln_n: np.ndarray) -> np.ndarray:
