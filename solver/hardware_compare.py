@@ -119,6 +119,7 @@ def row_of(s: Solved, label: str | None = None) -> dict:
         message = s.sizing.infeasible
     keys = ("params", "train_tokens", "total_usd", "train_usd", "inference_usd", "meets_slo", "tpot_p90_s",
             "ttft_p90_s", "fleet_devices", "fleet_usd_per_h")
+    wl = s.model.workload if s.model is not None else None
     return {
         "label": label or s.profile.hardware.name,
         "hardware": s.profile.hardware.name,
@@ -126,6 +127,8 @@ def row_of(s: Solved, label: str | None = None) -> dict:
         "profile": s.profile_provenance.get("path"),
         "provenance": _provenance_of(s.profile),
         "status": status, "message": message,
+        "slo_tpot_p90_s": None if wl is None else wl.tpot_slo_s,
+        "slo_ttft_p90_s": None if wl is None else wl.ttft_slo_s,
         **{k: (rec or {}).get(k) for k in keys},
         "usd_per_request": None if f is None else f["provisioned_usd_per_request"],
         "usd_per_million_tokens": None if f is None else f["provisioned_usd_per_million_tokens"],
@@ -144,8 +147,9 @@ def section(s: Solved) -> dict:
     """The report's `hardware` section: the report's profile, then each further one, and the cheapest."""
     rows = [row_of(x, label) for x, label in ((s, s.label), *((o, o.label) for o in s.others))]
     return {"rows": rows, "cheapest": cheapest(rows),
-            "basis": "same target, demand, training price and SLO on every hardware; $/request and $/1M tokens "
-                     "are provisioned (fleet $/h x lifetime / lifetime requests)"}
+            "basis": "same target, demand and training price on every hardware; each profile's own SLO unless "
+                     "--slo-tpot-p90-s/--slo-ttft-p90-s set one for all (each row shows its SLO); $/request and "
+                     "$/1M tokens are provisioned (fleet $/h x lifetime / lifetime requests)"}
 
 
 # --------------------------------------------------------------------------- datasheet profiles
@@ -253,7 +257,8 @@ def datasheet_profile(text: str, *, template=None):
         costs=Costs(
             usd_per_request_paper_mix=est(usd_s * (PAPER.input_tokens_per_request * s_in
                                                    + PAPER.output_tokens_per_request * s_out)),
-            usd_per_million_input_tokens=est(usd_s * s_in * 1e6), usd_per_million_output_tokens=est(usd_s * s_out * 1e6),
+            usd_per_million_input_tokens=est(usd_s * s_in * 1e6),
+            usd_per_million_output_tokens=est(usd_s * s_out * 1e6),
         ),
         provenance=ProfileProvenance(runs=[], dropped=[], vllm_version=None, created_utc="1970-01-01T00:00:00Z",
                                      tool="solver.hardware_compare.datasheet_profile", inputs="synthetic",

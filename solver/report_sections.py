@@ -505,7 +505,7 @@ SECTIONS: list[Section] = [
     ("warnings", warnings_section), ("recommendation", recommendation), ("sizing", sizing_section),
     ("target", target), ("demand", demand), ("law", law), ("train", train), ("scenarios", scenarios),
     ("provisioned", provisioned_section), ("shift", shift), ("fleet", fleet),
-    ("hardware", hardware_compare.section), ("data_limit", data_limit_section), ("crossover", crossover), ("maps", maps), ("cost_curves", cost_curves),
-    ("decode_curve", decode_curve), ("front", report_front.front), ("prediction_check", prediction_check), ("assumptions", assumptions),
-    ("provenance", provenance),
+    ("hardware", hardware_compare.section), ("data_limit", data_limit_section), ("crossover", crossover),
+    ("maps", maps), ("cost_curves", cost_curves), ("decode_curve", decode_curve), ("front", report_front.front),
+    ("prediction_check", prediction_check), ("assumptions", assumptions), ("provenance", provenance),
 ]
