@@ -134,6 +134,7 @@ class RunEntry(_Strict):
     request_rate_per_s: list[float] | None = None
     num_requests: int | None = Field(default=None, gt=0)
     warmup: int | None = Field(default=None, ge=0)
+    repeats: int | None = Field(default=None, gt=0)  # replicates of each spec (default: the top-level repeats)
 
     @model_validator(mode="after")
     def _one_mode(self):
@@ -159,6 +160,10 @@ class SweepConfig(_Strict):
     num_requests: int = Field(default=16, gt=0)
     warmup: int = Field(default=2, ge=0)
     seed: int = 0
+    # Replicates of every spec (a [[runs]] entry may override): between-run variation (machine state,
+    # scheduling) is what a profile's interval must cover, and one run per point cannot show it.
+    repeats: int = Field(default=1, gt=0)
+    order_seed: int | None = None  # seed of the randomised run order (default: seed); recorded in run.json
     slo_ttft_s: float | None = Field(default=None, gt=0)
     slo_tpot_s: float | None = Field(default=None, gt=0)
     server: ServerSection = Field(default_factory=ServerSection)
@@ -179,17 +184,37 @@ class SweepConfig(_Strict):
         return self
 
     def specs(self) -> list["RunSpec"]:
-        """Every (workload, concurrency | rate) of the sweep, in file order."""
+        """Every (workload, concurrency | rate, replicate) of the sweep, in file order (replicates of
+        a point next to each other)."""
         out: list[RunSpec] = []
         for e in self.runs:
             wl = workload_of(e.workload, e.input_tokens, e.output_tokens, e.distribution_file)
             n = e.num_requests or self.num_requests
             w = self.warmup if e.warmup is None else e.warmup
+            reps = e.repeats or self.repeats
             for c in e.concurrency or []:
-                out.append(RunSpec(wl, "concurrency", c, None, n, w, self.seed))
+                out += [RunSpec(wl, "concurrency", c, None, n, w, self.seed, k) for k in range(reps)]
             for r in e.request_rate_per_s or []:
-                out.append(RunSpec(wl, "rate", None, float(r), n, w, self.seed))
+                out += [RunSpec(wl, "rate", None, float(r), n, w, self.seed, k) for k in range(reps)]
         return out
+
+    @property
+    def run_order_seed(self) -> int:
+        return self.seed if self.order_seed is None else self.order_seed
+
+    def ordered_specs(self) -> list["RunSpec"]:
+        """`specs` in the order a sweep measures them: a seeded random permutation (`run_order_seed`),
+        so slow drifts of the machine (heat, other load) do not line up with one workload or
+        concurrency, and replicates of a point are spread over the sweep."""
+        return shuffled(self.specs(), self.run_order_seed)
+
+
+def shuffled(specs: list["RunSpec"], seed: int) -> list["RunSpec"]:
+    """A seeded permutation (numpy's PCG64; the same seed and specs give the same order)."""
+    import numpy as np
+
+    perm = np.random.default_rng(seed).permutation(len(specs))
+    return [specs[i] for i in perm]
 
 
 def workload_of(kind: str, input_tokens: int | None, output_tokens: int | None,
@@ -215,9 +240,12 @@ class RunSpec:
     num_requests: int
     warmup_requests: int
     seed: int
+    replicate: int = 0  # 0, 1, ... for the repeats of one point (same prompts, another run)
 
     def as_dict(self) -> dict:
-        return {
+        # replicate 0 has the key of a spec before replicates existed (its complete runs are reused)
+        rep = {"replicate": self.replicate} if self.replicate else {}
+        return {**rep, 
             "workload": self.workload.model_dump(),
             "mode": self.mode,
             "concurrency": self.concurrency,
@@ -236,7 +264,7 @@ class RunSpec:
             else Path(w.distribution_file or "dist").stem
         )
         load = f"c{self.concurrency}" if self.mode == "concurrency" else f"r{self.request_rate_per_s:g}"
-        return f"{w.kind}-{lengths}-{load}"
+        return f"{w.kind}-{lengths}-{load}" + (f"-rep{self.replicate}" if self.replicate else "")
 
     def key(self) -> str:
         """Deterministic id of what is measured: label + 8 hex of the sha256 of the canonical spec
@@ -252,7 +280,7 @@ class ConfigError(ValueError):
 # where a config key came from when it was given as a flag (for messages about the command line)
 _FLAGS = {
     "model": "--model", "model_name": "--model-name", "results": "--results", "num_requests": "--num-requests",
-    "warmup": "--warmup", "seed": "--seed", "slo_ttft_s": "--slo-ttft-s", "slo_tpot_s": "--slo-tpot-s",
+    "warmup": "--warmup", "seed": "--seed", "repeats": "--repeats", "slo_ttft_s": "--slo-ttft-s", "slo_tpot_s": "--slo-tpot-s",
     "workload": "--workload", "input_tokens": "--input-tokens", "output_tokens": "--output-tokens",
     "distribution_file": "--distribution-file", "concurrency": "--concurrency",
     "request_rate_per_s": "--request-rate", "hardware.name": "--hardware-name",
@@ -346,7 +374,7 @@ def server_overrides(args) -> dict:
 def with_overrides(cfg: SweepConfig, overrides: dict) -> SweepConfig:
     """A copy of `cfg` with CLI values applied (a flag beats the file). `overrides` keys:
     top-level fields, "server.<field>", "hardware.<field>", "runs" (a list replacing the file's),
-    and "concurrency" / "request_rate_per_s" / "num_requests" / "warmup" applied to every run."""
+    and "concurrency" / "request_rate_per_s" / "num_requests" / "warmup" / "repeats" applied to every run."""
     data = cfg.model_dump()
     for key, value in overrides.items():
         if value is None:
@@ -361,7 +389,7 @@ def with_overrides(cfg: SweepConfig, overrides: dict) -> SweepConfig:
             other = "request_rate_per_s" if key == "concurrency" else "concurrency"
             for run in data["runs"]:
                 run[key], run[other] = value, None
-        elif key in ("num_requests", "warmup"):
+        elif key in ("num_requests", "warmup", "repeats"):
             for run in data["runs"]:
                 run[key] = None  # the flag's value applies to every run
             data[key] = value

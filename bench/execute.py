@@ -102,6 +102,33 @@ class Target:
         fn = getattr(self.server, "log_offset", None)
         return fn() if callable(fn) else None
 
+    def reset_prefix_cache(self, timeout_s: float = 10) -> str:
+        """POST <base>/reset_prefix_cache on every URL (vLLM; it serves it only with
+        VLLM_SERVER_DEV_MODE=1): "reset", or why not. Fails soft: a run is never stopped by it."""
+        return reset_prefix_cache(self.base_urls, self.api_key, timeout_s=timeout_s)
+
+
+def reset_prefix_cache(base_urls: list[str], api_key: str | None = None, *, timeout_s: float = 10) -> str:
+    """`Target.reset_prefix_cache` for plain URLs."""
+    import urllib.error
+    import urllib.request
+
+    problems = []
+    for url in base_urls:
+        req = urllib.request.Request(url.rstrip("/") + "/reset_prefix_cache", data=b"", method="POST")
+        if api_key:
+            req.add_header("Authorization", f"Bearer {api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as r:
+                if r.status != 200:
+                    problems.append(f"{url}: HTTP {r.status}")
+        except urllib.error.HTTPError as exc:
+            hint = " (vLLM serves it only with VLLM_SERVER_DEV_MODE=1)" if exc.code == 404 else ""
+            problems.append(f"{url}: HTTP {exc.code}{hint}")
+        except (OSError, ValueError) as exc:  # refused, timeout, bad URL
+            problems.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
+    return "reset" if not problems else "not reset: " + "; ".join(problems)
+
 
 @dataclass
 class RunResult:
@@ -347,7 +374,8 @@ def run_config_for(spec: RunSpec, model: ModelInfo, *, server=None, slo_ttft_s: 
     return RunConfig(
         model=model, workload=spec.workload, mode=spec.mode, concurrency=spec.concurrency,
         request_rate_per_s=spec.request_rate_per_s, num_requests=spec.num_requests,
-        warmup_requests=spec.warmup_requests, seed=spec.seed, max_model_len=srv.max_model_len,
+        warmup_requests=spec.warmup_requests, seed=spec.seed, replicate=spec.replicate,
+        max_model_len=srv.max_model_len,
         max_num_seqs=srv.max_num_seqs, tensor_parallel_size=srv.tensor_parallel_size,
         pipeline_parallel_size=srv.pipeline_parallel_size, data_parallel_size=srv.data_parallel_size,
         distributed_executor_backend=srv.distributed_executor_backend,

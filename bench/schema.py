@@ -147,6 +147,10 @@ class RunConfig(Strict):
     api: Literal["completions"] = "completions"
     slo_ttft_s: float | None = None
     slo_tpot_s: float | None = None
+    replicate: int = 0  # which repeat of its sweep point (bench.config repeats); files before: 0
+    sweep_order_seed: int | None = None  # seed of the sweep's randomised run order
+    sweep_position: int | None = None  # 0-based place of this run in that order
+    prefix_cache_reset: str | None = None  # before this run: "reset" | why not (bench.execute)
 
 
 # --------------------------------------------------------------------------- per request
@@ -301,6 +305,7 @@ class SpecFile(Strict):
     num_requests: int
     warmup_requests: int
     seed: int
+    replicate: int = 0
     provenance: str
 
 

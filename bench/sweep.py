@@ -75,10 +75,15 @@ def sweep(
     on_record: Callable[[RequestRecord], None] | None = None,
     on_run_end: Callable[[RunResult], None] | None = None,
     timeout_s: float = 600,
+    order_seed: int | None = None,
+    reset_prefix_cache: bool = True,
 ) -> SweepOutcome:
-    """Measure each spec against one running target; skip specs that already have a complete run
-    (`skip_complete`), measure a failed or crashed spec again in a NEW directory (the old is kept),
-    and stop early when the server died (the remaining specs are returned in `not_run`)."""
+    """Measure each spec against one running target, in the order given; skip specs that already
+    have a complete run (`skip_complete`), measure a failed or crashed spec again in a NEW directory
+    (the old is kept), and stop early when the server died (the remaining specs are returned in
+    `not_run`). Before each measured run the server's prefix cache is reset where it allows
+    (`reset_prefix_cache`; the outcome goes to run.json `config.prefix_cache_reset`); each run.json
+    records its replicate, its place in the order and `order_seed` (the seed that made the order)."""
     base = series_dir(results, hardware.name, model.name)
     out: list[RunResult] = []
     first_log_start = 0 if include_startup_log else None
@@ -98,6 +103,9 @@ def sweep(
         if on_run_start:
             on_run_start(spec, run_dir)
         cfg = run_config_for(spec, model, **(config_kwargs or {}))
+        reset = target.reset_prefix_cache() if reset_prefix_cache and hasattr(target, "reset_prefix_cache") else None
+        cfg = cfg.model_copy(update={"sweep_order_seed": order_seed, "sweep_position": i,
+                                     "prefix_cache_reset": reset})
         res = execute_run(spec, target=target, config=cfg, hardware=hardware, run_dir=run_dir,
                           token_ids=token_ids, log_start=first_log_start, on_record=on_record,
                           timeout_s=timeout_s)
@@ -170,7 +178,7 @@ def run_from_config(
     say = on_status or (lambda msg: None)
     if not cfg.model:
         raise ValueError("no model: give --model DIR (or model = \"DIR\" in the config)")
-    specs = cfg.specs()
+    specs = cfg.ordered_specs()  # seeded random order (bench.config), recorded in each run.json
     if not specs:
         raise ValueError("no runs: give --workload (and --concurrency) or [[runs]] in the config")
     srv = cfg.server
@@ -213,7 +221,7 @@ def run_from_config(
             raise ValueError(f"--endpoint {target.base_url}: does not answer GET /health")
         return sweep(specs, target=target, model=info, hardware=hardware, results=Path(cfg.results),
                      token_ids=token_ids, skip_complete=skip_complete, config_kwargs=config_kwargs,
-                     **sweep_callbacks)
+                     order_seed=cfg.run_order_seed, **sweep_callbacks)
 
 
 class _AlwaysAlive:

@@ -2,9 +2,12 @@
 
 Decode MFU vs concurrency is read from decode-only runs: decode tokens per second (steady-state
 window, calibrate.window; replicates pooled) * 2N / (peak * devices) at each concurrency. The
-operating point is the highest-throughput measured concurrency whose p90 TPOT and p90 TTFT meet
-the SLO; the per-token costs are taken at that concurrency (or the nearest measured one below it,
-calibrate.tokencost.nearest).
+operating point is the highest-throughput measured concurrency whose p90 TPOT (over requests) and
+p90 TTFT meet the SLO, read from the mixed-workload runs where there are any (there prefill
+interrupts decode as in service; decode-only runs with 8-token prompts hide that) and from the
+decode curve otherwise; ITL p90 over every streamed gap is reported beside it (stalls a request's
+mean TPOT averages away). The per-token costs are taken at that concurrency (or the nearest
+measured one below it, calibrate.tokencost.nearest).
 """
 
 from __future__ import annotations
@@ -47,6 +50,49 @@ def _pooled_p90(runs: Sequence[LoadedRun], attr: str, summary_attr: str) -> floa
     return max(p90s) if p90s else None
 
 
+def pooled_itl_p90(runs: Sequence[LoadedRun]) -> float | None:
+    """p90 over every gap between streamed chunks of the runs' requests (ITL, bench.metrics)."""
+    gaps = [np.diff(t) for r in runs if r.requests is not None and r.requests.chunk_times_s
+            for t in r.requests.chunk_times_s if len(t) > 1]
+    if not gaps:
+        return None
+    return float(np.percentile(np.concatenate(gaps), 90))
+
+
+def mixed_points(runs: Sequence[LoadedRun]) -> list[CurvePoint]:
+    """Mixed-workload runs by concurrency (replicates pooled): decode tokens/s over the window,
+    TPOT p90 over requests, TTFT p90, ITL p90 over chunk gaps. MFU is left None (a mix has no
+    single phase)."""
+    by_c: dict[int, list[LoadedRun]] = {}
+    for r in runs:
+        if r.record.config.workload.kind in ("mixed", "distribution"):
+            by_c.setdefault(r.record.config.concurrency, []).append(r)
+    points = []
+    for c in sorted(by_c):
+        group = by_c[c]
+        totals = [run_totals(r) for r in group]
+        dur = sum(t[0] / r.record.environment.hardware.device_count for t, r in zip(totals, group))
+        points.append(CurvePoint(
+            concurrency=c, output_tokens_per_s=sum(t[2] for t in totals) / dur, achieved_flop_per_s=0.0,
+            mfu_output=None, tpot_p90_s=_pooled_p90(group, "tpot_s", "tpot_s"),
+            ttft_p90_s=_pooled_p90(group, "ttft_s", "ttft_s"), itl_p90_s=pooled_itl_p90(group),
+            run_ids=[r.record.run_id for r in group]))
+    return points
+
+
+def slo_point(decode: Sequence[CurvePoint], mixed: Sequence[CurvePoint], slo: Slo) -> OperatingPoint | None:
+    """The operating point from the mixed runs where there are any (prefill and decode interfere
+    there, as in service), else from the decode curve (`operating_point`)."""
+    op = operating_point(mixed if mixed else decode, slo)
+    if op is None:
+        return None
+    src = mixed if mixed else decode
+    p = next(q for q in src if q.concurrency == op.concurrency)
+    mfu = next((q.mfu_output for q in decode if q.concurrency == op.concurrency), None) if mixed else op.mfu_output
+    return op.model_copy(update={"workload": "mixed" if mixed else "decode", "mfu_output": mfu,
+                                 "tpot_p90_s": p.tpot_p90_s, "ttft_p90_s": p.ttft_p90_s, "itl_p90_s": p.itl_p90_s})
+
+
 def decode_curve(runs: Sequence[LoadedRun], params_matmul: int, peak: float | None, devices: int
                  ) -> list[CurvePoint]:
     """Decode-only runs by concurrency: output tokens/s pooled over replicates, 2N x that, MFU."""
@@ -68,7 +114,7 @@ def decode_curve(runs: Sequence[LoadedRun], params_matmul: int, peak: float | No
             concurrency=c, output_tokens_per_s=rate, achieved_flop_per_s=achieved,
             mfu_output=None if peak is None else achieved / (peak * devices), mbu_output=mbu,
             tpot_p90_s=_pooled_p90(group, "tpot_s", "tpot_s"),
-            ttft_p90_s=_pooled_p90(group, "ttft_s", "ttft_s"),
+            ttft_p90_s=_pooled_p90(group, "ttft_s", "ttft_s"), itl_p90_s=pooled_itl_p90(group),
             run_ids=[r.record.run_id for r in group]))
     return points
 

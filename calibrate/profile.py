@@ -25,21 +25,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from bench.paper_settings import PAPER, SECONDS_PER_HOUR
-from calibrate.curve import (DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S, decode_curve, make_slo, operating_point,
-                             target_concurrency)
+from calibrate.curve import (DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S, _pooled_p90, decode_curve, make_slo,
+                             mixed_points, pooled_itl_p90, slo_point, target_concurrency)
 from calibrate.errors import InputError
 from calibrate.runs import (DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS, IDENTITY_FIELDS, LoadedRun, check_homogeneous,
                             peak_of, screen_runs, vllm_version_of)
-from calibrate.schema import (Costs, Dropped, Estimate, Profile, ProfileHardware, ProfileModel, ProfileProvenance,
-                              RunRef, Slo)
-from calibrate.tokencost import DEFAULT_BOOTSTRAP, TokenCosts, choose_token_costs, energy_per_request, estimate
-from calibrate.window import WINDOW, run_totals
+from calibrate.schema import (Costs, Coverage, Dropped, Estimate, MeasuredMix, MixCoverage, Profile, ProfileHardware,
+                              ProfileModel, ProfileProvenance, ReplicatePoint, RunRef, Slo)
+from calibrate.tokencost import (DEFAULT_BOOTSTRAP, TokenCosts, choose_token_costs, energy_per_request, estimate,
+                                 mix_key)
+from calibrate.window import WINDOW, default_min_run, run_totals, too_short, totals
+
+# A point whose replicates differ by more than this (coefficient of variation of device-seconds per
+# request) marks the machine noisy: on a quiet machine replicates of one point agree to ~1-2 %.
+NOISY_CV = 0.05
+MIXED_KINDS = ("mixed", "distribution")
 
 __all__ = ["build_profile"]
 
@@ -67,11 +73,23 @@ def _check_options(slo_tpot_p90_s: float, slo_ttft_p90_s: float, n_boot: int) ->
 
 
 def _usable_runs(runs: Sequence[LoadedRun], dropped: Sequence[Dropped], *, min_requests: int, min_tokens: int,
-                 allow_mixed: bool) -> tuple[list[LoadedRun], list[Dropped], list[str]]:
-    """(kept, all dropped, notes): screened runs of one hardware and model (or several, allowed)."""
+                 allow_mixed: bool, min_run: dict | None = None
+                 ) -> tuple[list[LoadedRun], list[Dropped], list[str]]:
+    """(kept, all dropped, notes): screened runs of one hardware and model (or several, allowed),
+    each long enough (calibrate.window.too_short: the hardware kind's MinRunLength with the fields
+    in `min_run` replaced)."""
     if not runs:
         raise InputError(None, None, "no runs found (looked for run.json under the given paths)")
     kept, drops = screen_runs(runs, min_requests=min_requests, min_tokens=min_tokens)
+    long_enough = []
+    for r in kept:
+        # other tools' results (calibrate.ingest) were sized by whoever ran them: not checked here
+        why = None if r.source != "bench" else too_short(r, replace(default_min_run(r.record.environment.hardware.kind), **(min_run or {})))
+        if why is None:
+            long_enough.append(r)
+        else:
+            drops.append(Dropped(path=r.path, reason=why))
+    kept = long_enough
     if not kept:
         first = drops[0]
         raise InputError(first.path, None, f"no usable runs: all {len(runs)} dropped, e.g. {first.reason}")
@@ -129,7 +147,8 @@ def _costs(costs: TokenCosts, kept: Sequence[LoadedRun], usd_per_h: float,
     def usd(n_in, n_out, per_request=True):
         # a request's first output token comes out of its prefill pass: n_out - 1 decode tokens
         n_dec = max(n_out - 1.0, 0.0) if per_request else n_out
-        return estimate(usd_per_device_s * (a * n_in + b * n_dec), usd_per_device_s * (ba * n_in + bb * n_dec))
+        return estimate(usd_per_device_s * (a * n_in + b * n_dec), usd_per_device_s * (ba * n_in + bb * n_dec)
+                        ).model_copy(update={"source": "fitted"})
 
     mixed = [r for r in kept if r.record.config.workload.kind in ("mixed", "distribution")]
     mix_in = mix_out = None
@@ -146,6 +165,81 @@ def _costs(costs: TokenCosts, kept: Sequence[LoadedRun], usd_per_h: float,
         usd_per_million_output_tokens=usd(0.0, 1e6, per_request=False),
         energy_j_per_request=energy_j_per_request,
     )
+
+
+def _run_usd_per_request(run: LoadedRun, usd_per_device_s: float) -> float:
+    """Directly measured $/request of one run: device-seconds of its window / requests completed in it."""
+    t = totals(run)
+    return usd_per_device_s * t.device_s / max(t.requests, 1)
+
+
+def replicate_points(kept: Sequence[LoadedRun], usd_per_h: float) -> list[ReplicatePoint]:
+    """Every (concurrency, mix) point with its replicates' measured cost per request and their CV."""
+    groups: dict[tuple, list[LoadedRun]] = {}
+    for r in kept:
+        groups.setdefault((r.record.config.concurrency, mix_key(r)), []).append(r)
+    out = []
+    for (c, key), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        dev = [totals(r).device_s / max(totals(r).requests, 1) for r in group]
+        cv = float(np.std(dev, ddof=1) / np.mean(dev)) if len(dev) >= 2 else None
+        out.append(ReplicatePoint(concurrency=c, workload=key[0], input_tokens=key[1], output_tokens=key[2],
+                                  runs=len(group), device_s_per_request=dev,
+                                  usd_per_request=[usd_per_h / SECONDS_PER_HOUR * d for d in dev], cv=cv))
+    return out
+
+
+def fresh_run_interval(values: Sequence[float], fallback_rel: tuple[float, float]) -> tuple[float, float, float]:
+    """(mean, low, high): where a fresh run is expected, 95 % prediction interval of m replicates,
+    mean +- t(0.975, m - 1) s sqrt(1 + 1/m); one run: its value with the fit's relative interval."""
+    from scipy.stats import t as student_t
+
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, mean * fallback_rel[0], mean * fallback_rel[1]
+    half = float(student_t.ppf(0.975, len(x) - 1) * x.std(ddof=1) * np.sqrt(1 + 1 / len(x)))
+    return mean, mean - half, mean + half
+
+
+def measured_mix(kept: Sequence[LoadedRun], concurrency: int | None, usd_per_h: float,
+                 fallback_rel: tuple[float, float]) -> MeasuredMix | None:
+    """The mixed runs at the operating concurrency (the most common mix there), priced directly."""
+    at = [r for r in kept if r.record.config.workload.kind in MIXED_KINDS and r.record.config.concurrency == concurrency]
+    if not at:
+        return None
+    keys = [mix_key(r) for r in at]
+    key = max(set(keys), key=keys.count)
+    group = [r for r, k in zip(at, keys) if k == key]
+    usd = [_run_usd_per_request(r, usd_per_h / SECONDS_PER_HOUR) for r in group]
+    mean, low, high = fresh_run_interval(usd, fallback_rel)
+    return MeasuredMix(concurrency=concurrency, input_tokens=key[1], output_tokens=key[2], runs=len(group),
+                       usd_per_request=Estimate(value=mean, low=min(low, mean), high=max(high, mean),
+                                                n_boot=len(group), source="measured"),
+                       ttft_p90_s=_pooled_p90(group, "ttft_s", "ttft_s"), tpot_p90_s=_pooled_p90(group, "tpot_s", "tpot_s"),
+                       itl_p90_s=pooled_itl_p90(group))
+
+
+def coverage_check(kept: Sequence[LoadedRun], mm: MeasuredMix | None, fitted_usd, usd_per_h: float) -> Coverage:
+    """Each replicate's directly measured $/request of the measured mix against the profile's
+    interval for it (the measured one, and the fitted one beside it for comparison)."""
+    rows = []
+    if mm is not None:
+        group = [r for r in kept if r.record.config.workload.kind in MIXED_KINDS
+                 and r.record.config.concurrency == mm.concurrency and mix_key(r)[1:] == (mm.input_tokens, mm.output_tokens)]
+        usd = [_run_usd_per_request(r, usd_per_h / SECONDS_PER_HOUR) for r in group]
+        for src, e in (("measured", mm.usd_per_request), ("fitted", fitted_usd)):
+            if e is None:
+                continue
+            inside = [e.low <= u <= e.high for u in usd]
+            rows.append(MixCoverage(concurrency=mm.concurrency, input_tokens=mm.input_tokens,
+                                    output_tokens=mm.output_tokens, interval_usd=(e.low, e.high), interval_source=src,
+                                    measured_usd=usd, covered=float(np.mean(inside)) if inside else 0.0))
+    published = [m for m in rows if m.interval_source == "measured"]
+    return Coverage(mixes=rows, covered=published[0].covered if published else None,
+                    note="fraction of replicates of the measured mix at the operating concurrency whose directly "
+                    "measured $/request (window device-seconds / requests completed in the window) lies in the "
+                    "profile's interval for that mix; in-sample (the replicates are also what the interval is made "
+                    "of); the fitted interval's coverage is listed beside it")
 
 
 def _peak_warnings(pp: PeakAndPrice, devices: int, flop_in: float, flop_out: float) -> list[str]:
@@ -175,11 +269,15 @@ def _method(*, how: str, n_window: int, n_kept: int, n_mm: int, pp: PeakAndPrice
         f"mfu = 2N / (seconds_per_token x peak) with N = params_matmul = {n_mm} (paper convention,",
         f"2N flop per token) and peak = {pp.peak} flop/s per device ({pp.dtype});",
         "achieved_flop_per_s = 2N x devices / seconds_per_token (all devices).",
-        f"95 % intervals: percentile bootstrap, {n_boot} resamples, seed {seed}, runs resampled within",
-        "each (concurrency, mix) stratum and requests within runs (a request's share of the run's",
-        "device time is proportional to its E2E).",
-        "Decode curve from decode-only runs; operating point = highest-throughput concurrency with",
-        f"TPOT p90 <= {slo.tpot_p90_s} s and TTFT p90 <= {slo.ttft_p90_s} s.",
+        f"95 % intervals: percentile bootstrap, {n_boot} resamples, seed {seed}: whole runs resampled within",
+        "each (concurrency, mix) stratum of >= 2 replicates (deviations scaled by sqrt(m/(m-1))), time blocks",
+        "of the window where a stratum has one run, and the fit's misfit per stratum carried by a wild",
+        "bootstrap (calibrate/tokencost.py). Between-replicate CV per point in `replicates`; a mix measured at",
+        "the operating concurrency is priced from its runs (source measured; interval: 95 % prediction",
+        "interval of a fresh run, t with m-1 dof); `coverage` compares each replicate with it.",
+        "Operating point = highest-throughput concurrency of the mixed runs (decode-only runs when there are",
+        f"none) with TPOT p90 (over requests) <= {slo.tpot_p90_s} s and TTFT p90 <= {slo.ttft_p90_s} s;",
+        "ITL p90 over streamed gaps reported beside it. Decode curve from decode-only runs.",
         f"$/request = {pp.usd_per_h} $/device-hour / 3600 x (a n_in + b (n_out - 1)). Energy: {energy_how}.",
         "phase_isolated: mfu_input from prefill-only runs (all device time billed to input tokens),",
         "mfu_output from decode-only runs (all device time billed to decode tokens); keys",
@@ -232,6 +330,7 @@ def build_profile(
     seed: int = 0,
     min_requests: int = DEFAULT_MIN_REQUESTS,
     min_tokens: int = DEFAULT_MIN_TOKENS,
+    min_run: dict | None = None,
     usd_per_h: float | None = None,
     usd_per_h_source: str | None = None,
     peak_flop_per_s: float | None = None,
@@ -244,7 +343,7 @@ def build_profile(
     mixed without allow_mixed."""
     _check_options(slo_tpot_p90_s, slo_ttft_p90_s, n_boot)
     kept, dropped, notes = _usable_runs(runs, dropped, min_requests=min_requests, min_tokens=min_tokens,
-                                        allow_mixed=allow_mixed)
+                                        allow_mixed=allow_mixed, min_run=min_run)
     ref = kept[_mode_index(kept)].record
     hw, model = ref.environment.hardware, ref.config.model
     devices, n_mm = hw.device_count, model.params_matmul
@@ -255,7 +354,7 @@ def build_profile(
 
     slo = make_slo(slo_tpot_p90_s, slo_ttft_p90_s, slo_source)
     curve = decode_curve(kept, n_mm, pp.peak, devices)
-    op = operating_point(curve, slo)
+    op = slo_point(curve, mixed_points(kept), slo)
 
     rng = np.random.default_rng(seed)  # the order of the draws below is part of the result
     by_c: dict[int, list[LoadedRun]] = {}
@@ -271,10 +370,36 @@ def build_profile(
         flop_in, flop_out = 2.0 * n_mm * devices / costs.a, 2.0 * n_mm * devices / costs.b
         boot_flop_in, boot_flop_out = 2.0 * n_mm * devices / costs.boot_a, 2.0 * n_mm * devices / costs.boot_b
 
+    src = "fitted" if costs.method == "joint" else "measured"  # phase-isolated: ratios read off runs
+
+    def est(value, samples) -> Estimate:
+        return estimate(value, samples).model_copy(update={"source": src})
+
     def mfu(value, samples) -> Estimate | None:
-        return None if pp.peak is None else estimate(value / (pp.peak * devices), samples / (pp.peak * devices))
+        return None if pp.peak is None else est(value / (pp.peak * devices), samples / (pp.peak * devices))
 
     notes += _peak_warnings(pp, devices, flop_in, flop_out)
+    cost_block = _costs(costs, kept, pp.usd_per_h, energy)
+    reps = replicate_points(kept, pp.usd_per_h)
+    cvs = [p.cv for p in reps if p.cv is not None]
+    noisy = None if not cvs else bool(max(cvs) > NOISY_CV)
+    if noisy:
+        worst = max((p for p in reps if p.cv is not None), key=lambda p: p.cv)
+        notes.append(f"WARNING: noisy machine: replicates of {worst.workload} at concurrency {worst.concurrency} "
+                     f"differ by CV {worst.cv:.1%} > {NOISY_CV:.0%}; re-measure on a quiet machine.")
+    fitted_mm = cost_block.usd_per_request_measured_mix
+    rel = ((fitted_mm.low / fitted_mm.value, fitted_mm.high / fitted_mm.value) if fitted_mm is not None
+           and fitted_mm.value > 0 else (1.0, 1.0))
+    mm = measured_mix(kept, chosen.concurrency, pp.usd_per_h, rel)
+    cover = coverage_check(kept, mm, fitted_mm, pp.usd_per_h)
+    if mm is not None:
+        # measured beats fitted: the mix measured at the operating point is priced from its runs
+        cost_block = cost_block.model_copy(update={"usd_per_request_measured_mix": mm.usd_per_request,
+                                                   "measured_mix_input_tokens": mm.input_tokens,
+                                                   "measured_mix_output_tokens": mm.output_tokens})
+        if (round(mm.input_tokens), round(mm.output_tokens)) == (PAPER.input_tokens_per_request,
+                                                                 PAPER.output_tokens_per_request):
+            cost_block = cost_block.model_copy(update={"usd_per_request_paper_mix": mm.usd_per_request})
     method = _method(how=chosen.how, n_window=sum(run_totals(r)[3] == WINDOW for r in kept),
                      n_kept=len(kept), n_mm=n_mm, pp=pp, n_boot=n_boot, seed=seed, slo=slo, energy_how=energy_how,
                      notes=notes)
@@ -282,16 +407,20 @@ def build_profile(
         hardware=_hardware(hw, devices, pp),
         model=_model(model),
         operating_concurrency=chosen.concurrency,
-        seconds_per_input_token=estimate(costs.a, costs.boot_a),
-        seconds_per_output_token=estimate(costs.b, costs.boot_b),
-        achieved_flop_per_s_input=estimate(flop_in, boot_flop_in),
-        achieved_flop_per_s_output=estimate(flop_out, boot_flop_out),
+        seconds_per_input_token=est(costs.a, costs.boot_a),
+        seconds_per_output_token=est(costs.b, costs.boot_b),
+        achieved_flop_per_s_input=est(flop_in, boot_flop_in),
+        achieved_flop_per_s_output=est(flop_out, boot_flop_out),
         mfu_input=mfu(flop_in, boot_flop_in),
         mfu_output=mfu(flop_out, boot_flop_out),
         phase_isolated=chosen.phase,
         decode_curve=curve,
         slo=slo,
         operating_point=op,
-        costs=_costs(costs, kept, pp.usd_per_h, energy),
+        costs=cost_block,
         provenance=_provenance(kept, dropped, created_utc=created_utc, tool=tool, method=method),
+        replicates=reps,
+        noisy_machine=noisy,
+        coverage=cover,
+        measured_mix=mm,
     )

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.cli_types import nonneg_int, positive_float, positive_int
+from bench.cli_types import nonneg_float, nonneg_int, positive_float, positive_int
 from bench.files import safe_name
 from bench.provenance import git_commit, package_versions
 from calibrate.curve import DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S
@@ -54,6 +54,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="drop runs with fewer ok requests (default %(default)s)")
     p.add_argument("--min-tokens", type=positive_int, default=DEFAULT_MIN_TOKENS,
                    help="drop runs with fewer tokens in all (default %(default)s)")
+    p.add_argument("--min-run-duration-s", type=nonneg_float, default=None,
+                   help="drop runs whose steady-state window is shorter (default: 60 s on a GPU, 1 s on a CPU)")
+    p.add_argument("--min-run-requests", type=nonneg_int, default=None,
+                   help="drop runs with fewer requests completed in the window (default: 300 on a GPU, 0 on a CPU)")
+    p.add_argument("--min-run-waves", type=nonneg_float, default=None,
+                   help="drop runs whose window holds fewer turnovers of the batch (requests / concurrency; "
+                   "default 3; all three --min-run-* 0: no minimum)")
     p.add_argument("--usd-per-hour", type=positive_float, default=None,
                    help="price per device-hour (overrides the runs' price; required for foreign results "
                    "on hardware not in the table)")
@@ -142,9 +149,24 @@ def format_table(profile, out: Path) -> str:
             lines.append(f"  {p.concurrency:>11}  {p.output_tokens_per_s:9.4g}  {mfu:>12}  {tp:>10}  {tt:>10}")
     op = profile.operating_point
     if op is not None:
+        lat = "" if op.tpot_p90_s is None else (
+            f"; {op.workload} runs: TPOT p90 {op.tpot_p90_s:.4g} s, TTFT p90 {_num(op.ttft_p90_s)} s, "
+            f"ITL p90 {_num(op.itl_p90_s)} s")
         lines.append(f"operating point under SLO (TPOT p90 <= {profile.slo.tpot_p90_s} s, TTFT p90 <= "
                      f"{profile.slo.ttft_p90_s} s): concurrency {op.concurrency}"
-                     + ("" if op.meets_slo else " (NO measured point meets the SLO)"))
+                     + ("" if op.meets_slo else " (NO measured point meets the SLO)") + lat)
+    mm = profile.measured_mix
+    if mm is not None:
+        lines.append(f"measured mix {mm.input_tokens:g}/{mm.output_tokens:g} at concurrency {mm.concurrency} "
+                     f"({mm.runs} runs): $/request {_fmt(mm.usd_per_request)} (measured; fresh-run interval)")
+    if profile.coverage is not None and profile.coverage.covered is not None:
+        lines.append("coverage of replicates' measured $/request: " + ", ".join(
+            f"{m.interval_source} interval {100 * m.covered:.0f} %" for m in profile.coverage.mixes))
+    if profile.replicates:
+        cvs = [f"{p.workload}@c{p.concurrency} {100 * p.cv:.1f} %" for p in profile.replicates if p.cv is not None]
+        if cvs:
+            lines.append("between-replicate CV: " + ", ".join(cvs)
+                         + ("  NOISY MACHINE" if profile.noisy_machine else ""))
     method = profile.provenance.method
     if "WARNING:" in method:
         lines.append(method[method.index("WARNING:"):])
@@ -170,6 +192,10 @@ def perf_lines(pm) -> list[str]:
     lines.append("forms compared (worst held-out |error|): " + ", ".join(
         f"{f.form} {_pct(f.score)}" + (" *" if f.chosen else "") for f in pm.forms))
     return lines
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
 
 
 def _pct(x) -> str:
@@ -200,6 +226,13 @@ def _foreign_runs(args):
     return runs
 
 
+def _min_run(args) -> dict:
+    """The --min-run-* flags given, as calibrate.window.MinRunLength fields."""
+    given = {"duration_s": getattr(args, "min_run_duration_s", None),
+             "requests": getattr(args, "min_run_requests", None), "waves": getattr(args, "min_run_waves", None)}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def make_profile(args: argparse.Namespace):
     """Load the runs, fit and write the profile: (calibrate.schema.Profile, path written).
 
@@ -226,7 +259,8 @@ def make_profile(args: argparse.Namespace):
             return build_profile(
                 rs, dropped=dropped, slo_tpot_p90_s=args.slo_tpot_p90_s, slo_ttft_p90_s=args.slo_ttft_p90_s,
                 allow_mixed=args.allow_mixed, n_boot=args.bootstrap, seed=args.seed,
-                min_requests=args.min_requests, min_tokens=args.min_tokens, usd_per_h=args.usd_per_hour,
+                min_requests=args.min_requests, min_tokens=args.min_tokens, min_run=_min_run(args),
+                usd_per_h=args.usd_per_hour,
                 peak_flop_per_s=args.peak_flop_per_s, tool=_tool())
 
         if getattr(args, "ladder", False):

@@ -25,7 +25,9 @@ from bench.schema import one_line
 from calibrate.errors import InputError
 from calibrate.perf_schema import PerformanceModel
 
-PROFILE_SCHEMA_VERSION = 2  # 2: optional performance_model; version-1 files (no such field) read as they are
+# 2: optional performance_model; 3: replicates, coverage, measured_mix, `source` on estimates.
+# Files of versions 1 and 2 (none of these fields) read as they are.
+PROFILE_SCHEMA_VERSION = 3
 LAW_SCHEMA_VERSION = 1
 
 
@@ -84,7 +86,12 @@ class Estimate(Strict):
     value: float
     low: float
     high: float
-    n_boot: int = 0  # bootstrap resamples behind the interval (0: no interval could be computed)
+    # bootstrap resamples behind the interval; for a measured mix's t interval (MeasuredMix) the
+    # number of runs behind it (0: no interval could be computed)
+    n_boot: int = 0
+    # measured: read off runs at that point; fitted: from the joint fit; predicted: the performance
+    # model. None in files before schema 3.
+    source: Literal["measured", "fitted", "predicted"] | None = None
 
 
 class ProfileHardware(Strict):
@@ -125,6 +132,7 @@ class CurvePoint(Strict):
     mbu_output: float | None = None
     tpot_p90_s: float | None = None
     ttft_p90_s: float | None = None
+    itl_p90_s: float | None = None  # p90 over every gap between streamed chunks (schema 3)
     run_ids: list[str]
 
 
@@ -135,12 +143,17 @@ class Slo(Strict):
 
 
 class OperatingPoint(Strict):
-    """The highest-throughput measured decode concurrency that meets the SLO."""
+    """The highest-throughput measured concurrency that meets the SLO (mixed runs where measured)."""
 
     concurrency: int
     output_tokens_per_s: float
     mfu_output: float | None
     meets_slo: bool  # False when no measured point met it (then the lowest concurrency is used)
+    # Schema 3: which runs chose it ("mixed" where there are mixed runs) and their latencies there.
+    workload: str | None = None
+    tpot_p90_s: float | None = None
+    ttft_p90_s: float | None = None
+    itl_p90_s: float | None = None
 
 
 class Costs(Strict):
@@ -151,6 +164,51 @@ class Costs(Strict):
     usd_per_million_input_tokens: Estimate
     usd_per_million_output_tokens: Estimate
     energy_j_per_request: float | None = None  # where NVML measured energy
+
+
+class ReplicatePoint(Strict):
+    """One sweep point (concurrency, workload, lengths) and the spread of its replicate runs."""
+
+    concurrency: int
+    workload: str
+    input_tokens: float  # per request, mean
+    output_tokens: float
+    runs: int
+    device_s_per_request: list[float]  # per run, over its window (measured)
+    usd_per_request: list[float]  # per run, over its window (measured)
+    cv: float | None  # between-replicate coefficient of variation of device_s_per_request (None: one run)
+
+
+class MixCoverage(Strict):
+    """A measured mix: each replicate's directly measured $/request against the profile's interval."""
+
+    concurrency: int
+    input_tokens: float
+    output_tokens: float
+    interval_usd: tuple[float, float]
+    interval_source: Literal["measured", "fitted", "predicted"]
+    measured_usd: list[float]
+    covered: float  # fraction of measured_usd inside interval_usd
+
+
+class Coverage(Strict):
+    mixes: list[MixCoverage]
+    covered: float | None  # over every replicate of every measured mix (None: no mixed runs)
+    note: str
+
+
+class MeasuredMix(Strict):
+    """The mixed workload measured at the operating concurrency: its figures come from those runs."""
+
+    concurrency: int
+    input_tokens: float
+    output_tokens: float
+    runs: int
+    usd_per_request: Estimate  # mean over replicates; interval: a fresh run's (see provenance.method)
+    ttft_p90_s: float | None
+    tpot_p90_s: float | None  # p90 over requests of each request's TPOT
+    itl_p90_s: float | None  # p90 over every inter-chunk gap (stalls a request's mean TPOT hides)
+    source: Literal["measured"] = "measured"
 
 
 class RunRef(Strict):
@@ -177,7 +235,7 @@ class ProfileProvenance(Strict):
 class Profile(FileModel):
     # First key of the file: set when the performance model's held-out error is above its target.
     warning: str | None = None
-    schema_version: Literal[1, 2] = PROFILE_SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = PROFILE_SCHEMA_VERSION
     kind: Literal["calibration_profile"] = "calibration_profile"
     hardware: ProfileHardware
     model: ProfileModel
@@ -197,6 +255,12 @@ class Profile(FileModel):
     # The hardware+engine performance model fitted to a ladder of model sizes (calibrate.perf_schema);
     # None for a profile of one model.
     performance_model: PerformanceModel | None = None
+    # Schema 3 (issue 10): replicate spread per sweep point, the noisy-machine flag, the coverage
+    # check and the measured mix at the operating point. Absent in older files.
+    replicates: list[ReplicatePoint] = Field(default_factory=list)
+    noisy_machine: bool | None = None  # some point's between-replicate CV > calibrate.profile.NOISY_CV
+    coverage: Coverage | None = None
+    measured_mix: MeasuredMix | None = None
 
 
 class LawFile(FileModel):

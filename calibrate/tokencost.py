@@ -30,12 +30,22 @@ are then used: a = device-seconds / input tokens over prefill-only runs, b = dev
 decode tokens over decode-only runs (this bills their short prompts to decode: an upper bound on
 b by the prompts' share, a few %).
 
-Uncertainty: 95 % percentile-bootstrap intervals (seeded), two-level: runs are resampled with
-replacement *within each (concurrency, mix) stratum* (run-to-run variation, e.g. machine state;
-stratifying keeps every resample's fit determined), then requests are resampled with replacement
-within each chosen run (request-to-request variation). A resampled run is billed
-duration_s * devices * sum(resampled E2E) / sum(E2E): in a closed loop each request occupies one of
-C slots for its E2E, so its share of the run's wall time is proportional to its E2E (Little's law).
+Uncertainty: 95 % percentile-bootstrap intervals (seeded) meant to cover a fresh measurement:
+  - whole runs are resampled with replacement *within each (concurrency, mix) stratum* (run-to-run
+    variation: machine state, scheduling; stratifying keeps every resample's fit determined), their
+    deviations from the stratum mean scaled by sqrt(m / (m - 1)) for m replicates (the plain
+    bootstrap's variance is short by (m - 1) / m);
+  - a stratum of ONE run resamples the time blocks of its window instead (up to 8 equal blocks, at
+    most one per wave of the batch). Requests are not resampled: in a closed loop they share the
+    machine and their latencies are not independent, and fixed-length workloads make token sums
+    constant, so request resampling gave intervals of a fraction of a per cent;
+  - with few replicates the spread itself is uncertain: each coefficient's bootstrap deviations are
+    scaled by t(0.975, df) / z(0.975), df by Welch-Satterthwaite over the strata's replicates
+    (`replicate_dof`), so 3 replicates give a t interval's width (a z-width interval from 3 runs
+    covers ~81 %);
+  - the fit's misfit is carried: the additive, context-free model's mean relative residual of each
+    stratum enters each replicate with a random sign (a wild bootstrap, scaled sqrt(S / (S - 2)) for S
+    strata), so a mix the model does not fit widens the interval instead of vanishing in it.
 Runs without per-request records are resampled at the run level only.
 
 Pure numpy; the random generator is passed in, and the order of draws is part of the result
@@ -53,7 +63,8 @@ from bench.paper_settings import PAPER
 from calibrate.errors import InputError
 from calibrate.runs import LoadedRun
 from calibrate.schema import Estimate
-from calibrate.window import decode_tokens, decode_total, run_totals
+from bench.metrics import decode_tokens_in
+from calibrate.window import WINDOW, decode_total, totals
 
 DEFAULT_BOOTSTRAP = 2000
 MIN_MIX_SPREAD = 0.02  # runs at one concurrency must differ by >= 2 points of input-token share to fit a, b
@@ -120,48 +131,86 @@ class Replicates:
     boot_output: np.ndarray  # (B, R)
 
 
+BLOCKS_MAX = 8  # time blocks of a run's window for the block bootstrap (at most one per wave)
+
+
+def block_totals(run: LoadedRun) -> np.ndarray | None:
+    """(K, 3) device-seconds, input tokens, decode tokens of K equal time blocks of the run's window
+    (the window's counting rules applied to each block: calibrate.window); None when the run has
+    no window or it holds fewer than 2 waves (then it is resampled at the run level only)."""
+    t = totals(run)
+    req, c = run.requests, run.record.config.concurrency or 1
+    if t.basis != WINDOW or req is None:
+        return None
+    k = int(min(BLOCKS_MAX, t.requests // c))
+    if k < 2:
+        return None
+    edges = np.linspace(t.start_s, t.end_s, k + 1)
+    devices = run.record.environment.hardware.device_count
+    out = np.zeros((k, 3))
+    out[:, 0] = np.diff(edges) * devices
+    chunks = req.chunk_times_s or (None,) * len(req.send_s)
+    for j in range(k):
+        lo, hi = edges[j], edges[j + 1]
+        pre = (req.first_token_s > lo) & (req.first_token_s <= hi)
+        out[j, 1] = req.input_tokens[pre].sum()
+        out[j, 2] = sum(decode_tokens_in(lo, hi, req.first_token_s[i], req.end_s[i], req.output_tokens[i], chunks[i])
+                        for i in range(len(req.send_s)))
+    return out
+
+
+def resample_strata(obs: np.ndarray, strata: Sequence, n_boot: int, rng: np.random.Generator,
+                    blocks: dict[int, np.ndarray | None] | None = None) -> np.ndarray:
+    """(n_boot, R, k) replicates of per-run totals `obs` (R, k): runs resampled within each stratum
+    of >= 2 (deviations from the stratum mean scaled by sqrt(m / (m - 1))); a run alone in its
+    stratum resamples its time blocks `blocks[j]` (K, k) when given, else stays fixed."""
+    R = len(obs)
+    boot = np.broadcast_to(obs, (n_boot, R, obs.shape[1])).copy()
+    if n_boot == 0:
+        return boot
+    groups: dict = {}
+    for j, key in enumerate(strata):
+        groups.setdefault(key, []).append(j)
+    for members in groups.values():
+        m = np.array(members)
+        if len(m) >= 2:
+            centre = obs[m].mean(0)
+            pick = m[rng.integers(0, len(m), size=(n_boot, len(m)))]
+            boot[:, m] = centre + np.sqrt(len(m) / (len(m) - 1)) * (obs[pick] - centre)
+            continue
+        b = (blocks or {}).get(int(m[0]))
+        if b is not None:
+            idx = rng.integers(0, len(b), size=(n_boot, len(b)))
+            boot[:, m[0]] = b[idx].sum(1)
+    return boot
+
+
 def bootstrap_replicates(runs: Sequence[LoadedRun], n_boot: int, rng: np.random.Generator,
                          cost_of=None) -> Replicates:
-    """Two-level stratified bootstrap (module docstring): runs within each mix stratum, then
-    requests within each run. `cost_of(run)` gives a run's cost (default device-seconds)."""
+    """Bootstrap replicates of each run's (cost, input, decode) totals (module docstring): whole runs
+    resampled within each (concurrency, mix) stratum of >= 2 runs, their deviations from the stratum
+    mean scaled by sqrt(m / (m - 1)) (the plain bootstrap's variance is short by (m - 1) / m, which
+    at m = 2-3 replicates is most of the interval's miss); a stratum of one run resamples the time
+    blocks of its window (calibrate.tokencost.block_totals; requests in a closed loop share the
+    machine and are not independent). `cost_of(run)` gives a run's cost (default device-seconds;
+    then whole-run token totals are used and strata of one run stay fixed)."""
     R = len(runs)
     if cost_of is None:
-        totals = [run_totals(r) for r in runs]
-        cost = np.array([t[0] for t in totals], dtype=float)
-        inp = np.array([t[1] for t in totals], dtype=float)
-        out = np.array([t[2] for t in totals], dtype=float)
+        tot = [totals(r) for r in runs]
+        cost = np.array([t.device_s for t in tot], dtype=float)
+        inp = np.array([t.input_tokens for t in tot], dtype=float)
+        out = np.array([t.decode_tokens for t in tot], dtype=float)
     else:
         cost = np.array([cost_of(r) for r in runs], dtype=float)
         inp = np.array([r.record.summary.input_tokens_total for r in runs], dtype=float)
         out = np.array([decode_total(r) for r in runs], dtype=float)
-    # Level 2 first: each run's own request-resampled replicates (B,) of (cost, in, out).
-    rc = np.empty((n_boot, R))
-    ri = np.empty((n_boot, R))
-    ro = np.empty((n_boot, R))
-    for j, run in enumerate(runs):
-        req = run.requests
-        if req is None or len(req.e2e_s) < 2 or n_boot == 0:
-            rc[:, j], ri[:, j], ro[:, j] = cost[j], inp[j], out[j]
-            continue
-        n = len(req.e2e_s)
-        idx = rng.integers(0, n, size=(n_boot, n))
-        # Ratios keep the run's recorded totals as the centre even if the records and the summary
-        # were counted slightly differently.
-        rc[:, j] = cost[j] * req.e2e_s[idx].sum(1) / req.e2e_s.sum()
-        ri[:, j] = inp[j] * (req.input_tokens[idx].sum(1) / req.input_tokens.sum() if req.input_tokens.sum() > 0 else 1.0)
-        dec = decode_tokens(req)
-        ro[:, j] = out[j] * (dec[idx].sum(1) / dec.sum() if dec.sum() > 0 else 1.0)
-    # Level 1: resample runs within each stratum (same count per stratum as observed).
-    pick = np.empty((n_boot, R), dtype=int)
-    strata: dict[tuple, list[int]] = {}
-    for j, run in enumerate(runs):
-        strata.setdefault(mix_key(run), []).append(j)
-    for members in strata.values():
-        m = np.array(members)
-        pick[:, m] = m[rng.integers(0, len(m), size=(n_boot, len(m)))]
-    rows = np.arange(n_boot)[:, None]
+    obs = np.stack([cost, inp, out], axis=1)  # (R, 3)
+    strata = [mix_key(r) for r in runs]
+    single = {} if cost_of is not None else {
+        j: block_totals(runs[j]) for j in range(R) if strata.count(strata[j]) == 1}
+    boot = resample_strata(obs, strata, n_boot, rng, blocks=single)
     return Replicates(cost=cost, input_tokens=inp, output_tokens=out,
-                      boot_cost=rc[rows, pick], boot_input=ri[rows, pick], boot_output=ro[rows, pick])
+                      boot_cost=boot[..., 0], boot_input=boot[..., 1], boot_output=boot[..., 2])
 
 
 def estimate(value: float, samples: np.ndarray) -> Estimate:
@@ -192,6 +241,74 @@ class TokenCosts:
     run_ids: list[str] = field(default_factory=list)
 
 
+def replicate_dof(estimator, cost: np.ndarray, strata: Sequence) -> np.ndarray:
+    """Welch-Satterthwaite degrees of freedom of each coefficient `estimator(cost)` returns (a 1-D
+    array; `estimator` must broadcast over leading axes of `cost`), from its linearisation in the
+    runs' costs: v_s = sum_{j in s} (d coef / d c_j)^2 var_s over strata of m_s >= 2 replicates
+    (var_s their sample variance), df = (sum v_s)^2 / sum(v_s^2 / (m_s - 1)); inf when no stratum
+    has replicates (then the block bootstrap alone stands)."""
+    cost = np.asarray(cost, dtype=float)
+    R = len(cost)
+    h = 1e-6
+    base = np.asarray(estimator(cost), dtype=float)
+    bumped = np.asarray(estimator(cost[None, :] * (1 + h * np.eye(R))), dtype=float)  # (R, k) or (k, R)
+    if bumped.shape[0] != R:
+        bumped = bumped.T
+    grad = (bumped - base[None, :]) / (h * cost[:, None])  # (R, k)
+    groups: dict = {}
+    for j, key in enumerate(strata):
+        groups.setdefault(key, []).append(j)
+    num = np.zeros(base.shape)
+    den = np.zeros(base.shape)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        m = np.array(members)
+        v = (grad[m] ** 2).sum(0) * cost[m].var(ddof=1)
+        num += v
+        den += v ** 2 / (len(m) - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num ** 2 / den, np.inf)
+
+
+def t_scale(df) -> np.ndarray:
+    """t(0.975, df) / z(0.975): how much wider a 95 % interval is when its spread is estimated from
+    df degrees of freedom (1 for df = inf). The bootstrap's deviations are scaled by it, so a
+    percentile interval from 2-3 replicates is as wide as a t interval."""
+    from scipy.stats import norm, t
+
+    df = np.asarray(df, dtype=float)
+    return np.where(np.isfinite(df), t.ppf(0.975, np.maximum(df, 1e-9)) / norm.ppf(0.975), 1.0)
+
+
+def carry_misfit(runs: Sequence[LoadedRun], rep: Replicates, a: float, b: float, rng) -> np.ndarray:
+    """`misfit_shift` of the runs' strata applied to the bootstrap costs."""
+    return misfit_shift(rep.cost, rep.input_tokens, rep.output_tokens, [mix_key(r) for r in runs], a, b,
+                        rep.boot_cost, rng)
+
+
+def misfit_shift(cost: np.ndarray, inp: np.ndarray, out: np.ndarray, strata: Sequence, a: float, b: float,
+                 boot_cost: np.ndarray, rng) -> np.ndarray:
+    """The bootstrap costs with the fit's misfit carried: each stratum's mean relative residual
+    r_s = mean((a I + b O - c) / c) is what the additive, context-free model does not explain about
+    that mix; each replicate shifts the stratum's costs by s r_s sqrt(S / (S - 2)) (s = +-1 at
+    random, a wild bootstrap; S strata, 2 fitted coefficients). With S <= 2 the fit through the
+    strata is exact and there is nothing to carry."""
+    n_boot = boot_cost.shape[0]
+    groups: dict = {}
+    for j, key in enumerate(strata):
+        groups.setdefault(key, []).append(j)
+    S = len(groups)
+    if n_boot == 0 or S <= 2:
+        return boot_cost
+    rel = (a * inp + b * out - cost) / cost
+    shift = np.zeros((n_boot, len(cost)))
+    signs = rng.choice([-1.0, 1.0], size=(n_boot, S))
+    for k, members in enumerate(groups.values()):
+        shift[:, members] = signs[:, [k]] * rel[members].mean() * np.sqrt(S / (S - 2))
+    return boot_cost * (1.0 + shift)
+
+
 def joint_costs(runs: Sequence[LoadedRun], concurrency: int, n_boot: int, rng) -> TokenCosts | None:
     """Joint fit at one concurrency; None when underdetermined or not positive (then the caller
     falls back to phase-isolated estimates)."""
@@ -199,9 +316,14 @@ def joint_costs(runs: Sequence[LoadedRun], concurrency: int, n_boot: int, rng) -
     if not fit_is_determined(rep.input_tokens, rep.output_tokens):
         return None
     a, b = fit_token_costs(rep.cost, rep.input_tokens, rep.output_tokens)
-    ba, bb = fit_token_costs(rep.boot_cost, rep.boot_input, rep.boot_output)
     if not (a > 0 and b > 0):
         return None
+    boot_cost = carry_misfit(runs, rep, a, b, rng)
+    ba, bb = fit_token_costs(boot_cost, rep.boot_input, rep.boot_output)
+    df = replicate_dof(lambda c: np.stack(fit_token_costs(c, rep.input_tokens, rep.output_tokens), -1), rep.cost,
+                       [mix_key(r) for r in runs])
+    ka, kb = t_scale(df)
+    ba, bb = a + ka * (ba - a), b + kb * (bb - b)
     ok = np.isfinite(ba) & np.isfinite(bb)
     # An interval reaching 0 would make MFU unbounded: the mixes do not separate a from b well enough.
     if n_boot and ok.any() and (np.percentile(ba[ok], 2.5) <= 0 or np.percentile(bb[ok], 2.5) <= 0):
@@ -218,7 +340,8 @@ def ratio_cost(runs: Sequence[LoadedRun], phase: str, n_boot: int, rng) -> tuple
     value = rep.cost.sum() / tokens.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = rep.boot_cost.sum(-1) / boot_tokens.sum(-1)
-    return float(value), boot
+    df = replicate_dof(lambda c: (c.sum(-1) / tokens.sum())[..., None], rep.cost, [mix_key(r) for r in runs])
+    return float(value), value + t_scale(df)[0] * (boot - value)
 
 
 # --------------------------------------------------------------------------- choosing the costs

@@ -87,3 +87,55 @@ def run_totals(run: LoadedRun) -> tuple[float, float, float, str]:
     """(device_seconds, input_tokens, decode_tokens, basis) of one run (`totals`)."""
     t = totals(run)
     return t.device_s, t.input_tokens, t.decode_tokens, t.basis
+
+
+# --------------------------------------------------------------------------- minimum run length
+
+
+@dataclass(frozen=True)
+class MinRunLength:
+    """The least a run's steady-state window must hold for the run to enter a fit."""
+
+    duration_s: float
+    requests: int  # completed inside the window
+    waves: float  # window requests / concurrency: full turnovers of the batch
+
+    def describe(self) -> str:
+        return f">= {self.duration_s:g} s, >= {self.requests} requests and >= {self.waves:g} waves of the batch"
+
+
+# GPU: MLPerf LoadGen's server scenario refuses runs under a minimum duration and query count (600 s
+# and 270k queries for a submission); a profile needs less, but a window of 60 s and several hundred
+# requests keeps a steady state's edge effects and clock/boost transients (GPU clocks settle within
+# seconds) at the per-cent level. CPU (vLLM's CPU backend, tiny models): steps last milliseconds, so
+# what matters is that the batch turned over several times inside the window: 3 waves (n >= 5C) and
+# 1 s (~250 scheduler quanta of 4 ms). Both are overridable (`calibrate profile --min-run-*`).
+MIN_RUN_GPU = MinRunLength(duration_s=60.0, requests=300, waves=3.0)
+MIN_RUN_CPU = MinRunLength(duration_s=1.0, requests=0, waves=3.0)
+
+
+def default_min_run(kind: str) -> MinRunLength:
+    """MIN_RUN_CPU for a CPU, MIN_RUN_GPU otherwise (GPUs and remote endpoints)."""
+    return MIN_RUN_CPU if kind == "cpu" else MIN_RUN_GPU
+
+
+def too_short(run: LoadedRun, minimum: MinRunLength) -> str | None:
+    """Why the run is too short for a fit (one line naming the measured length and the minimum), or
+    None. All three minimums 0: no check (a run without a window is then priced on the whole run)."""
+    if minimum.duration_s <= 0 and minimum.requests <= 0 and minimum.waves <= 0:
+        return None
+    t = totals(run)
+    c = run.record.config.concurrency or 1
+    if t.basis != WINDOW:
+        n = run.record.summary.num_ok
+        return (f"too short: no steady-state window ({n} requests at concurrency {c}; needs >= {3 * c}, and "
+                f"{minimum.describe()} inside it)")
+    dur = t.device_s / run.record.environment.hardware.device_count
+    problems = []
+    if dur < minimum.duration_s:
+        problems.append(f"window {dur:.3g} s < {minimum.duration_s:g} s")
+    if t.requests < minimum.requests:
+        problems.append(f"{t.requests} requests in the window < {minimum.requests}")
+    if t.requests / c < minimum.waves:
+        problems.append(f"{t.requests / c:.3g} waves of the batch (concurrency {c}) < {minimum.waves:g}")
+    return "too short: " + ", ".join(problems) if problems else None

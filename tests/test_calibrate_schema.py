@@ -84,8 +84,10 @@ def test_new_profiles_are_version_2_and_version_1_files_still_read(tmp_path):
     assert data["schema_version"] == 2 and data["performance_model"] is None
     ladder = [p for p in PROFILES if json.loads(p.read_text())["schema_version"] == 2]
     assert ladder and all(Profile.load(p).performance_model is not None for p in ladder)
-    assert Profile.model_fields["schema_version"].default == 2
-    data["schema_version"] = 3
+    # schema 3 (issue 10: replicates, coverage, measured_mix, `source`); v1 and v2 files read unchanged
+    assert Profile.model_fields["schema_version"].default == 3
+    assert prof.replicates == [] and prof.coverage is None and prof.measured_mix is None
+    data["schema_version"] = 4
     (tmp_path / "v3.json").write_text(json.dumps(data))
     with pytest.raises(InputError, match="schema_version"):
         Profile.load(tmp_path / "v3.json")
