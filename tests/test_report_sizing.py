@@ -260,3 +260,19 @@ def test_cli_two_profiles_and_a_datasheet(tmp_path, capsys, gpu):
                    "--slo-tpot-p90-s", "1e-4", "--name", "tight", "--out-dir", str(tmp_path / "reports")])
     out = capsys.readouterr().out
     assert rc == 0 and sum(line.startswith("no recommendation: no model size") for line in out.splitlines()) == 1
+
+
+def test_version_2_solution_reads_as_version_3_without_the_new_sections(tmp_path, gpu):
+    from solver.schema import SOLUTION_SCHEMA_VERSION, load_solution
+
+    sol = compute_solution(inputs(), gpu, {"path": "synthetic"})
+    old = {k: v for k, v in sol.items() if k not in ("recommendation", "sizing", "provisioned", "hardware", "data_limit",
+                                                       "front", "warnings")}
+    old["schema_version"] = 2
+    path = tmp_path / "solution.json"
+    path.write_text(json.dumps(old))
+    back = load_solution(path)
+    assert SOLUTION_SCHEMA_VERSION == 3 and back.schema_version == 3
+    assert back.recommendation is None and back.sizing is None and back.warnings == []
+    path.write_text(json.dumps(sol))
+    assert load_solution(path).recommendation.model_dump() == sol["recommendation"]
