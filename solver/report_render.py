@@ -446,10 +446,12 @@ def to_markdown(doc: list) -> str:
     return "\n".join(out)
 
 
-# Cells wrap anywhere (a sha256 or a long name would otherwise push a table past a 1280-px page).
+# Text wraps anywhere (a sha256 or a long name would otherwise push the page past 1280 px); table
+# cells only break a word that cannot fit ("anywhere" there would let the layout squeeze short columns
+# mid-word), so a table stays within the page unless one word is wider than it (the browser test checks).
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;max-width:100%}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;overflow-wrap:anywhere}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;overflow-wrap:break-word}
 th{background:#f3f3f3}img{max-width:100%}p,li,h1,h2,h3{overflow-wrap:anywhere}.strong{font-weight:bold;color:#a00}"""
 
 # No script, no fetch: the page shows its own text, inline style and data: images only. A second
