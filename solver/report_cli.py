@@ -70,8 +70,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mfu-train", type=fraction, help=f"training MFU (default {PAPER.mfu_train})")
     p.add_argument("--train-usd-per-hour", type=positive, metavar="X", help="training $/GPU-hour (default: table)")
     p.add_argument("--inference-usd-per-hour", type=positive, metavar="Y",
-                   help="inference $/device-hour (default: the profile's price)")
-    p.add_argument("--slo-tpot-p90-s", type=seconds, metavar="S", help="TPOT p90 limit (default: the profile's)")
+                   help="inference $/device-hour (default: the profile's price); with several profiles it "
+                        "applies to every one, datasheet ones too (over their usd_per_h=)")
+    p.add_argument("--slo-tpot-p90-s", type=seconds, metavar="S",
+                   help="TPOT p90 limit (default: the profile's; with several profiles, set it to compare at one SLO)")
     p.add_argument("--slo-ttft-p90-s", type=seconds, metavar="S", help="TTFT p90 limit (default: the profile's)")
     p.add_argument("--no-slo", action="store_true",
                    help="size batches by memory and throughput only (no latency limit)")
