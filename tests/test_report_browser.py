@@ -115,6 +115,12 @@ def test_png_of_the_rendered_page_is_written_beside_it(hostile_report, page):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])  # IHDR
     assert width == report_browser.WIDTH_PX and height == pytest.approx(page.probe["page_height"], abs=2)
+    from PIL import Image  # matplotlib's dependency
+
+    with Image.open(out / PNG) as im:
+        gray = im.convert("L")
+        assert gray.getextrema()[0] < 100 < 200 < gray.getextrema()[1]  # dark text on a light page, not blank
+        assert len(gray.getcolors(256)) > 50
 
 
 def test_the_checks_can_fail(tmp_path, chromium):
