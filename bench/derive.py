@@ -92,6 +92,35 @@ def counted_vllm_delta(before: Mapping[str, float] | None, after: Mapping[str, f
     return (after[VLLM_FLOP_COUNTER] - before.get(VLLM_FLOP_COUNTER, 0.0)) * device_count
 
 
+# --------------------------------------------------------------------------- energy over the window
+
+
+def window_energy_j(rows: Sequence[Mapping], start_s: float, end_s: float, *, clock: str = "monotonic_s"
+                    ) -> float | None:
+    """NVML energy over [start_s, end_s] (times on the rows' `clock`), all devices: each device's
+    cumulative counter interpolated linearly at the two edges, end minus start (0.5 s samples
+    against a window of tens of seconds); None when a device's counter readings do not span the
+    window or any device lacks them (then J/request is over the whole run, said in the notes)."""
+    import numpy as np
+
+    per: dict[int, list[tuple[float, float]]] = {}
+    for r in rows:
+        c = r.get("energy_counter_j")
+        if c is not None and r.get(clock) is not None:
+            per.setdefault(int(r.get("device", 0)), []).append((float(r[clock]), float(c)))
+    if not per or not end_s > start_s:
+        return None
+    total = 0.0
+    for pts in per.values():
+        pts.sort()
+        t = np.array([p[0] for p in pts])
+        e = np.array([p[1] for p in pts])
+        if len(t) < 2 or t[0] > start_s or t[-1] < end_s or np.any(np.diff(e) < 0):
+            return None  # not spanning the window, or a counter reset inside it
+        total += float(np.interp(end_s, t, e) - np.interp(start_s, t, e))
+    return total
+
+
 # --------------------------------------------------------------------------- basis
 
 
@@ -182,8 +211,15 @@ def derive(
     phase = {"prefill": "input", "decode": "output"}.get(config.workload.kind, "mixed")
     ph = _phase_figures(phase, config, summary, bs, hardware, info, total_peak, bool(measured), mean_in, mean_out,
                         notes)
-    money = _energy_and_dollars(bs, hardware, energy_j if energy_window_j is None else energy_window_j, tokens,
-                                notes)
+    # J/request and J/token over the same basis as the dollars: the window's energy over its
+    # requests, or (whole-run basis) the run's energy over all its requests
+    if bs.name == "completion window" and energy_window_j is None and energy_j is not None:
+        notes.append("energy over the window not available (NVML counter does not span it): "
+                     "J/request left null rather than dividing the whole run's energy by the window's requests")
+        e_basis = None
+    else:
+        e_basis = energy_window_j if bs.name == "completion window" else energy_j
+    money = _energy_and_dollars(bs, hardware, e_basis, tokens, notes)
     vllm_delta, ratio = _vllm_counter(config, hardware, records, vllm_metrics_before, vllm_metrics_after, notes)
     _check_peak(achieved, ph, total_peak, peak, hardware, notes)
     return Derived(
@@ -199,6 +235,7 @@ def derive(
         basis=bs.name,
         **ph,
         energy_j=energy_j,
+        energy_window_j=energy_window_j,
         **money,
         usd_per_h=hardware.usd_per_h,
         vllm_flop_delta=vllm_delta,
@@ -271,6 +308,7 @@ def _energy_and_dollars(bs: "Basis", hardware: HardwareInfo, energy_j: float | N
     out = dict(energy_j_per_request=None, energy_j_per_token=None, usd_per_request=None, usd_per_million_tokens=None)
     if energy_j is not None and bs.requests > 0:
         out["energy_j_per_request"] = energy_j / bs.requests
+        notes.append(f"energy per request: NVML energy over the {bs.name} / its {bs.requests} requests")
         out["energy_j_per_token"] = energy_j / tokens if tokens else None
     elif energy_j is None:
         notes.append("energy not measured (no NVML)")

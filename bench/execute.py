@@ -233,7 +233,7 @@ def _execute_run(
     status "failed" (+ FAILED marker) when the load raised, the server died, or more than 1 % of
     the measured requests failed; the completed requests are kept in requests.jsonl either way.
     """
-    from bench.derive import derive
+    from bench.derive import derive, window_energy_j
     from bench.load import make_prompts
     from bench.metrics import summarize
 
@@ -251,8 +251,12 @@ def _execute_run(
 
     sampler = NvmlSampler(interval_s=telemetry_interval_s)
     with sampler:
+        # the load's clock zero, and where it sits on the sampler's clock (time.monotonic): the
+        # energy over the steady-state window is read off the telemetry rows with it
+        t0 = time.perf_counter()
+        t0_monotonic = time.monotonic() - (time.perf_counter() - t0)
         records, error = _send_requests(spec, target, prompts, run_dir / REQUESTS_FILE,
-                                        on_record=on_record, timeout_s=timeout_s)
+                                        on_record=on_record, timeout_s=timeout_s, t0=t0)
 
     alive = target.alive()
     text_after, metrics_after, scrape_err_after = (
@@ -273,7 +277,11 @@ def _execute_run(
     if scrape_err_after:
         notes.append(f"metrics after: {scrape_err_after}")
     if summary.num_ok > 0 and summary.duration_s > 0:
-        derived = derive(config, summary, hardware, records, metrics_before, metrics_after, energy_j)
+        w = summary.window
+        energy_window_j = None if w is None else window_energy_j(sampler.rows(), t0_monotonic + w.start_s,
+                                                                 t0_monotonic + w.end_s)
+        derived = derive(config, summary, hardware, records, metrics_before, metrics_after, energy_j,
+                         energy_window_j=energy_window_j)
         derived.notes.extend(notes)
 
     status = "failed" if error else "complete"
@@ -294,10 +302,11 @@ def _execute_run(
 
 def _send_requests(
     spec: RunSpec, target: Target, prompts, requests_file: Path, *,
-    on_record: Callable[[RequestRecord], None] | None, timeout_s: float,
+    on_record: Callable[[RequestRecord], None] | None, timeout_s: float, t0: float | None = None,
 ) -> tuple[list[RequestRecord], str | None]:
     """(records, error): the load of one run, each finished request appended to requests.jsonl as it
-    ends (a crash keeps every finished request); error says why the load generator gave up."""
+    ends (a crash keeps every finished request); error says why the load generator gave up. The
+    records' times are relative to `t0` (a time.perf_counter() value; default: run_load's start)."""
     from bench.load import run_load
 
     records: list[RequestRecord] = []
@@ -318,7 +327,7 @@ def _send_requests(
                 target.base_urls, target.served_name, prompts, mode=spec.mode,
                 concurrency=spec.concurrency, request_rate_per_s=spec.request_rate_per_s,
                 warmup_requests=spec.warmup_requests, seed=spec.seed, api_key=target.api_key,
-                timeout_s=timeout_s, on_record=record_cb,
+                timeout_s=timeout_s, on_record=record_cb, t0=t0,
             ))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, the sweep goes on
             returned = None

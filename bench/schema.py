@@ -242,7 +242,8 @@ class Derived(Strict):
     mfu_output: float | None = None  # set on decode-dominated runs
     mbu_output: float | None = None  # decode: bytes read per step / step time / bandwidth
     roofline_fraction: float | None = None  # achieved / min(peak, arithmetic intensity * bandwidth)
-    energy_j: float | None = None
+    energy_j: float | None = None  # NVML, the whole run (warm-up included)
+    energy_window_j: float | None = None  # NVML counter delta over summary.window (J/request uses it)
     energy_j_per_request: float | None = None
     energy_j_per_token: float | None = None
     usd_per_h: float | None  # None when the hardware has no price (then the usd_* fields are None)

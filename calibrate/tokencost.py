@@ -433,24 +433,42 @@ def choose_token_costs(by_c: dict[int, list[LoadedRun]], target: int | None, *, 
     return ChosenCosts(costs, c_op, how, phase, notes)
 
 
+def _energy_basis(run: LoadedRun) -> tuple[float, float, float, int, bool]:
+    """(joules, input tokens, decode tokens, requests, on_window): the NVML energy over the run's
+    completion window with the window's totals when bench recorded it (derived.energy_window_j),
+    else the whole run's energy (warm-up included) with the whole run's totals."""
+    d = run.record.derived
+    t = totals(run)
+    if d.energy_window_j is not None and t.basis == WINDOW:
+        return d.energy_window_j, t.input_tokens, t.decode_tokens, t.requests, True
+    s = run.record.summary
+    return d.energy_j, float(s.input_tokens_total), float(decode_total(run)), s.num_ok, False
+
+
 def energy_per_request(runs: Sequence[LoadedRun], concurrency: int | None, n_boot: int, rng
                         ) -> tuple[float | None, str]:
     """Joules for the paper's 70/215 request: the same joint fit with energy in place of
     device-seconds (runs at the operating concurrency with measured energy); else the mean measured
-    energy per request of mixed runs; else None."""
+    energy per request of mixed runs; else None. Energy is over each run's completion window
+    where bench recorded it (else the whole run's, warm-up included: said in the text)."""
     with_e = [r for r in runs if r.record.derived is not None and r.record.derived.energy_j is not None]
     if not with_e:
         return None, "not measured (no NVML energy counter)"
+    basis = {id(r): _energy_basis(r) for r in with_e}
+    where = ("over each run's completion window" if all(b[4] for b in basis.values())
+             else "over the whole run for some runs (no window energy recorded; includes the warm-up)")
     at_c = [r for r in with_e if r.record.config.concurrency == concurrency]
     if at_c:
-        rep = bootstrap_replicates(at_c, 0, rng, cost_of=lambda r: r.record.derived.energy_j)
-        if fit_is_determined(rep.input_tokens, rep.output_tokens):
-            e_in, e_out = fit_token_costs(rep.cost, rep.input_tokens, rep.output_tokens)
+        e = np.array([basis[id(r)][0] for r in at_c])
+        i = np.array([basis[id(r)][1] for r in at_c])
+        o = np.array([basis[id(r)][2] for r in at_c])
+        if fit_is_determined(i, o):
+            e_in, e_out = fit_token_costs(e, i, o)
             if e_in > 0 and e_out > 0:
                 return (float(e_in * PAPER.input_tokens_per_request + e_out * (PAPER.output_tokens_per_request - 1)),
-                        f"joint fit of NVML energy at concurrency {concurrency}, evaluated at 70/215 tokens")
+                        f"joint fit of NVML energy ({where}) at concurrency {concurrency}, evaluated at 70/215 tokens")
     mixed = [r for r in with_e if r.record.config.workload.kind in ("mixed", "distribution")]
     if mixed:
-        e = sum(r.record.derived.energy_j for r in mixed) / sum(r.record.summary.num_ok for r in mixed)
-        return float(e), "mean NVML energy per request of the mixed-workload runs (measured mix)"
+        e = sum(basis[id(r)][0] for r in mixed) / sum(basis[id(r)][3] for r in mixed)
+        return float(e), f"mean NVML energy per request of the mixed-workload runs ({where}; measured mix)"
     return None, "measured only on single-phase runs; not enough to price a request"

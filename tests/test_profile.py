@@ -43,7 +43,8 @@ def hardware(name="cpu-synth", devices=1, usd=1.0, peak=PEAK):
 
 
 def write_run(root, *, a=A_TRUE, b=B_TRUE, kind, n_in, n_out, concurrency, n=64, noise=0.1, seed=0,
-              hw=None, model=None, run_id=None, status="complete", energy_j_per_device_s=None):
+              hw=None, model=None, run_id=None, status="complete", energy_j_per_device_s=None,
+              warmup_energy_j=0.0):
     """A closed-loop run with known costs: each request occupies one of C slots for
     C/devices x (a n_in + b (n_out - 1)) x (1 + noise eps) seconds (the first output token comes out
     of the prefill pass), so the device time per input token is a and per decode token b."""
@@ -66,7 +67,7 @@ def write_run(root, *, a=A_TRUE, b=B_TRUE, kind, n_in, n_out, concurrency, n=64,
                                   input_tokens=n_in, output_tokens=n_out, requested_input_tokens=n_in,
                                   requested_output_tokens=n_out))
         heapq.heappush(slots, (end, k))
-    summary = summarize(recs)
+    summary = summarize(recs, concurrency=concurrency)
     run_id = run_id or f"{kind}-c{concurrency}-s{seed}"
     derived = None
     if energy_j_per_device_s is not None:
@@ -74,7 +75,10 @@ def write_run(root, *, a=A_TRUE, b=B_TRUE, kind, n_in, n_out, concurrency, n=64,
         derived = Derived(params_matmul=model.params_matmul, flop_per_token_paper=2.0 * model.params_matmul,
                           flop_per_token_hardware=2.0 * model.params_matmul, peak_dtype="int8",
                           peak_flop_per_s=PEAK, device_count=d, achieved_flop_per_s=1.0, mfu=None,
-                          phase="mixed", usd_per_h=hw.usd_per_h, energy_j=energy_j_per_device_s * dev_s)
+                          phase="mixed", usd_per_h=hw.usd_per_h,
+                          energy_j=energy_j_per_device_s * dev_s + warmup_energy_j,
+                          energy_window_j=(None if summary.window is None
+                                           else energy_j_per_device_s * summary.window.duration_s * d))
     rec = RunRecord(
         run_id=run_id, status=status, error=None if status == "complete" else "server died",
         config=RunConfig(model=model, workload=Workload(kind=kind, input_tokens=n_in, output_tokens=n_out),
@@ -223,11 +227,14 @@ def test_single_mix_cannot_separate_costs(tmp_path):
 
 
 def test_energy_per_request_from_joint_fit(tmp_path):
-    write_sweep(tmp_path, concurrencies=(2,), replicates=1, noise=0.0, energy_j_per_device_s=300.0)
+    # a warm-up that burned 50 J per run is in the whole run's energy, not in the window's (issue 10)
+    write_sweep(tmp_path, concurrencies=(2,), replicates=1, noise=0.0, energy_j_per_device_s=300.0,
+                warmup_energy_j=50.0)
     prof = profile_of(tmp_path)
     # energy = 300 W x device-seconds; the paper request costs 70 a + 214 b device-seconds
     want = 300.0 * (70 * A_TRUE + 214 * b_at(2))
     assert prof.costs.energy_j_per_request == pytest.approx(want, rel=0.05)
+    assert "NVML energy (over each run's completion window)" in prof.provenance.method
 
 
 # --------------------------------------------------------------------------- dropping / refusing

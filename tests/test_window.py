@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.derive import basis_of
+from bench.derive import basis_of, window_energy_j
 from bench.metrics import decode_tokens_in, steady_window, summarize
 from bench.schema import RequestRecord
 from calibrate.window import request_window
@@ -84,3 +84,12 @@ def test_summary_carries_the_window_and_flags_wrong_output_lengths():
     assert basis_of(s).name == "completion window" and basis_of(s).requests == 4
     whole = summarize(recs)  # no concurrency: no window
     assert whole.window is None and basis_of(whole).name == "whole run"
+
+
+def test_energy_is_the_counter_delta_over_the_window_only():
+    # two devices, counters at 0.5 s: 100 W on device 0, 200 W on device 1, from t = 10 s (a warm-up before)
+    rows = [{"monotonic_s": 10 + 0.5 * k, "device": d, "energy_counter_j": 1000.0 + (100 + 100 * d) * 0.5 * k}
+            for k in range(41) for d in (0, 1)]
+    assert window_energy_j(rows, 12.25, 27.75) == pytest.approx(300.0 * 15.5)
+    assert window_energy_j(rows, 9.0, 20.0) is None  # the samples do not span the window
+    assert window_energy_j([], 12.0, 13.0) is None
