@@ -90,6 +90,8 @@ def add_measure_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--request-rate", type=float_list, metavar="R1,R2", help="Poisson arrivals, requests/s")
     g.add_argument("--num-requests", type=positive_int, metavar="N", help="measured requests per run")
     g.add_argument("--warmup", type=nonneg_int, metavar="N", help="warm-up requests per run (not measured)")
+    g.add_argument("--repeats", type=positive_int, metavar="N",
+                   help="replicates of every point, run in a seeded random order (default: the config's, else 1)")
     g.add_argument("--seed", type=int)
     g.add_argument("--slo-ttft-s", type=positive_float, help="goodput SLO: time to first token")
     g.add_argument("--slo-tpot-s", type=positive_float, help="goodput SLO: time per output token")
@@ -148,7 +150,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     cfg = load_config(args.config) if args.config else SweepConfig()
     ov: dict = {
         "model": args.model, "model_name": args.model_name, "results": args.results,
-        "seed": args.seed, "num_requests": args.num_requests, "warmup": args.warmup,
+        "seed": args.seed, "num_requests": args.num_requests, "warmup": args.warmup, "repeats": args.repeats,
         "slo_ttft_s": args.slo_ttft_s, "slo_tpot_s": args.slo_tpot_s,
         **server_overrides(args),
         "hardware.name": args.hardware_name, "hardware.usd_per_hour": args.usd_per_hour,

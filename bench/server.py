@@ -401,10 +401,19 @@ class VllmServer(ServerProcess):
             argv,
             base_url=f"http://{HOST}:{self.port}",
             log_path=log_path,
-            env=server_env(env),
+            env=server_env(self._dev_mode_env(env)),
             startup_timeout_s=self.settings.startup_timeout_s,
             stop_timeout_s=self.settings.stop_timeout_s,
         )
+
+    def _dev_mode_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        """With prefix caching on, vLLM must serve POST /reset_prefix_cache (bench.sweep calls it
+        before every run so a replicate does not find its prompts cached); vLLM serves it only in
+        its development mode (VLLM_SERVER_DEV_MODE=1). An explicit setting in `env` wins."""
+        out = dict(env or {})
+        if self.settings.prefix_caching:
+            out.setdefault("VLLM_SERVER_DEV_MODE", "1")
+        return out
 
     def _preflight(self) -> None:
         """On a GPU node, refuse GPUs that another process already holds (its memory would make

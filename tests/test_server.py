@@ -410,3 +410,15 @@ def test_gpu_held_by_another_process_is_named():
     held = S.gpu_holders(FakeNvml(), indices=[0, 1])
     assert len(held) == 1 and held[0].startswith("GPU 1: pid 1 (") and "3072 MiB" in held[0]
     assert isinstance(S.gpu_holders(), list)  # real NVML (absent here): never raises
+
+
+def test_prefix_caching_server_runs_in_dev_mode_so_the_cache_can_be_reset(tmp_path):
+    from bench.config import ServerSection
+    from bench.server import VllmServer
+
+    model = tmp_path / "m"
+    model.mkdir()
+    on = VllmServer(model, ServerSection(prefix_caching=True), served_name="m", log_path=tmp_path / "a.log")
+    off = VllmServer(model, ServerSection(), served_name="m", log_path=tmp_path / "b.log")
+    assert on.env["VLLM_SERVER_DEV_MODE"] == "1"
+    assert off.env.get("VLLM_SERVER_DEV_MODE") == os.environ.get("VLLM_SERVER_DEV_MODE")  # untouched
