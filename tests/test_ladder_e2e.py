@@ -22,6 +22,8 @@ SHORT_LADDER = (  # 0.8M, 4.5M, 28M matmul parameters (36x), each built in a few
     TinySpec(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2, vocab_size=2048),
     TinySpec(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=4, vocab_size=2048),
 )
+# these sweeps are short by design (4 requests per point): no minimum run length in their profile
+NO_MIN_RUN = ("--min-run-duration-s", "0", "--min-run-waves", "0", "--min-run-requests", "0")
 CONFIG = """
 num_requests = 4
 warmup = 1
@@ -86,7 +88,7 @@ def test_ladder_profile_predicts_held_out_sizes(ladder_runs):
     root, outcomes = ladder_runs
     hw_dir = outcomes[0].base.parent
     out = root / "profile.json"
-    res = _cli("profile", str(hw_dir), "--ladder", "--out", str(out), "--bootstrap", "50", cwd=REPO)
+    res = _cli("profile", str(hw_dir), "--ladder", "--out", str(out), "--bootstrap", "50", *NO_MIN_RUN, cwd=REPO)
     assert res.returncode == 0, res.stderr
     prof = json.loads(out.read_text())
     pm = prof["performance_model"]

@@ -38,7 +38,7 @@ def test_pipeline_runs_the_whole_chain(cpu_vllm, cpu_sweep_session, tmp_path):
         "--usd-per-hour", "0.1", "--name", "pipeline <script>alert(1)</script>",
         "--sweep-args", f"--endpoint {cpu_vllm.base_url} --served-name {cpu_vllm.served_name} "
                         f"--hardware-name cpu-session --peak-flop-per-s int8={peak}",
-        "--calibrate-args", "--bootstrap 200",
+        "--calibrate-args", "--bootstrap 200 --min-run-duration-s 0 --min-run-waves 0 --min-run-requests 0",  # short by design
     ]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=900,
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
