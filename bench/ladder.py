@@ -2,8 +2,9 @@
 
 A profile that must carry to model sizes nobody has run needs more than one size (calibrate fits
 a performance model of the hardware on the ladder and checks it on sizes left out). On this
-machine the ladder is built locally (random weights, INT8 W8A8): `DEFAULT_CPU_LADDER`, 15M, 98M
-and 763M matmul parameters (51x), all with d/L = 128 and vocab 4096; each builds in well under a
+machine the ladder is built locally (random weights, INT8 W8A8): `DEFAULT_CPU_LADDER`, 2.6M, 14.7M
+and 136M matmul parameters (52x), all with d/L = 128 and vocab 4096 (the earlier 15M / 98M / 763M
+ladder took 39 min on a 2-core AVX2 host; its sizes stay buildable with `bench prepare`); each builds in well under a
 minute and is never committed. On a GPU node the ladder is checkpoint directories or hub ids of
 one family (README: the RedHatAI W8A8 Llama 3.x checkpoints, 3B / 8B / 70B).
 
@@ -23,9 +24,9 @@ from bench.prepare import TinySpec
 DEFAULT_CPU_CONFIG = Path(__file__).resolve().parent / "data" / "ladder_cpu.toml"
 
 DEFAULT_CPU_LADDER = (
-    TinySpec(hidden_size=256, num_layers=2, num_heads=4, num_kv_heads=2, vocab_size=4096),
+    TinySpec(hidden_size=256, num_layers=2, num_heads=4, num_kv_heads=2, vocab_size=4096),  # 2.6M
     TinySpec(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=4, vocab_size=4096),  # 14.7M
-    TinySpec(hidden_size=1152, num_layers=9, num_heads=18, num_kv_heads=9, vocab_size=4096),
+    TinySpec(hidden_size=1152, num_layers=9, num_heads=18, num_kv_heads=9, vocab_size=4096),  # 136M
 )
 # Published INT8 W8A8 checkpoints of one family (Llama 3.x, compressed-tensors, from the RedHatAI
 # model cards) for a GPU ladder: pass them as --ladder-model (hub access needed on that node).

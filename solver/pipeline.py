@@ -1,6 +1,6 @@
 """The whole chain in one command: prepare models, sweep them with vLLM, calibrate, write the report.
 
-    python -m solver.pipeline                       # this machine: the CPU ladder (15M, 98M, 763M INT8 W8A8)
+    python -m solver.pipeline                       # this machine: the CPU ladder (2.6M, 14.7M, 136M INT8 W8A8)
     python -m solver.pipeline --ladder-model DIR_OR_HUB_ID --ladder-model ...   # a ladder of your own (GPU node)
     python -m solver.pipeline --model /models/llama-3.1-8b --usd-per-hour 1.10   # one model (no N-dependent cost)
 
@@ -233,7 +233,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                                    "performance model, so the report has no N-dependent cost); passed to `bench "
                                    "prepare --model`, which quantizes to INT8 W8A8 or passes a pre-quantized one through")
     p.add_argument("--ladder-model", action="append", default=None, metavar="DIR|HUB_ID",
-                   help="a size of the ladder (repeat, smallest first; default on a CPU: bench.ladder's 15M/98M/763M)")
+                   help="a size of the ladder (repeat, smallest first; default on a CPU: bench.ladder's 2.6M/14.7M/136M)")
     p.add_argument("--config", help="sweep TOML (default: bench/data/ladder_cpu.toml for the CPU ladder, "
                                     "sweep_cpu.toml for one model on a CPU, sweep_a100.toml on a GPU node)")
     p.add_argument("--usd-per-hour", type=positive, help="price per device-hour (sweep and profile)")
