@@ -233,12 +233,14 @@ def render_fleet(sol: dict, images: list[str]) -> list:
     scen = sol["scenarios"]["calibrated_n_dependent"]
     if scen is None:
         return []
-    sv = scen["serving_optimal"]
+    constrained = (sol.get("sizing") or {}).get("constrained")
+    sv = constrained["serving"] if constrained else scen["serving_optimal"]
+    which = "recommended (SLO-constrained)" if constrained else "N-dependent optimum"
     layout = (f"{sv['devices_per_replica']} (tensor parallel {sv['tensor_parallel']}"
               + (f", {sv['pipeline_parallel']} pipeline stages" if sv["pipeline_parallel"] > 1 else "") + ")")
     frows = [
-        ["Model (N-dependent optimum)", f"{fmt_count(sv['params'])} params, ~{sv['num_layers']:.0f} layers, "
-                                        f"d={sv['hidden_size']:.0f}, {sv['num_kv_heads']:.0f} KV heads"],
+        [f"Model ({which})", f"{fmt_count(sv['params'])} params, ~{sv['num_layers']:.0f} layers, "
+                             f"d={sv['hidden_size']:.0f}, {sv['num_kv_heads']:.0f} KV heads"],
         ["INT8 weights", fmt_bytes(sv["weight_bytes"])],
         ["Devices per replica", layout],
         ["KV room: max batch", str(sv["max_batch_memory"])],
@@ -246,7 +248,8 @@ def render_fleet(sol: dict, images: list[str]) -> list:
         ["Output rate per replica (predicted)", f"{fmt_num(sv['output_tokens_per_s'])} tok/s, "
                                                 f"{fmt_num(sv['requests_per_s'])} requests/s"],
         ["Decode MFU (effective)", fmt_pct(sv["decode_mfu"], 3)],
-        ["TPOT / TTFT (predicted, steady state)", f"{fmt_s(sv['tpot_s'])} / {fmt_s(sv['ttft_s'])}"],
+        ["TPOT / TTFT mean (predicted, steady state)", f"{fmt_s(sv['tpot_s'])} / {fmt_s(sv['ttft_s'])}"],
+        ["TPOT / TTFT p90 (predicted, with queueing)", f"{fmt_s(sv.get('tpot_p90_s'))} / {fmt_s(sv.get('ttft_p90_s'))}"],
         ["Meets SLO", "no SLO given" if sol["assumptions"]["workload"]["tpot_slo_s"] is None
          else "yes" if sv["meets_slo"] else "no"],
         ["$ per request", fmt_usd(sv["usd_per_request"])],
@@ -257,11 +260,15 @@ def render_fleet(sol: dict, images: list[str]) -> list:
             ["Replica capacity", f"{fmt_num(fl['replica_requests_per_s'])} req/s"],
             ["Replicas / devices", f"{fl['replicas']} / {fl['devices']}"],
             ["Fleet $ per hour", fmt_usd(fl["fleet_usd_per_h"])],
-            ["$ per 1M tokens", fmt_usd(fl["usd_per_million_tokens"])],
+            ["Fleet TPOT / TTFT p90 at the peak", f"{fmt_s(fl.get('tpot_p90_s'))} / {fmt_s(fl.get('ttft_p90_s'))}"],
+            ["$ per request / per 1M tokens (provisioned)",
+             f"{fmt_usd(fl.get('provisioned_usd_per_request'))} / {fmt_usd(fl.get('provisioned_usd_per_million_tokens'))}"],
+            ["$ per 1M tokens (devices busy)", fmt_usd(fl["usd_per_million_tokens"])],
             ["Energy per request", "not measured" if fl["energy_j_per_request"] is None
              else f"{fmt_num(fl['energy_j_per_request'])} J"],
         ]
-    doc: list = [Heading(2, "Serving fleet for the chosen model"), Table(["", "Value"], frows)]
+    title = "Serving fleet for the recommended model" if fl else "Serving plan of the N-dependent optimum (no fleet)"
+    doc: list = [Heading(2, title), Table(["", "Value"], frows)]
     if sv["notes"]:
         doc.append(Bullets(list(sv["notes"])))
     return doc
@@ -306,6 +313,147 @@ def render_assumptions(sol: dict, images: list[str]) -> list:
         "inputs in solution.json.",
     ]
     return [Heading(2, "Assumptions and provenance"), Bullets(items)]
+
+
+def _yes(x) -> str:
+    return "n/a" if x is None else "yes" if x else "no"
+
+
+def render_warnings(sol: dict, images: list[str]) -> list:
+    """Every warning of the solution, and why there is no recommendation, before anything else."""
+    doc: list = [Para(f"WARNING: {w}", strong=True) for w in sol.get("warnings") or []]
+    msg = (sol.get("sizing") or {}).get("message")
+    if msg:
+        doc.append(Para(f"NO RECOMMENDATION: {msg}", strong=True))
+    return doc
+
+
+def render_recommendation(sol: dict, images: list[str]) -> list:
+    rec = sol.get("recommendation")
+    if rec is None:
+        return []
+    reconciled = rec["fleet_usd_per_h"] * rec["lifetime_h"]
+    return [Heading(2, "Recommendation: the cheapest model that meets the SLO, on a provisioned fleet"),
+            Table(["", "Value"], [
+                ["Params N", fmt_count(rec["params"])],
+                ["Train tokens D", f"{fmt_count(rec['train_tokens'])} ({rec['train_tokens'] / rec['params']:.3g} per param)"],
+                ["Total lifetime cost", fmt_usd(rec["total_usd"])],
+                ["Training", fmt_usd(rec["train_usd"])],
+                ["Inference (provisioned fleet)", fmt_usd(rec["inference_usd"])],
+                ["Meets SLO", _yes(rec["meets_slo"])],
+                ["TPOT p90 / TTFT p90 at the peak (predicted)", f"{fmt_s(rec['tpot_p90_s'])} / {fmt_s(rec['ttft_p90_s'])}"],
+                ["Fleet devices", str(rec["fleet_devices"])],
+                ["Fleet $ per hour", fmt_usd(rec["fleet_usd_per_h"])],
+                ["Lifetime hours", f"{rec['lifetime_h']:g}"],
+            ]),
+            Para(f"Reconciliation: fleet {fmt_usd(rec['fleet_usd_per_h'])}/h x {rec['lifetime_h']:g} h = "
+                 f"{fmt_usd(reconciled)}, the lifetime inference cost (devices are paid whether busy or not).")]
+
+
+def _plan_cells(plan: dict | None) -> list[str]:
+    if plan is None:
+        return ["none feasible"] + ["-"] * 5
+    return [fmt_count(plan["params"]), fmt_count(plan["train_tokens"]), f"{plan['tokens_per_param']:.3g}",
+            fmt_usd(plan["train_cost_usd"]), fmt_usd(plan["inference_cost_usd"]), fmt_usd(plan["total_cost_usd"])]
+
+
+_PLAN_HEADERS = ["Params N", "Train tokens D", "Tokens/param", "Training", "Inference", "Total"]
+
+
+def render_sizing(sol: dict, images: list[str]) -> list:
+    z = sol.get("sizing")
+    if not z or z.get("status") == "no_performance_model":
+        return []
+    full = z.get("full_utilisation") or {}
+    plan = lambda d: None if d is None else d.get("optimal", d)  # noqa: E731 (sizing rows hold {optimal, serving})
+    rows = [["SLO-constrained, provisioned", *_plan_cells(plan(z.get("constrained")))],
+            ["Unconstrained, provisioned", *_plan_cells(plan(z.get("unconstrained")))],
+            ["SLO-constrained, full utilisation", *_plan_cells(full.get("constrained"))],
+            ["Unconstrained, full utilisation", *_plan_cells(full.get("unconstrained"))]]
+    doc: list = [Heading(2, "The SLO as a constraint, and what provisioning for the peak costs"),
+                 Table(["N-dependent optimum", *_PLAN_HEADERS], rows)]
+    if z.get("slo_cost_usd") is not None:
+        doc.append(Para(f"The SLO costs {fmt_usd(z['slo_cost_usd'])} ({fmt_pct(z.get('slo_cost_fraction'))}) over the "
+                        "unconstrained optimum (provisioned)."))
+    p90, slo = z.get("p90") or {}, z.get("slo") or {}
+    doc.append(Bullets([x for x in (
+        f"Utilisation (mean / peak) {fmt_pct(z.get('utilisation'))}: {z.get('demand_source')}.",
+        f"SLO: TPOT p90 <= {fmt_s(slo.get('tpot_p90_s'))}, TTFT p90 <= {fmt_s(slo.get('ttft_p90_s'))}; p90 = "
+        f"{fmt_num(p90.get('tpot_ratio'))} x mean TPOT, {fmt_num(p90.get('ttft_ratio'))} x mean TTFT ({p90.get('source')}).",
+        f"Queueing: {z['queueing']}." if z.get("queueing") else None,
+        z.get("provenance")) if x]))
+    return doc
+
+
+def render_provisioned(sol: dict, images: list[str]) -> list:
+    pv = sol.get("provisioned")
+    if not pv:
+        return []
+    scen = sol["scenarios"]
+    rows = []
+    for key in ("paper", "calibrated"):
+        for what, s in ((f"full utilisation (Eq. 6 as in the paper)", scen[key]),
+                        (f"utilisation {fmt_pct(pv['utilisation'])} (provisioned)", pv.get(key))):
+            if s is not None:
+                rows.append([f"{SCENARIO_LABELS[key]}, {what}", *_plan_cells(s["optimal"]), fmt_pct(s["saving_fraction"])])
+    return [Heading(2, "Constant-MFU Eq. 6 with a provisioned fleet"),
+            Para(f"Inference $ per useful FLOP divided by the utilisation ({pv.get('formula', 'mean / peak')}); "
+                 f"demand: {pv.get('source')}."),
+            Table(["Cost model", *_PLAN_HEADERS, "Saving vs Chinchilla-style"], rows)]
+
+
+def _assumed(row: dict) -> str:
+    assumed = str(row.get("provenance", "")).startswith("assumed") and "assumed" not in str(row.get("label", ""))
+    return " (assumed)" if assumed else ""
+
+
+def render_hardware(sol: dict, images: list[str]) -> list:
+    hw = sol.get("hardware")
+    if not hw or not hw.get("rows"):
+        return []
+    rows = hw["rows"]
+    plans = [[r["label"] + _assumed(r), r.get("status") or "", fmt_count(r.get("params")),
+              fmt_count(r.get("train_tokens")), fmt_usd(r.get("total_usd")), _yes(r.get("meets_slo")),
+              f"{fmt_s(r.get('tpot_p90_s'))} / {fmt_s(r.get('ttft_p90_s'))}"] for r in rows]
+    fleets = [[r["label"] + _assumed(r), str(r["fleet_devices"]) if r.get("fleet_devices") is not None else "n/a",
+               fmt_usd(r.get("fleet_usd_per_h")), fmt_usd(r.get("usd_per_request")),
+               fmt_usd(r.get("usd_per_million_tokens")),
+               "not measured" if r.get("energy_j_per_request") is None else f"{fmt_num(r['energy_j_per_request'])} J"]
+              for r in rows]
+    doc: list = [Heading(2, "Hardware side by side"),
+                 Table(["Hardware", "Status", "Params N", "Train tokens D", "Total", "Meets SLO", "TPOT / TTFT p90"],
+                       plans),
+                 Table(["Hardware", "Fleet devices", "Fleet $/h", "$/request", "$/1M tokens", "Energy/request"], fleets)]
+    cheapest = hw.get("cheapest")
+    doc.append(Para(f"Cheapest for this demand: {cheapest}." if cheapest else
+                    "No hardware serves this target within its SLO."))
+    notes = [f"{r['label']}: {r['provenance']}" for r in rows]
+    notes += [f"{r['label']}: {r['message']}" for r in rows if r.get("message")]
+    if hw.get("basis"):
+        notes.append(hw["basis"])
+    doc.append(Bullets(notes))
+    return doc
+
+
+def render_data_limit(sol: dict, images: list[str]) -> list:
+    dl = sol.get("data_limit")
+    if not dl:
+        return []
+    doc: list = [Heading(2, "Data limit"), Para(
+        f"Unique training tokens available: {fmt_count(dl['max_train_tokens'])}, repetition "
+        f"{'allowed' if dl.get('repeat') else 'not allowed'}; applies to {dl.get('applies_to')}.")]
+    if dl.get("message"):
+        doc.append(Para(dl["message"], strong=True))
+    rows = [[label, *_plan_cells(dl[key])] for label, key in (("without the limit", "without_limit"),
+                                                              ("with the limit", "with_limit")) if dl.get(key)]
+    if rows:
+        doc.append(Table(["Recommended plan", *_PLAN_HEADERS], rows))
+    if dl.get("binding") is not None:
+        doc.append(Bullets([x for x in (
+            f"Binding: {_yes(dl['binding'])}; unique tokens used {fmt_count(dl.get('unique_tokens_used'))}, "
+            f"epochs {fmt_num(dl.get('epochs'))}, effective tokens {fmt_count(dl.get('effective_train_tokens'))}.",
+            dl.get("formula"), dl.get("source"), dl.get("provenance")) if x]))
+    return doc
 
 
 FRONT_PLOT = "front.png"  # drawn by solver.report_plots
@@ -403,8 +551,9 @@ def render_prediction_check(sol: dict, images: list[str]) -> list:
 
 
 
-RENDERERS = [render_intro, render_scenarios, render_prediction_check, render_maps, render_decode_curve, render_front,
-             render_fleet, render_crossover, render_assumptions]
+RENDERERS = [render_intro, render_warnings, render_recommendation, render_sizing, render_hardware, render_scenarios,
+             render_provisioned, render_data_limit, render_prediction_check, render_maps, render_decode_curve,
+             render_front, render_fleet, render_crossover, render_assumptions]
 
 
 def _train_text(train: dict) -> str:
