@@ -274,7 +274,8 @@ def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
     from calibrate.runs import load_runs
 
     runs, dropped = load_runs(cpu_sweep_runs)
-    prof = P.build_profile(runs, dropped=dropped, n_boot=100, min_requests=2)
+    prof = P.build_profile(runs, dropped=dropped, n_boot=100, min_requests=2,  # session runs: short by design
+                           min_run={"duration_s": 0.0, "waves": 0.0, "requests": 0})
     ppath = tmp_path / "cpu.json"
     ppath.write_text(prof.model_dump_json())
     out = _run_report(tmp_path, capsys, ppath, "cpu-session")
