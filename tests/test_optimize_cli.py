@@ -13,20 +13,13 @@ from solver.data_limit import R_D_STAR, effective_tokens
 from solver.law import DEFAULT_LAW as CH, chinchilla_loss_for_params, loss as law_loss
 from solver.optimize import optimize_cost
 from solver.paper import paper_cost_settings
+from tests.test_solver_cli import run_main  # the solver CLI's in-process runner, defined once
 
 ROOT = Path(__file__).resolve().parents[1]
 COST = ["optimize", "--objective", "cost", "--chinchilla-params", "30e9", "--requests", "17.5e9"]
 PLAN_KEYS = ("params", "train_tokens", "tokens_per_param", "loss", "train_flop", "inference_flop", "total_flop",
              "train_cost_usd", "inference_cost_usd", "total_cost_usd")
 
-
-def run_main(capsys, *argv):
-    try:
-        rc = cli.main(list(argv))
-    except SystemExit as exc:  # argparse errors
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def opt_json(capsys, *argv):
