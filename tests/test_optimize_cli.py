@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solver import cli
 from solver.data_limit import R_D_STAR, effective_tokens
 from solver.law import DEFAULT_LAW as CH, chinchilla_loss_for_params, loss as law_loss
 from solver.optimize import optimize_cost
