@@ -145,7 +145,8 @@ def exit_like(returncode: int) -> None:
     if returncode < 0:
         sig = -returncode
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled (nor reset)
+                signal.signal(sig, signal.SIG_DFL)
             os.kill(os.getpid(), sig)
             time.sleep(1)
         except (OSError, ValueError):

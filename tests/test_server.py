@@ -422,3 +422,12 @@ def test_prefix_caching_server_runs_in_dev_mode_so_the_cache_can_be_reset(tmp_pa
     off = VllmServer(model, ServerSection(), served_name="m", log_path=tmp_path / "b.log")
     assert on.env["VLLM_SERVER_DEV_MODE"] == "1"
     assert off.env.get("VLLM_SERVER_DEV_MODE") == os.environ.get("VLLM_SERVER_DEV_MODE")  # untouched
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_supervisor_dies_of_the_signal_that_killed_its_child(sig):
+    """exit_like(-N) dies of signal N, SIGKILL included (whose handler cannot be reset): the owner
+    reads -N whether the supervisor or the owner's own SIGKILL ended the group first."""
+    code = f"import sys; sys.path.insert(0, {str(S.SUPERVISOR.parent)!r}); import supervise; supervise.exit_like({-int(sig)})"
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], timeout=30)
+    assert proc.returncode == -int(sig)
