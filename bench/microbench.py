@@ -97,7 +97,9 @@ def cpu_isa_tier(cpuinfo_text: str | None = None) -> str:
 
 def cpu_hardware_name(model_name: str, ncores: int, isa: str | None = None) -> str:
     """'cpu-amd-epyc-avx512-2c': the peak depends on the instruction set and the cores used, so both
-    are part of the name (without `isa`, the older spelling 'cpu-amd-epyc-2c')."""
+    are part of the name (without `isa`, the older spelling 'cpu-amd-epyc-2c'). Trademark marks
+    go: 'Intel(R) Xeon(R) Processor' gives 'cpu-intel-xeon-processor-amx-2c'."""
+    model_name = re.sub(r"\((?:R|TM|C)\)", "", model_name, flags=re.I)
     return f"cpu-{slug(model_name)}-{isa}-{ncores}c" if isa else f"cpu-{slug(model_name)}-{ncores}c"
 
 

@@ -132,6 +132,8 @@ def test_cpu_name_helpers():
     assert MB.cpu_model_name("nothing") == "unknown-cpu"
     assert MB.cpu_hardware_name("AMD EPYC 7B13 64-Core Processor", 2) == "cpu-amd-epyc-7b13-64-core-processor-2c"
     assert MB.cpu_hardware_name("AMD EPYC", 2, "avx512") == "cpu-amd-epyc-avx512-2c"
+    assert MB.cpu_hardware_name("Intel(R) Xeon(R) Processor", 2, "amx") == "cpu-intel-xeon-processor-amx-2c"
+    assert MB.cpu_hardware_name("Intel(R) Core(TM) i7-9700", 8, "avx2") == "cpu-intel-core-i7-9700-avx2-8c"
 
 
 @pytest.mark.parametrize(("flags", "tier"), [

@@ -1,0 +1,124 @@
+"""bench.peer without a server: prompts of exact length, vLLM bench's command, its per-request detail
+read as our records, and the paired comparison (tests/test_peer_vllm.py runs both tools for real)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import peer as P
+from bench.metrics import summarize
+from bench.prepare import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok, _ = train_tokenizer(2048, seed=0)
+    return tok
+
+
+def test_exact_text_prompts_tokenize_to_the_asked_length(tokenizer):
+    pairs = P.exact_text_prompts(tokenizer, 12, 40, seed=3)
+    assert len(pairs) == 12 and len({t for t, _ in pairs}) == 12
+    for text, ids in pairs:
+        assert len(ids) == 40
+        assert tokenizer(text).input_ids == ids  # what the server builds from the text vLLM bench sends
+    assert P.exact_text_prompts(tokenizer, 12, 40, seed=3) == pairs  # seeded
+
+
+def test_exact_text_prompts_refuse_a_length_below_the_special_tokens(tokenizer):
+    with pytest.raises(ValueError, match="input_tokens=1"):
+        P.exact_text_prompts(tokenizer, 1, 1)
+
+
+@pytest.mark.parametrize("kw, word", [({"input_tokens": 0}, "input_tokens=0"), ({"output_tokens": 1}, "output_tokens=1"),
+                                      ({"concurrency": 2.5}, "concurrency=2.5"), ({"warmup": -1}, "warmup=-1")])
+def test_workload_rejects_bad_values(kw, word):
+    args = {"input_tokens": 8, "output_tokens": 8, "concurrency": 2, "num_requests": 4} | kw
+    with pytest.raises(ValueError, match=word):
+        P.PeerWorkload(**args)
+
+
+def test_peer_command_asks_for_the_same_load(tmp_path):
+    w = P.PeerWorkload(64, 96, 4, 48, warmup=3)
+    argv = P.vllm_bench_argv(base_url="http://127.0.0.1:9/", served_name="m", tokenizer_dir="/models/m",
+                             dataset=tmp_path / "p.jsonl", workload=w, result_dir=tmp_path, result_filename="r.json",
+                             python="/py")
+    assert argv[:2] == ["/py", "-c"] and "vllm.benchmarks.serve" in argv[2]
+    opts = dict(zip(argv[3::1], argv[4::1]))
+    assert opts["--base-url"] == "http://127.0.0.1:9" and opts["--endpoint"] == "/v1/completions"
+    assert opts["--max-concurrency"] == "4" and opts["--num-prompts"] == "48" and opts["--num-warmups"] == "3"
+    assert opts["--custom-output-len"] == "96" and opts["--temperature"] == "0"
+    assert json.loads(opts["--extra-body"]) == {"min_tokens": 96}
+    for flag in ("--ignore-eos", "--skip-chat-template", "--disable-shuffle", "--save-detailed", "--no-oversample"):
+        assert flag in argv
+
+
+def _peer_result():
+    """A vLLM bench result (its JSON keys; seconds in the detail, milliseconds in the summary) of
+    3 requests with known timestamps."""
+    starts = [100.0, 100.0, 100.5]
+    ttfts = [0.2, 0.3, 0.25]
+    itls = [[0.1, 0.1, 0.2], [0.1, 0.3, 0.1], [0.05, 0.05, 0.1]]
+    lat = [t + sum(g) for t, g in zip(ttfts, itls)]
+    return {"start_times": starts, "ttfts": ttfts, "itls": itls, "latencies": lat, "input_lens": [5, 5, 5],
+            "output_lens": [4, 4, 4], "errors": ["", "", ""], "completed": 3, "total_output_tokens": 12,
+            "duration": 1.2}
+
+
+def test_records_from_peer_keep_its_timestamps():
+    recs = P.records_from_peer(_peer_result())
+    assert [r.send_s for r in recs] == [0.0, 0.0, 0.5]
+    assert recs[0].first_token_s == pytest.approx(0.2) and recs[0].chunk_times_s == pytest.approx([0.2, 0.3, 0.4, 0.6])
+    assert recs[2].end_s == pytest.approx(0.5 + 0.25 + 0.2)
+    s = summarize(recs)
+    assert s.output_tokens_total == 12 and s.num_ok == 3
+    assert s.tpot_s.mean == pytest.approx(sum(sum(g) / 3 for g in _peer_result()["itls"]) / 3)  # (E2E - TTFT) / (n - 1)
+
+
+def test_records_from_peer_keep_a_failure():
+    r = _peer_result()
+    r["errors"][1] = "HTTP 500"
+    r["ttfts"][1] = 0.0
+    recs = P.records_from_peer(r)
+    assert recs[1].error == "HTTP 500" and summarize(recs).num_failed == 1
+
+
+def _fig(tool="x", scale=1.0, **over):
+    base = {m: 0.01 * scale for m in P.METRICS} | {"output_tokens_per_s": 500 / scale}
+    return P.Figures(tool=tool, output_tokens_total=100, num_ok=10, **(base | over))
+
+
+def test_compare_pairs_rounds_so_shared_drift_cancels():
+    # the machine drifts by 40 % between rounds, on both tools alike: the paired difference is 0
+    ours = [_fig(scale=1.0), _fig(scale=1.4), _fig(scale=0.9)]
+    peer = [_fig(scale=1.0), _fig(scale=1.4), _fig(scale=0.9)]
+    rows = P.compare(ours, peer)
+    assert all(r.agrees and r.difference == pytest.approx(0) and r.noise == pytest.approx(0) for r in rows)
+
+
+def test_compare_finds_a_bias_above_the_noise():
+    ours = [_fig(ttft_p50_s=0.012), _fig(ttft_p50_s=0.0121), _fig(ttft_p50_s=0.0119)]  # +20 %, steady
+    rows = {r.metric: r for r in P.compare(ours, [_fig(), _fig(), _fig()])}
+    assert rows["ttft_p50_s"].difference == pytest.approx(0.20) and not rows["ttft_p50_s"].agrees
+    assert rows["tpot_p50_s"].agrees
+
+
+def test_compare_allows_the_measured_noise_but_never_above_the_cap():
+    noisy = [_fig(itl_p90_s=0.011), _fig(itl_p90_s=0.0095), _fig(itl_p90_s=0.0108)]  # +10, -5, +8 %: range 15 %
+    row = {r.metric: r for r in P.compare(noisy, [_fig()] * 3)}["itl_p90_s"]
+    assert row.noise == pytest.approx(0.15) and row.allowance == pytest.approx(0.15) and row.agrees
+    wild = [_fig(itl_p90_s=0.02), _fig(itl_p90_s=0.004), _fig(itl_p90_s=0.016)]  # range 160 %
+    row = {r.metric: r for r in P.compare(wild, [_fig()] * 3)}["itl_p90_s"]
+    assert row.allowance == P.MAX_ALLOWANCE and not row.agrees
+
+
+def test_compare_needs_paired_rounds():
+    with pytest.raises(ValueError, match="same number"):
+        P.compare([_fig()], [_fig(), _fig()])
+
+
+def test_cross_check_rejects_a_bad_mode(tmp_path):
+    with pytest.raises(ValueError, match="mode='both'"):
+        P.cross_check("http://127.0.0.1:9", "m", tmp_path, P.PeerWorkload(8, 8, 1, 1), tmp_path, mode="both")
