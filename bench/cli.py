@@ -63,7 +63,7 @@ SWEEP_EPILOG = f"""examples:
 Runs already complete are skipped; a failed or interrupted run is measured again in a new directory."""
 
 LADDER_EPILOG = f"""examples:
-  {PROG} ladder                                    # the CPU ladder (15M, 98M, 763M) with bench/data/ladder_cpu.toml
+  {PROG} ladder                                    # the CPU ladder (2.6M, 14.7M, 136M) with bench/data/ladder_cpu.toml
   {PROG} ladder --config bench/data/sweep_a100.toml \\
       --ladder-model RedHatAI/Llama-3.2-3B-Instruct-quantized.w8a8 \\
       --ladder-model RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8   # a GPU ladder of published W8A8 checkpoints

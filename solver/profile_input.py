@@ -201,4 +201,9 @@ def costs_from_profiles(args) -> tuple[float | None, float | None, float | None,
             "usd_per_flop_train": train,
             "assumption": "training runs at the profile's prefill (input) FLOP rate per device",
         }
+        if str(prof.hardware.peak_dtype).startswith("int8"):
+            provenance["train_profile"]["caution"] = (
+                f"the profile's matmuls run in {prof.hardware.peak_dtype}: training in bf16 on the same device "
+                "runs slower, by about its bf16/int8 peak ratio (typically 1/2 on GPUs), so this training price "
+                "is a lower bound; give a bf16 profile or --train-gpu/--mfu-train instead")
     return train, inp, out, provenance

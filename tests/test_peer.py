@@ -99,10 +99,19 @@ def test_compare_pairs_rounds_so_shared_drift_cancels():
 
 
 def test_compare_finds_a_bias_above_the_noise():
-    ours = [_fig(ttft_p50_s=0.012), _fig(ttft_p50_s=0.0121), _fig(ttft_p50_s=0.0119)]  # +20 %, steady
+    ours = [_fig(tpot_p50_s=0.012), _fig(tpot_p50_s=0.0121), _fig(tpot_p50_s=0.0119)]  # +20 %, steady
     rows = {r.metric: r for r in P.compare(ours, [_fig(), _fig(), _fig()])}
-    assert rows["ttft_p50_s"].difference == pytest.approx(0.20) and not rows["ttft_p50_s"].agrees
-    assert rows["tpot_p50_s"].agrees
+    assert rows["tpot_p50_s"].difference == pytest.approx(0.20) and not rows["tpot_p50_s"].agrees
+    assert rows["itl_p50_s"].agrees
+
+
+def test_ttft_has_its_explained_tolerance_and_no_more():
+    ours = [_fig(ttft_p50_s=0.0088, ttft_p90_s=0.0075)] * 3  # -12 % (explained, allowed), -25 % (not)
+    rows = {r.metric: r for r in P.compare(ours, [_fig()] * 3)}
+    assert rows["ttft_p50_s"].allowance == pytest.approx(0.20) and rows["ttft_p50_s"].agrees
+    assert not rows["ttft_p90_s"].agrees
+    strict = {r.metric: r for r in P.compare(ours, [_fig()] * 3, tolerances={})}
+    assert not strict["ttft_p50_s"].agrees  # at the plain 5 % it would not pass
 
 
 def test_compare_allows_the_measured_noise_but_never_above_the_cap():

@@ -52,6 +52,7 @@ def test_costs_from_profiles(tmp_path):
     assert out == pytest.approx(1.10 / 3600 / (624e12 * 0.01))
     assert train == pytest.approx(3.0 / 3600 / (624e12 * 0.5))  # prefill rate, overridden price
     assert len(prov["inference_profile"]["sha256"]) == 64
+    assert "lower bound" in prov["train_profile"]["caution"]  # an int8 profile stands for bf16 training
     assert costs_from_profiles(argparse.Namespace())[:3] == (None, None, None)
 
 
