@@ -128,6 +128,16 @@ def train_usd_per_flop_from_profile(profile, *, usd_per_h: float | None = None) 
     return usd_per_flop(price * hw.device_count, profile.achieved_flop_per_s_input.value)
 
 
+def train_profile_caution(profile) -> str | None:
+    """Why an INT8 profile's prefill rate flatters training (None for other profiles)."""
+    dtype = str(profile.hardware.peak_dtype)
+    if not dtype.startswith("int8"):
+        return None
+    return (f"the profile's matmuls run in {dtype}: training in bf16 on the same device runs slower, by about "
+            "its bf16/int8 peak ratio (typically 1/2 on GPUs), so this training price is a lower bound; give a "
+            "bf16 profile or --train-gpu/--mfu-train instead")
+
+
 def profile_provenance(profile, path: str | Path) -> dict:
     """What a result computed from this profile must carry to be traceable."""
     return {
@@ -201,9 +211,7 @@ def costs_from_profiles(args) -> tuple[float | None, float | None, float | None,
             "usd_per_flop_train": train,
             "assumption": "training runs at the profile's prefill (input) FLOP rate per device",
         }
-        if str(prof.hardware.peak_dtype).startswith("int8"):
-            provenance["train_profile"]["caution"] = (
-                f"the profile's matmuls run in {prof.hardware.peak_dtype}: training in bf16 on the same device "
-                "runs slower, by about its bf16/int8 peak ratio (typically 1/2 on GPUs), so this training price "
-                "is a lower bound; give a bf16 profile or --train-gpu/--mfu-train instead")
+        caution = train_profile_caution(prof)
+        if caution:
+            provenance["train_profile"]["caution"] = caution
     return train, inp, out, provenance

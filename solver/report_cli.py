@@ -106,13 +106,15 @@ def tool_version() -> str:
 def _train(args) -> tuple[float, dict]:
     """Training $ per useful FLOP and how it was obtained: a training profile, or GPU x MFU."""
     from bench.files import sha256_file
-    from solver.profile_input import load_profile, train_usd_per_flop_from_profile
+    from solver.profile_input import load_profile, train_profile_caution, train_usd_per_flop_from_profile
 
     if args.train_profile:
         prof = load_profile(args.train_profile)
         usd = train_usd_per_flop_from_profile(prof, usd_per_h=args.train_usd_per_hour)
-        return usd, {"profile": str(args.train_profile), "sha256": sha256_file(args.train_profile),
-                     "assumption": "training runs at the profile's prefill FLOP rate per device"}
+        how = {"profile": str(args.train_profile), "sha256": sha256_file(args.train_profile),
+               "assumption": "training runs at the profile's prefill FLOP rate per device"}
+        caution = train_profile_caution(prof)
+        return usd, how | ({"caution": caution} if caution else {})
     return train_from_gpu(args)
 
 

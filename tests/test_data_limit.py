@@ -128,7 +128,8 @@ def test_constrained_plan_meets_the_loss_within_the_data_and_never_beats_unconst
     if not repeat:
         assert p.train_tokens <= u and p.epochs == 1.0
     assert cost(p.params, p.train_tokens) >= total0 * (1 - 1e-12)
-    assert p.binding == (d0 > u)
+    if abs(d0 - u) > 1e-9 * d0:  # a limit equal to D* (to rounding: frac = 1.0) may be called either way
+        assert p.binding == (d0 > u)
 
 
 def test_constrained_optimum_is_a_minimum_along_the_feasible_curve():
