@@ -6,8 +6,9 @@ Paired mode: both tools load the server at the same time, so both time the same 
 the drift of this 2-core machine (15-40 % between sequential runs) falls on both alike. A metric
 agrees when the median over 3 rounds of ours/peer - 1 is within 5 % (TTFT: 30 %, see
 docs/peer-check.md), or within that difference's own range over the rounds, never above 30 %, or
-(a percentile) within 5 percentile points of the peer's own samples (bench.peer.compare). Measured here (5 paired rounds): TPOT, ITL and output tok/s within 0-3 %,
-TTFT p50 and p90 ours 5-18 % lower.
+(a percentile) within 5 percentile points of the peer's own samples (bench.peer.compare).
+Measured here (5 paired rounds): TPOT, ITL and output tok/s within 0-3 %; TTFT p50 and p90 ours
+5-18 % lower.
 """
 
 from __future__ import annotations
