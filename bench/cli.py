@@ -92,6 +92,12 @@ def add_measure_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", type=nonneg_int, metavar="N", help="warm-up requests per run (not measured)")
     g.add_argument("--repeats", type=positive_int, metavar="N",
                    help="replicates of every point, run in a seeded random order (default: the config's, else 1)")
+    g.add_argument("--until-width", type=positive_float, metavar="W",
+                   help="adaptive stopping: replicate each closed-loop point until the 95 %% interval of its mean "
+                        "device-seconds per request is within +-W of the mean (e.g. 0.05); prints the width reached")
+    g.add_argument("--max-repeats", type=positive_int, metavar="N", help="adaptive stopping: runs per point at most (default 8)")
+    g.add_argument("--max-extend-s", type=positive_float, metavar="S",
+                   help="adaptive stopping: seconds of extra runs at most (default 600)")
     g.add_argument("--seed", type=int)
     g.add_argument("--slo-ttft-s", type=positive_float, help="goodput SLO: time to first token")
     g.add_argument("--slo-tpot-s", type=positive_float, help="goodput SLO: time per output token")
@@ -151,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     ov: dict = {
         "model": args.model, "model_name": args.model_name, "results": args.results,
         "seed": args.seed, "num_requests": args.num_requests, "warmup": args.warmup, "repeats": args.repeats,
+        "until_width": args.until_width, "max_repeats": args.max_repeats, "max_extend_s": args.max_extend_s,
         "slo_ttft_s": args.slo_ttft_s, "slo_tpot_s": args.slo_tpot_s,
         **server_overrides(args),
         "hardware.name": args.hardware_name, "hardware.usd_per_hour": args.usd_per_hour,

@@ -163,6 +163,11 @@ class SweepConfig(_Strict):
     # Replicates of every spec (a [[runs]] entry may override): between-run variation (machine state,
     # scheduling) is what a profile's interval must cover, and one run per point cannot show it.
     repeats: int = Field(default=1, gt=0)
+    # Adaptive stopping (bench.adaptive): more replicates of a closed-loop point until the 95 % interval
+    # of its mean device-seconds per request is within +- until_width of the mean (None: off).
+    until_width: float | None = Field(default=None, gt=0, lt=1)
+    max_repeats: int = Field(default=8, ge=2)
+    max_extend_s: float = Field(default=600.0, gt=0)
     order_seed: int | None = None  # seed of the randomised run order (default: seed); recorded in run.json
     slo_ttft_s: float | None = Field(default=None, gt=0)
     slo_tpot_s: float | None = Field(default=None, gt=0)
@@ -281,6 +286,7 @@ class ConfigError(ValueError):
 _FLAGS = {
     "model": "--model", "model_name": "--model-name", "results": "--results", "num_requests": "--num-requests",
     "warmup": "--warmup", "seed": "--seed", "repeats": "--repeats", "slo_ttft_s": "--slo-ttft-s", "slo_tpot_s": "--slo-tpot-s",
+    "until_width": "--until-width", "max_repeats": "--max-repeats", "max_extend_s": "--max-extend-s",
     "workload": "--workload", "input_tokens": "--input-tokens", "output_tokens": "--output-tokens",
     "distribution_file": "--distribution-file", "concurrency": "--concurrency",
     "request_rate_per_s": "--request-rate", "hardware.name": "--hardware-name",

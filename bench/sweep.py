@@ -219,9 +219,46 @@ def run_from_config(
             say(line)
         if server is not None and not target.alive():
             raise ValueError(f"--endpoint {target.base_url}: does not answer GET /health")
-        return sweep(specs, target=target, model=info, hardware=hardware, results=Path(cfg.results),
-                     token_ids=token_ids, skip_complete=skip_complete, config_kwargs=config_kwargs,
-                     order_seed=cfg.run_order_seed, **sweep_callbacks)
+        kw = dict(target=target, model=info, hardware=hardware, results=Path(cfg.results), token_ids=token_ids,
+                  config_kwargs=config_kwargs, order_seed=cfg.run_order_seed, **sweep_callbacks)
+        outcome = sweep(specs, skip_complete=skip_complete, **kw)
+        if cfg.until_width is not None and outcome.ok:
+            from bench.adaptive import StopRule
+
+            rule = StopRule(cfg.until_width, cfg.max_repeats, cfg.max_extend_s)
+            outcome = extend_until_narrow(specs, outcome, rule, say=say, **kw)
+        return outcome
+
+
+def extend_until_narrow(specs: Sequence[RunSpec], outcome: SweepOutcome, rule, *, say: Callable[[str], None],
+                        **sweep_kwargs) -> SweepOutcome:
+    """Adaptive stopping (bench.adaptive): rounds of one more replicate of every closed-loop point
+    whose interval is still wider than the rule allows, within its repeat and time limits; says the
+    width each point reached. Returns the outcome with the extra runs appended."""
+    import time
+
+    from bench.adaptive import plan, points_of, report_lines
+
+    t0 = time.monotonic()
+    done_specs = list(specs[:len(outcome.results)])
+    results = list(outcome.results)
+    time_up = False
+    while True:
+        points = points_of(done_specs, [r.record for r in results])
+        extra = plan(points, rule)
+        time_up = time.monotonic() - t0 >= rule.max_extend_s
+        if not extra or time_up:
+            break
+        say(f"adaptive stopping: {len(extra)} point(s) wider than +-{100 * rule.until_width:.1f} %: one more replicate each")
+        more = sweep(extra, skip_complete=True, **sweep_kwargs)
+        done_specs += list(extra[:len(more.results)])
+        results += more.results
+        if more.not_run:
+            outcome = SweepOutcome(outcome.base, results, more.not_run)
+            break
+    for line in report_lines(points_of(done_specs, [r.record for r in results]), rule, time_up=time_up):
+        say(line)
+    return SweepOutcome(outcome.base, results, outcome.not_run)
 
 
 class _AlwaysAlive:
