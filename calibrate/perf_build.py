@@ -21,8 +21,13 @@ from calibrate.perfmodel import FORMS, StepModel, __doc__ as _PERF_DOC
 from calibrate.simulate import DEFAULT_MAX_BATCHED_TOKENS
 
 DEFAULT_BOOTSTRAP = 100
-UNITS = {"t0_s": "s", "layer_s": "s", "bandwidth_bytes_per_s": "bytes/s", "flop_per_s": "flop/s",
-         "decode_flop_per_s": "flop/s", "prefill_flop_per_s": "flop/s", "attention_flop_per_s": "flop/s"}  # fmt: skip
+def unit_of(name: str) -> str:
+    """A fitted parameter's unit, from its name: ..._bytes_per_s, ..._flop_per_s, ..._s (every form's
+    parameters follow it, so a new form needs no table; tests/test_perfmodel.py checks them all)."""
+    for suffix, unit in (("bytes_per_s", "bytes/s"), ("flop_per_s", "flop/s"), ("_s", "s")):
+        if name.endswith(suffix):
+            return unit
+    raise ValueError(f"parameter {name!r}: no unit (names end in _bytes_per_s, _flop_per_s or _s)")
 # Tensor parallelism: two all-reduces per layer per step (after attention and after the MLP).
 # Assumed until a TP > 1 run measures it: NCCL's small-message latency on NVLink is ~10 µs
 # (NVIDIA NCCL tests, all_reduce_perf, 8-GPU DGX A100); bandwidth from the GPU table when known.
@@ -74,7 +79,7 @@ def build_performance_model(runs: Sequence[ladder.LadderRun], *, n_boot: int = D
         warning = (f"held-out error above {ladder.TARGET_ERROR:.0%}: output tok/s "
                    f"{worst['output_tokens_per_s']:.0%}, $/request {worst['usd_per_request'] or 0:.0%} "
                    "(worst ladder size predicted from the others)")
-    params = {k: _param(k, v, [b.params[k] for b in boots], UNITS[k]) for k, v in model.params.items()}
+    params = {k: _param(k, v, [b.params[k] for b in boots], unit_of(k)) for k, v in model.params.items()}
     req = _param("request_overhead_s", model.request_overhead_s, [b.request_overhead_s for b in boots], "s")
     mns = max(r.max_num_seqs for r in runs)
     return PerformanceModel(

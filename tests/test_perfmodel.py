@@ -105,3 +105,26 @@ def test_bigger_models_cost_more_per_request():
     hw = serving.ServingHardware(name="x", usd_per_h=1.0, memory_bytes=24e9, peak_flop_per_s=3e11, max_num_seqs=16)
     usd = serving.usd_per_request([1e8, 1e9, 5e9], hw, perf, serving.Workload(70, 215))
     assert np.all(np.diff(usd) > 0)
+
+
+def test_every_parameter_of_every_form_has_a_unit():
+    from calibrate.perf_build import unit_of
+    from calibrate.perfmodel import FORMS
+
+    units = {name: unit_of(name) for names in FORMS.values() for name in names}
+    assert units["gemm_bandwidth_bytes_per_s"] == "bytes/s" and units["t0_s"] == "s"
+    assert units["attention_flop_per_s"] == "flop/s"
+    with pytest.raises(ValueError, match="'alpha'"):
+        unit_of("alpha")
+
+
+def test_a_performance_model_of_each_form_builds():
+    """Every form can be the chosen one (the 'switch' form's bandwidth once had no unit and the profile
+    failed only when it won): build the model restricted to each form on a synthetic ladder."""
+    from calibrate.perf_build import build_performance_model
+    from calibrate.perfmodel import FORMS
+
+    runs = synthetic_ladder(seed=0)
+    for form in FORMS:
+        pm = build_performance_model(runs, n_boot=3, forms=(form,))
+        assert pm.form == form and set(pm.params) == set(FORMS[form])
