@@ -241,24 +241,21 @@ def extend_until_narrow(specs: Sequence[RunSpec], outcome: SweepOutcome, rule, *
 
     t0 = time.monotonic()
     done_specs = list(specs[:len(outcome.results)])
-    results = list(outcome.results)
-    time_up = False
+    results, not_run = list(outcome.results), list(outcome.not_run)
     while True:
         points = points_of(done_specs, [r.record for r in results])
         extra = plan(points, rule)
         time_up = time.monotonic() - t0 >= rule.max_extend_s
-        if not extra or time_up:
+        if not extra or time_up or not_run:
             break
         say(f"adaptive stopping: {len(extra)} point(s) wider than +-{100 * rule.until_width:.1f} %: one more replicate each")
         more = sweep(extra, skip_complete=True, **sweep_kwargs)
         done_specs += list(extra[:len(more.results)])
         results += more.results
-        if more.not_run:
-            outcome = SweepOutcome(outcome.base, results, more.not_run)
-            break
-    for line in report_lines(points_of(done_specs, [r.record for r in results]), rule, time_up=time_up):
+        not_run = list(more.not_run)  # the server died: stop extending (the loop reports first)
+    for line in report_lines(points, rule, time_up=time_up):
         say(line)
-    return SweepOutcome(outcome.base, results, outcome.not_run)
+    return SweepOutcome(outcome.base, results, not_run)
 
 
 class _AlwaysAlive:

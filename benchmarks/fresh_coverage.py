@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from calibrate.profile import _run_usd_per_request, fresh_run_interval  # noqa: E402
+from calibrate.profile import run_usd_per_request, fresh_run_interval  # noqa: E402
 from calibrate.runs import load_runs  # noqa: E402
 from bench.paper_settings import SECONDS_PER_HOUR  # noqa: E402
 from calibrate.schema import Profile  # noqa: E402
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         if p is None:
             print(f"{r.record.run_id:<52}{'(point not in the profile)':>30}")
             continue
-        fresh = _run_usd_per_request(r, usd_per_device_s)
+        fresh = run_usd_per_request(r, usd_per_device_s)
         is_measured_mix = mm is not None and kind not in ("prefill", "decode") and c == mm.concurrency \
             and (round(mm.input_tokens), round(mm.output_tokens)) == (key[2], key[3])
         if is_measured_mix:

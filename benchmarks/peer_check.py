@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import peer  # noqa: E402
 from bench.files import write_json_atomic  # noqa: E402
 from bench.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier, cpu_model_name  # noqa: E402
-from bench.provenance import git_commit, vllm_version  # noqa: E402
+from bench.provenance import git_commit, package_versions, vllm_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "tiny-llama-h512-l4-w8a8"
+PEER_SCHEMA_VERSION = 1  # results/peer/*.json: workload, rows, ours, peer, mode, agrees, provenance
 
 
 def main(argv=None) -> int:
@@ -87,10 +88,14 @@ def main(argv=None) -> int:
             if out.exists():
                 out = out.with_name(f"{out.stem}-{stamp}.json")
             write_json_atomic(out, {
-                "kind": "peer cross-check (measured)", "hardware": hardware, "model": args.model.name,
-                "created_utc": stamp, "wall_s": round(wall, 1), "vllm": vllm_version(), "git_commit": git_commit(REPO),
-                "command": "python benchmarks/peer_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                **check.to_dict(),
+                "schema_version": PEER_SCHEMA_VERSION, "kind": "peer cross-check", "hardware": hardware,
+                "model": args.model.name, **check.to_dict(),
+                "provenance": {
+                    "kind": "measured", "created_utc": stamp, "wall_s": round(wall, 1),
+                    "command": "python benchmarks/peer_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "git_commit": git_commit(REPO), "vllm": vllm_version(), "packages": package_versions(),
+                    "endpoint": args.endpoint or "a vLLM server started for --model",
+                },
             })  # fmt: skip
             print(f"wrote {out}")
     finally:

@@ -21,6 +21,8 @@ from calibrate.perfmodel import FORMS, StepModel, __doc__ as _PERF_DOC
 from calibrate.simulate import DEFAULT_MAX_BATCHED_TOKENS
 
 DEFAULT_BOOTSTRAP = 100
+
+
 def unit_of(name: str) -> str:
     """A fitted parameter's unit, from its name: ..._bytes_per_s, ..._flop_per_s, ..._s (every form's
     parameters follow it, so a new form needs no table; tests/test_perfmodel.py checks them all)."""
@@ -28,6 +30,8 @@ def unit_of(name: str) -> str:
         if name.endswith(suffix):
             return unit
     raise ValueError(f"parameter {name!r}: no unit (names end in _bytes_per_s, _flop_per_s or _s)")
+
+
 # Tensor parallelism: two all-reduces per layer per step (after attention and after the MLP).
 # Assumed until a TP > 1 run measures it: NCCL's small-message latency on NVLink is ~10 µs
 # (NVIDIA NCCL tests, all_reduce_perf, 8-GPU DGX A100); bandwidth from the GPU table when known.

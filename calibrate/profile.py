@@ -167,7 +167,7 @@ def _costs(costs: TokenCosts, kept: Sequence[LoadedRun], usd_per_h: float,
     )
 
 
-def _run_usd_per_request(run: LoadedRun, usd_per_device_s: float) -> float:
+def run_usd_per_request(run: LoadedRun, usd_per_device_s: float) -> float:
     """Directly measured $/request of one run: device-seconds of its window / requests completed in it."""
     t = totals(run)
     return usd_per_device_s * t.device_s / max(t.requests, 1)
@@ -210,7 +210,7 @@ def measured_mix(kept: Sequence[LoadedRun], concurrency: int | None, usd_per_h: 
     keys = [mix_key(r) for r in at]
     key = max(set(keys), key=keys.count)
     group = [r for r, k in zip(at, keys) if k == key]
-    usd = [_run_usd_per_request(r, usd_per_h / SECONDS_PER_HOUR) for r in group]
+    usd = [run_usd_per_request(r, usd_per_h / SECONDS_PER_HOUR) for r in group]
     mean, low, high = fresh_run_interval(usd, fallback_rel)
     return MeasuredMix(concurrency=concurrency, input_tokens=key[1], output_tokens=key[2], runs=len(group),
                        usd_per_request=Estimate(value=mean, low=min(low, mean), high=max(high, mean),
@@ -226,7 +226,7 @@ def coverage_check(kept: Sequence[LoadedRun], mm: MeasuredMix | None, fitted_usd
     if mm is not None:
         group = [r for r in kept if r.record.config.workload.kind in MIXED_KINDS
                  and r.record.config.concurrency == mm.concurrency and mix_key(r)[1:] == (mm.input_tokens, mm.output_tokens)]
-        usd = [_run_usd_per_request(r, usd_per_h / SECONDS_PER_HOUR) for r in group]
+        usd = [run_usd_per_request(r, usd_per_h / SECONDS_PER_HOUR) for r in group]
         for src, e in (("measured", mm.usd_per_request), ("fitted", fitted_usd)):
             if e is None:
                 continue
