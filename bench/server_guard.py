@@ -93,6 +93,7 @@ def _wait_zombies_reaped(pgid: int, proc: subprocess.Popen | None = None, timeou
 def stop_group(pgid: int, grace_s: float, proc: subprocess.Popen | None = None) -> bool:
     """SIGTERM to group `pgid`, up to `grace_s` for it to go, then SIGKILL; True when it is gone."""
     if not group_alive(pgid) and (proc is None or proc.poll() is not None):
+        _wait_zombies_reaped(pgid, proc)  # gone already, but its zombies may still answer killpg(0)
         return True
     _signal_group(pgid, signal.SIGTERM)
     if _wait_group_gone(pgid, grace_s, proc):
