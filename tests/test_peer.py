@@ -161,3 +161,78 @@ def test_compare_needs_paired_rounds():
 def test_cross_check_rejects_a_bad_mode(tmp_path):
     with pytest.raises(ValueError, match="mode='both'"):
         P.cross_check("http://127.0.0.1:9", "m", tmp_path, P.PeerWorkload(8, 8, 1, 1), tmp_path, mode="both")
+
+
+# --------------------------------------------------------------------------- shared stalls
+
+
+TTFT, GAP, CHUNKS = 0.02, 0.005, 10  # a synthetic engine: first token 20 ms after the send, then 10 ms-free steps
+
+
+def _round(offset, stalls=(), *, streams=4, per_stream=20, idle_after=None):
+    """Records of one tool's closed loop on a synthetic server whose output is held back (delivered
+    at the stall's end) during each of `stalls`; the engine itself keeps going. Stream k starts at
+    offset + k ms. `idle_after=(i, s)`: each stream waits s seconds before its i-th request."""
+    from bench.schema import RequestRecord
+
+    def deliver(t):
+        for lo, hi in stalls:
+            if lo < t < hi:
+                return hi
+        return t
+
+    recs = []
+    for k in range(streams):
+        t = offset + 0.001 * k
+        for i in range(per_stream):
+            if idle_after is not None and i == idle_after[0]:
+                t += idle_after[1]
+            made = [t + TTFT + GAP * j for j in range(CHUNKS)]
+            chunks = [deliver(x) for x in made]
+            end = chunks[-1] + 0.0002
+            recs.append(RequestRecord(index=len(recs), send_s=t, first_token_s=chunks[0], end_s=end,
+                                      chunk_times_s=chunks, input_tokens=64, output_tokens=CHUNKS,
+                                      requested_input_tokens=64, requested_output_tokens=CHUNKS))
+            t = end
+    return recs
+
+
+def _planted_stalls():
+    # 1 ms after tool A's fourth wave of sends (A awaits 4 first tokens through it), for 0.3 s; tool
+    # B, 30 ms later in its period, is mid-decode then and sends nothing until the stall ends
+    period = TTFT + GAP * (CHUNKS - 1) + 0.0002
+    return [(0.003 + period * 3 + 0.001, 0.003 + period * 3 + 0.301)]
+
+
+def test_a_stall_is_found_where_no_tool_received_anything():
+    planted = _planted_stalls()
+    found = P.shared_stalls([_round(0.0, planted), _round(0.03, planted)])
+    assert len(found) == len(planted)
+    for (lo, hi), (plo, phi) in zip(found, planted):
+        assert hi == pytest.approx(phi) and lo <= plo and phi - lo < 0.31
+    assert P.shared_stalls([_round(0.0), _round(0.03)]) == []  # none planted: no gap reaches 4 x TTFT
+
+
+def test_an_idle_gap_is_no_stall():
+    # both tools pause for 0.5 s between requests: nothing was in flight, nothing was held back
+    assert P.shared_stalls([_round(0.0, idle_after=(5, 0.5)), _round(0.0005, idle_after=(5, 0.5))]) == []
+
+
+def test_stalled_first_tokens_are_left_out_of_both_tools_ttft():
+    planted = _planted_stalls()
+    a, b = _round(0.0, planted, per_stream=8), _round(0.03, planted, per_stream=8)
+    fa, fb = P.figures_from_records(a), P.figures_from_records(b)
+    assert fa.ttft_p90_s > 10 * fb.ttft_p90_s  # 4 of A's 32 requests took the whole stall in TTFT: chance, not the client
+    assert not {r.metric: r for r in P.compare([fa], [fb])}["ttft_p90_s"].agrees
+    stalls = P.shared_stalls([a, b])
+    ea, eb = P.excluding_stalled_ttft(fa, a, stalls), P.excluding_stalled_ttft(fb, b, stalls)
+    assert (ea.ttft_stall_excluded, eb.ttft_stall_excluded) == (4, 0) and eb == fb
+    assert ea.ttft_p90_s == pytest.approx(TTFT) and len(ea.samples["ttft"]) == 28
+    assert ea.tpot_p90_s == fa.tpot_p90_s and ea.itl_p90_s == fa.itl_p90_s  # the stall stays in TPOT and ITL
+    rows = {r.metric: r for r in P.compare([ea], [eb])}
+    assert rows["ttft_p90_s"].agrees and rows["ttft_p50_s"].agrees
+
+
+def test_peer_records_can_take_the_shared_clock():
+    recs = P.records_from_peer(_peer_result(), origin=0.0)
+    assert recs[0].send_s == pytest.approx(min(_peer_result()["start_times"]))

@@ -7,6 +7,9 @@ the drift of this 2-core machine (15-40 % between sequential runs) falls on both
 agrees when the median over 3 rounds of ours/peer - 1 is within 5 % (TTFT: 30 %, see
 docs/peer-check.md), or within that difference's own range over the rounds, never above 30 %, or
 (a percentile) within 5 percentile points of the peer's own samples (bench.peer.compare).
+Requests of either tool that awaited their first token through a shared stall of the server's
+output are left out of both tools' TTFT (bench.peer.shared_stalls): a CI run failed on TTFT p90
++160 % when such stalls fell on ours, which is chance, not the client.
 Measured here (5 paired rounds): TPOT, ITL and output tok/s within 0-3 %; TTFT p50 and p90 ours
 5-18 % lower.
 """
