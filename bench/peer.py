@@ -21,7 +21,7 @@ that difference over the rounds (the noise measured in the same check), never ab
 points) of the same percentile of the peer's own samples. In paired mode both tools' records share
 one clock (CLOCK_MONOTONIC), and the requests of either tool that awaited their first token through
 a shared stall of the server's output (`shared_stalls`: no chunk reached either tool for 4x the
-median TTFT) are left out of both tools' TTFT figures, counted in `ttft_stall_excluded`: which tool
+median TTFT), or the same span after it, are left out of both tools' TTFT figures, counted in `ttft_stall_excluded`: which tool
 takes such a stall in TTFT is chance, not the client. `records_from_peer` turns vLLM bench's
 per-request detail into this project's records, so the two tools' *definitions* can be compared on
 one set of timestamps, free of noise. docs/peer-check.md gives the figures measured and
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import subprocess
@@ -75,8 +76,10 @@ MAX_ALLOWANCE = 0.30  # a noise floor above this is a machine too noisy to tell:
 # A shared stall (paired mode): no chunk reached either tool for longer than STALL_FACTOR x the round's
 # median TTFT while requests were in flight. Whichever tool's requests were then awaiting their first
 # token take it whole in TTFT; which tool that is, is chance, and one stall moves a 96-request p90 by
-# up to 5x (docs/peer-check.md: a 0.9 s stall measured here). The longest gap between two chunks of
-# both tools together in rounds without one was at most 2.2x the median TTFT in nine rounds here.
+# up to 5x (docs/peer-check.md: a 0.9 s stall measured here). Requests sent as it ends, into the
+# server's catch-up, read 2.6-4x the median TTFT (measured), so the same span after it counts too.
+# The longest gap between two chunks of one tool in rounds without a stall was at most 2.2x the
+# median TTFT in nine rounds here.
 STALL_FACTOR = 4.0
 PEER_TIMEOUT_S = 900
 
@@ -309,16 +312,23 @@ def _samples(records: Sequence[RequestRecord]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- shared stalls (pure)
 
 
+def stall_threshold_s(record_sets: Sequence[Sequence[RequestRecord]], *, factor: float = STALL_FACTOR) -> float:
+    """`factor` x the median TTFT of all measured requests of `record_sets` (inf without any)."""
+    ttfts = [ttft_s(r) for rs in record_sets for r in rs if not r.warmup and is_ok(r)]
+    return factor * float(np.median(ttfts)) if ttfts else math.inf
+
+
 def shared_stalls(record_sets: Sequence[Sequence[RequestRecord]], *, factor: float = STALL_FACTOR) -> list[tuple[float, float]]:
-    """The intervals (start, end) of at least `factor` x the median TTFT of all measured requests of
-    `record_sets` (the tools' records of one paired round, on one clock) in which a request awaited
-    output and no chunk reached any of them: between two consecutive arrivals lo < hi (all tools
-    together), from the earliest max(lo, send) of the requests sent before hi that received output
-    at hi or later, to hi. An idle gap, where nothing was sent and awaiting, is no stall."""
+    """The intervals (start, end) of more than stall_threshold_s (`factor` x the median TTFT of all
+    measured requests of `record_sets`: the tools' records of one paired round, on one clock) in
+    which a request awaited output and no chunk reached any of them: between two consecutive
+    arrivals lo < hi (all tools together), from the earliest max(lo, send) of the requests sent
+    before hi that received output at hi or later, to hi. An idle gap, where nothing was sent and
+    awaiting, is no stall."""
     ok = [r for rs in record_sets for r in rs if not r.warmup and is_ok(r)]
     if not ok:
         return []
-    threshold = factor * float(np.median([ttft_s(r) for r in ok]))
+    threshold = stall_threshold_s(record_sets, factor=factor)
     arrivals = np.sort(np.concatenate([np.asarray(r.chunk_times_s, dtype=float) for r in ok]))
     out = []
     for i in np.flatnonzero(np.diff(arrivals) > threshold):
@@ -329,18 +339,20 @@ def shared_stalls(record_sets: Sequence[Sequence[RequestRecord]], *, factor: flo
     return out
 
 
-def awaits_first_token_in(rec: RequestRecord, stalls: Sequence[tuple[float, float]]) -> bool:
-    """Whether `rec` was sent and had no first token yet during one of `stalls`."""
-    return any(rec.send_s < hi and rec.first_token_s > lo for lo, hi in stalls)
+def awaits_first_token_in(rec: RequestRecord, stalls: Sequence[tuple[float, float]], recovery_s: float = 0.0) -> bool:
+    """Whether `rec` was sent and had no first token yet during one of `stalls` or the `recovery_s`
+    after it (while the server delivers what it held back)."""
+    return any(rec.send_s < hi + recovery_s and rec.first_token_s > lo for lo, hi in stalls)
 
 
-def excluding_stalled_ttft(fig: Figures, records: Sequence[RequestRecord],
-                           stalls: Sequence[tuple[float, float]]) -> Figures:
+def excluding_stalled_ttft(fig: Figures, records: Sequence[RequestRecord], stalls: Sequence[tuple[float, float]],
+                           recovery_s: float = 0.0) -> Figures:
     """`fig` with its TTFT median, p90 and samples taken over the measured requests of `records`
     (the records `fig` was read from, on the stalls' clock) that did not await their first token in
-    a stall (bench.metrics' definitions, which give vLLM bench's own figures: tests/test_peer_vllm.py)."""
+    a stall or its recovery (bench.metrics' definitions, which give vLLM bench's own figures:
+    tests/test_peer_vllm.py)."""
     ok = [r for r in records if not r.warmup and is_ok(r)]
-    kept = [ttft_s(r) for r in ok if not awaits_first_token_in(r, stalls)]
+    kept = [ttft_s(r) for r in ok if not awaits_first_token_in(r, stalls, recovery_s)]
     if len(kept) == len(ok) or not kept:
         return fig
     p = percentiles(kept)
@@ -505,9 +517,10 @@ def cross_check(base_url: str, served_name: str, model_dir: str | os.PathLike, w
         if mode == "paired":  # one clock for both (CLOCK_MONOTONIC): find the stalls both tools shared
             ours_abs, peer_abs = _shifted(records, t_ours[0]), records_from_peer(result, origin=0.0)
             stalls = shared_stalls([ours_abs, peer_abs])
+            recovery = stall_threshold_s([ours_abs, peer_abs])  # requests sent into the catch-up read 2.6-4x
             check.stalls.append(stalls)
-            ours_fig = excluding_stalled_ttft(ours_fig, ours_abs, stalls)
-            peer_fig = excluding_stalled_ttft(peer_fig, peer_abs, stalls)
+            ours_fig = excluding_stalled_ttft(ours_fig, ours_abs, stalls, recovery)
+            peer_fig = excluding_stalled_ttft(peer_fig, peer_abs, stalls, recovery)
         check.ours.append(ours_fig)
         check.peer.append(peer_fig)
     check.rows = compare(check.ours, check.peer)

@@ -166,7 +166,7 @@ def test_cross_check_rejects_a_bad_mode(tmp_path):
 # --------------------------------------------------------------------------- shared stalls
 
 
-TTFT, GAP, CHUNKS = 0.02, 0.005, 10  # a synthetic engine: first token 20 ms after the send, then 10 ms-free steps
+TTFT, GAP, CHUNKS = 0.02, 0.005, 64  # a synthetic engine: first token 20 ms after the send, then a chunk every 5 ms
 
 
 def _round(offset, stalls=(), *, streams=4, per_stream=20, idle_after=None):
@@ -227,6 +227,13 @@ def test_stalled_first_tokens_are_left_out_of_both_tools_ttft():
     stalls = P.shared_stalls([a, b])
     ea, eb = P.excluding_stalled_ttft(fa, a, stalls), P.excluding_stalled_ttft(fb, b, stalls)
     assert (ea.ttft_stall_excluded, eb.ttft_stall_excluded) == (4, 0) and eb == fb
+    # with the recovery span after it (80 ms here), the requests sent into the catch-up go too: B's
+    # four sent as its held-back output arrived, and A's next four, sent as its stalled requests
+    # (generated on through the stall) completed 33 ms after it
+    recovery = P.stall_threshold_s([a, b])
+    assert recovery == pytest.approx(4 * TTFT)
+    assert P.excluding_stalled_ttft(fb, b, stalls, recovery).ttft_stall_excluded == 4
+    assert P.excluding_stalled_ttft(fa, a, stalls, recovery).ttft_stall_excluded == 8
     assert ea.ttft_p90_s == pytest.approx(TTFT) and len(ea.samples["ttft"]) == 28
     assert ea.tpot_p90_s == fa.tpot_p90_s and ea.itl_p90_s == fa.itl_p90_s  # the stall stays in TPOT and ITL
     rows = {r.metric: r for r in P.compare([ea], [eb])}
