@@ -21,8 +21,8 @@ that difference over the rounds (the noise measured in the same check), never ab
 points) of the same percentile of the peer's own samples. In paired mode both tools' records share
 one clock (CLOCK_MONOTONIC), and the requests of either tool that awaited their first token through
 a shared stall of the server's output (`shared_stalls`: no chunk reached either tool for 4x the
-median TTFT), or the same span after it, are left out of both tools' TTFT figures, counted in `ttft_stall_excluded`: which tool
-takes such a stall in TTFT is chance, not the client. `records_from_peer` turns vLLM bench's
+median TTFT), or the same span after it, are left out of both tools' TTFT figures, counted in
+`ttft_stall_excluded`: which tool takes such a stall in TTFT is chance, not the client. `records_from_peer` turns vLLM bench's
 per-request detail into this project's records, so the two tools' *definitions* can be compared on
 one set of timestamps, free of noise. docs/peer-check.md gives the figures measured and
 where the tools differ.
