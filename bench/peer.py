@@ -360,16 +360,6 @@ def excluding_stalled_ttft(fig: Figures, records: Sequence[RequestRecord], stall
     return replace(fig, ttft_p50_s=p.p50, ttft_p90_s=p.p90, ttft_stall_excluded=len(ok) - len(kept), samples=samples)
 
 
-def _shifted(records: Sequence[RequestRecord], dt: float) -> list[RequestRecord]:
-    """`records` with every time moved by `dt` seconds (onto another origin of the same clock)."""
-    def move(r: RequestRecord) -> RequestRecord:
-        return r.model_copy(update={
-            "send_s": r.send_s + dt, "end_s": None if r.end_s is None else r.end_s + dt,
-            "first_token_s": None if r.first_token_s is None else r.first_token_s + dt,
-            "chunk_times_s": [t + dt for t in r.chunk_times_s]})
-    return [move(r) for r in records]
-
-
 # --------------------------------------------------------------------------- comparison (pure)
 
 
@@ -515,12 +505,12 @@ def cross_check(base_url: str, served_name: str, model_dir: str | os.PathLike, w
         (work / f"ours-{r}.jsonl").write_text("".join(x.model_dump_json() + "\n" for x in records))
         ours_fig, peer_fig = figures_from_records(records), figures_from_peer(result)
         if mode == "paired":  # one clock for both (CLOCK_MONOTONIC): find the stalls both tools shared
-            ours_abs, peer_abs = _shifted(records, t_ours[0]), records_from_peer(result, origin=0.0)
-            stalls = shared_stalls([ours_abs, peer_abs])
-            recovery = stall_threshold_s([ours_abs, peer_abs])  # requests sent into the catch-up read 2.6-4x
+            peer_recs = records_from_peer(result, origin=t_ours[0])  # on ours' origin
+            stalls = shared_stalls([records, peer_recs])
+            recovery = stall_threshold_s([records, peer_recs])  # requests sent into the catch-up read 2.6-4x
             check.stalls.append(stalls)
-            ours_fig = excluding_stalled_ttft(ours_fig, ours_abs, stalls, recovery)
-            peer_fig = excluding_stalled_ttft(peer_fig, peer_abs, stalls, recovery)
+            ours_fig = excluding_stalled_ttft(ours_fig, records, stalls, recovery)
+            peer_fig = excluding_stalled_ttft(peer_fig, peer_recs, stalls, recovery)
         check.ours.append(ours_fig)
         check.peer.append(peer_fig)
     check.rows = compare(check.ours, check.peer)
