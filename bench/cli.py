@@ -1,13 +1,13 @@
 """`python -m bench prepare|run|sweep|hardware`: the command line of the benchmark (all printing lives here).
 
-    prepare   build a tiny Llama model and quantize it to INT8 W8A8 (bench.prepare)
+    prepare   build a tiny Llama model and quantize it to INT8 W8A8 (bench.model.prepare)
     run       measure workload x concurrency (or rate) now, always into new run directories
     sweep     the same from a TOML config; runs already complete are skipped, so a crashed or
               interrupted sweep resumes where it stopped
     hardware  measure this machine's dense matmul rates and memory bandwidth (a CUDA GPU with torch
               alone, next to its datasheet values; else the CPU) into results/hardware/<name>.json
     ladder    prepare several sizes of one model family and sweep each with the same config (the
-              evidence of `calibrate profile --ladder`; bench.ladder)
+              evidence of `calibrate profile --ladder`; bench.run.ladder)
 
 Exit status: 0 every run complete; 1 a run failed or the server died; 2 bad input (one line).
 """
@@ -17,7 +17,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli_types import (
+from bench.config import (
+    DEFAULT_RESULTS,
+    ConfigError,
+    SweepConfig,
+    add_server_args,
+    load_config,
+    server_overrides,
+    with_overrides,
+)
+from bench.model.prepare import add_prepare_args
+from core.cli import (
     OneLineParser,
     bad_input,
     float_list,
@@ -28,17 +38,7 @@ from bench.cli_types import (
     positive_float,
     positive_int,
 )
-from bench.config import (
-    DEFAULT_RESULTS,
-    ConfigError,
-    SweepConfig,
-    add_server_args,
-    load_config,
-    server_overrides,
-    with_overrides,
-)
-from bench.gpus import DTYPES
-from bench.prepare import add_prepare_args
+from core.gpus import DTYPES
 
 PROG = "python -m bench"
 
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=LADDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_measure_args(lad)
     lad.add_argument("--ladder-model", action="append", default=None, metavar="DIR|HUB_ID",
-                     help="a ladder size (repeat; smallest first); default: the CPU ladder of bench.ladder")
+                     help="a ladder size (repeat; smallest first); default: the CPU ladder of bench.run.ladder")
     lad.add_argument("--models-dir", default="models", help="where prepared models go (default %(default)s)")
     hw = sub.add_parser("hardware", help="measure dense matmul rates and memory bandwidth (GPU or CPU)",
                         epilog=HARDWARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_hardware_args(p: argparse.ArgumentParser) -> None:
-    from bench.hardware_cache import CACHE_DIR
+    from bench.hardware.cache import CACHE_DIR
 
     p.add_argument("--gpu", action="store_true", help="measure a CUDA device (default: when NVML sees a GPU)")
     p.add_argument("--device", type=nonneg_int, default=0, metavar="N", help="CUDA device index (default 0)")
@@ -154,6 +154,12 @@ def add_hardware_args(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
     """The TOML config (or an empty one) with every given flag applied on top."""
     cfg = load_config(args.config) if args.config else SweepConfig()
+    return with_overrides(cfg, overrides_from_args(args))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The measuring flags given, as bench.config.with_overrides keys ("runs" first, so per-run
+    overrides such as concurrency apply to the new list); flags not given are None (ignored)."""
     ov: dict = {
         "model": args.model, "model_name": args.model_name, "results": args.results,
         "seed": args.seed, "num_requests": args.num_requests, "warmup": args.warmup, "repeats": args.repeats,
@@ -183,7 +189,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     # ordered: "runs" first so per-run overrides (concurrency, num_requests) apply to the new list
     ordered = {"runs": ov.pop("runs")} if "runs" in ov else {}
     ordered.update(ov)
-    return with_overrides(cfg, ordered)
+    return ordered
 
 
 # --------------------------------------------------------------------------- printing
@@ -224,8 +230,8 @@ def summary_table(results, title: str):
 def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
     from rich.console import Console
 
-    from bench.server import Interrupted, install_stop_handlers
-    from bench.sweep import run_from_config
+    from bench.run.sweep import run_from_config
+    from bench.server.process import Interrupted, install_stop_handlers
 
     install_stop_handlers()  # SIGINT, SIGTERM, SIGHUP: stop the load, then the server, exit 128 + signal
     # rich wraps at 80 columns when not on a terminal (CI logs, pipes): give tables room there
@@ -282,7 +288,7 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
               f"(re-run `{PROG} sweep` to resume)", file=sys.stderr)
         return int(exc.code)
     except Exception as exc:  # server failed to start, etc.: the message carries the log tail
-        from bench.server import ServerError
+        from bench.server.process import ServerError
 
         if isinstance(exc, ServerError):
             print(f"{PROG} {args.command}: server error: {exc}", file=sys.stderr)
@@ -303,7 +309,7 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from bench.prepare import run_prepare
+    from bench.model.prepare import run_prepare
 
     return int(run_prepare(args) or 0)
 
@@ -317,9 +323,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from bench import hardware_cache as hc
-    from bench import microbench as mb
-    from bench.nvml import nvml_available
+    from bench.hardware import cache as hc
+    from bench.hardware import microbench as mb
+    from bench.hardware.nvml import nvml_available
 
     prog = f"{PROG} hardware"
     if args.gpu or nvml_available()[0]:
@@ -343,10 +349,10 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         print(f"  memory measured {bw / 1e9:.0f} GB/s   datasheet "
               + ("-" if bw_sheet is None else f"{bw_sheet / 1e9:.0f} GB/s   {bw / bw_sheet:.0%}"))
         if not sheet:
-            print("  (not in bench/data/gpus.toml: no datasheet values to compare)")
+            print("  (not in core/data/gpus.toml: no datasheet values to compare)")
         print(f"wrote {path}")
         return 0
-    from bench.hardware import detect_hardware
+    from bench.hardware.device import detect_hardware
 
     try:
         info = detect_hardware(dtype_for_peak=args.dtype, cache_dir=args.cache_dir, measure_seconds=args.seconds,
@@ -360,8 +366,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 def cmd_ladder(args: argparse.Namespace) -> int:
     """Prepare every rung, then `sweep` each with the same config and flags; the worst exit status."""
-    from bench import ladder
-    from bench.prepare import PrepareError
+    from bench.model.prepare import PrepareError
+    from bench.run import ladder
 
     if args.model:
         return bad_input(f"{PROG} ladder", "--model: give the sizes with --ladder-model (repeat it), not --model")

@@ -18,8 +18,8 @@ must be finite (`inf`, `nan` refused), and a request rate must let a run's arriv
 MAX_RUN_S. Errors are one line naming the key (or, for values from the command line, the flag). A run entry
 expands to one `RunSpec` per concurrency (closed loop) or per request rate (Poisson); a spec's
 `key()` is deterministic, so a sweep can tell which specs already have a complete run.
-Pure: no I/O except `load_config`, which only reads the file, and `check_inputs`, which reads the
-distribution files a config names.
+Pure: no I/O except `load_config`, which only reads the file (bench.run.sweep.check_inputs reads the
+distribution files a config names).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from bench.schema import Workload
+from core.schema.base import Finite  # allow_inf_nan=False: `inf` / `nan` in TOML or a flag is an error
+from core.schema.run import Workload
 
 DEFAULT_RESULTS = "results/runs"
 DEFAULT_INPUT = {"prefill": 512, "decode": 8, "mixed": 70}
@@ -43,22 +44,16 @@ DEFAULT_OUTPUT = {"prefill": 1, "decode": 256, "mixed": 215}
 MAX_RUN_S = 7 * 24 * 3600.0  # a request rate must let a run's arrivals fit in a week
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: `inf` / `nan` in a TOML file or on the command line is an error for every
-    # float field (TOML has inf and nan literals; Python's float() parses "inf" and "1e400")
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class ServerSection(_Strict):
+class ServerSection(Finite):
     """How the server is started (or which running servers are measured). The one declaration of
-    each server setting: bench.server.vllm_command / VllmServer take this section, the CLI flags are
+    each server setting: bench.server.process.vllm_command / VllmServer take this section, the CLI flags are
     made from `SERVER_FLAGS`, and run.json records the parallel layout from it."""
 
     endpoint: str | list[str] | None = None  # measure already running OpenAI-compatible server(s)
     api_key_env: str | None = None  # NAME of the environment variable holding the key (never the key)
     served_name: str | None = None  # model name the server answers to (default: the model's name)
     quantization: str | None = None  # vLLM --quantization (compressed-tensors is auto-detected)
-    dtype: str = "auto"  # bench.server.resolve_dtype: GPU -> vLLM auto; CPU -> bf16 if native, else float32
+    dtype: str = "auto"  # bench.server.process.resolve_dtype: GPU -> vLLM auto; CPU -> bf16 if native, else float32
     max_model_len: int | None = Field(default=None, gt=0)
     max_num_seqs: int | None = Field(default=None, gt=0)
     tensor_parallel_size: int = Field(default=1, gt=0)
@@ -116,7 +111,7 @@ SERVER_FLAGS: dict[str, tuple[str, dict]] = {
 }
 
 
-class HardwareSection(_Strict):
+class HardwareSection(Finite):
     """Overrides; anything left out comes from the GPU table (NVML) or the CPU micro-benchmarks."""
 
     name: str | None = None  # a table key / alias ("a100-40gb"), or a free name for --endpoint
@@ -125,7 +120,7 @@ class HardwareSection(_Strict):
     memory_bandwidth_bytes_per_s: float | None = Field(default=None, gt=0)
 
 
-class RunEntry(_Strict):
+class RunEntry(Finite):
     workload: Literal["prefill", "decode", "mixed", "distribution"]
     input_tokens: int | None = Field(default=None, gt=0)
     output_tokens: int | None = Field(default=None, gt=0)
@@ -153,7 +148,7 @@ class RunEntry(_Strict):
         return self
 
 
-class SweepConfig(_Strict):
+class SweepConfig(Finite):
     model: str | None = None
     model_name: str | None = None  # short name for paths (default: the directory name)
     results: str = DEFAULT_RESULTS
@@ -163,7 +158,7 @@ class SweepConfig(_Strict):
     # Replicates of every spec (a [[runs]] entry may override): between-run variation (machine state,
     # scheduling) is what a profile's interval must cover, and one run per point cannot show it.
     repeats: int = Field(default=1, gt=0)
-    # Adaptive stopping (bench.adaptive): more replicates of a closed-loop point until the 95 % interval
+    # Adaptive stopping (bench.run.adaptive): more replicates of a closed-loop point until the 95 % interval
     # of its mean device-seconds per request is within +- until_width of the mean (None: off).
     until_width: float | None = Field(default=None, gt=0, lt=1)
     max_repeats: int = Field(default=8, ge=2)
@@ -342,19 +337,6 @@ def load_config(path: str | Path) -> SweepConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"--config {str(p)!r}: not valid TOML: {err}") from None
     return parse_config(data, where=str(p))
-
-
-def check_inputs(cfg: SweepConfig) -> None:
-    """The checks that need the file system, made before any server starts or run directory exists:
-    every distribution file is read (exists, has the columns, lengths >= 1). ConfigError, one line."""
-    from bench.prompts import read_length_distribution
-
-    for i, e in enumerate(cfg.runs):
-        if e.distribution_file:
-            try:
-                read_length_distribution(e.distribution_file)
-            except ValueError as exc:
-                raise ConfigError(f"--distribution-file / runs.{i}.distribution_file: {exc}") from None
 
 
 def add_server_args(group, *, positive_int) -> None:

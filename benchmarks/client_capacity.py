@@ -1,13 +1,13 @@
-"""Client capacity: streamed tokens per second that bench.load sustains at 256 concurrent streams,
+"""Client capacity: streamed tokens per second that bench.load.client sustains at 256 concurrent streams,
 next to vLLM's own benchmark client (`vllm bench serve`) against the same fake server, plus the
 client's timestamp overhead.
 
     .venv/bin/python benchmarks/client_capacity.py                 # defaults: 256 streams, 1024 x 256 tokens
     .venv/bin/python benchmarks/client_capacity.py --skip-vllm --requests 512
 
-How: for each client a fresh `python -m bench.fakeserver` process (so client and server never share
+How: for each client a fresh `tests/fakeserver.py` process (so client and server never share
 an event loop or a core's time slice by construction), then the client in a child process of its own:
-  ours   bench.load.run_load, closed loop at --streams, prompts as token ids, 1 token per chunk
+  ours   bench.load.client.run_load, closed loop at --streams, prompts as token ids, 1 token per chunk
   vllm   vllm.benchmarks.serve (what `vllm bench serve` runs): --backend vllm, --dataset-name random,
          --max-concurrency --streams, --request-rate inf, --ignore-eos, a tiny byte-level BPE
          tokenizer trained here (the fake server ignores token identities)
@@ -83,7 +83,7 @@ def cpu_s_of(pid: int) -> float | None:
 
 class FakeServerProcess:
     def __init__(self, itl_s: float, tokens_per_chunk: int = 1):
-        self.args = [sys.executable, "-m", "bench.fakeserver", "--port", "0", "--itl-s", str(itl_s),
+        self.args = [sys.executable, str(Path(__file__).resolve().parents[1] / "tests" / "fakeserver.py"), "--port", "0", "--itl-s", str(itl_s),
                      "--tokens-per-chunk", str(tokens_per_chunk)]
 
     def __enter__(self):
@@ -135,9 +135,9 @@ def child_ours(url: str, streams: int, requests: int, input_tokens: int, output_
     import aiohttp  # noqa: F401  imported before the clock starts, as vLLM's client has it imported
     import numpy as np
 
-    from bench.load import make_prompts, run_load
-    from bench.metrics import summarize
-    from bench.schema import Workload
+    from bench.load.client import make_prompts, run_load
+    from core.metrics import summarize
+    from core.schema.run import Workload
 
     prompts = make_prompts(Workload(kind="mixed", input_tokens=input_tokens, output_tokens=output_tokens),
                            requests, seed=0, token_id_low=10, token_id_high=30_000)
@@ -216,7 +216,7 @@ def child_vllm(url: str, streams: int, requests: int, input_tokens: int, output_
 
 
 def timestamp_overhead() -> dict:
-    from bench.load import SSEScanner
+    from bench.load.client import SSEScanner
 
     n = 200_000
     times: list[float] = []
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
           "| TTFT p50 ms | ITL p50 ms | ITL p99 ms | TPOT mean ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        name = "bench.load" if r["client"] == "ours" else "vllm bench serve"
+        name = "bench.load.client" if r["client"] == "ours" else "vllm bench serve"
         if "error" in r:
             print(f"| {r['pass_']} | {name} | could not run: {r['error'].splitlines()[-1][:160]} |")
             continue
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
               f"| {f(r['ttft_p50_s'], 1e3, '{:.1f}')} | {f(r['itl_p50_s'], 1e3, '{:.2f}')} "
               f"| {f(r['itl_p99_s'], 1e3, '{:.2f}')} | {f(r['tpot_mean_s'], 1e3, '{:.3f}')} |")
     print()
-    print("timestamp overhead of bench.load (best of 5, this machine):")
+    print("timestamp overhead of bench.load.client (best of 5, this machine):")
     print(f"  perf_counter() + list.append per chunk: {micro['perf_counter_append_s'] * 1e9:.0f} ns")
     print(f"  SSEScanner.feed, one vLLM-shaped event per read: {micro['sse_feed_per_event_s'] * 1e9:.0f} ns "
           f"(json.loads of the same event: {micro['json_loads_per_event_s'] * 1e9:.0f} ns)")
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         a, b = ours[label], theirs[label]
         if a.get("cpu_s") and b.get("cpu_s"):
             ratio = (a["output_tokens"] / a["cpu_s"]) / (b["output_tokens"] / b["cpu_s"])
-            print(f"  {label}: bench.load streams {ratio:.2f}x the tokens per CPU-second of vLLM's client; "
+            print(f"  {label}: bench.load.client streams {ratio:.2f}x the tokens per CPU-second of vLLM's client; "
                   f"wall throughput ratio {a['tokens_per_s'] / b['tokens_per_s']:.2f}x")
     print("(figures measured on a shared 2-core machine under other load unless stated otherwise)")
     return 0

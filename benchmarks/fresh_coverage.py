@@ -4,10 +4,10 @@
 
 The profile's built-in `coverage` is in-sample (its replicates also make its interval). Here the
 fresh runs are kept out of the profile, measured later, and each one's directly measured $/request
-(device-seconds of its completion window / requests completed in it, bench.metrics.steady_window,
+(device-seconds of its completion window / requests completed in it, core.metrics.steady_window,
 at the profile's price) is compared with the profile's interval for its point: for the measured
 mix, `measured_mix.usd_per_request` (what the profile publishes); for every other point of
-`replicates`, the same 95 % prediction interval for one more run (calibrate.profile.fresh_run_interval,
+`replicates`, the same 95 % prediction interval for one more run (calibrate.profile.build.fresh_run_interval,
 mean +- t(0.975, m-1) s sqrt(1 + 1/m), floored at 0) from the profile's replicates of that point.
 Prints one row per fresh run and the fraction covered.
 """
@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from calibrate.profile import run_usd_per_request, fresh_run_interval  # noqa: E402
-from calibrate.runs import load_runs  # noqa: E402
-from bench.paper_settings import SECONDS_PER_HOUR  # noqa: E402
-from calibrate.schema import Profile  # noqa: E402
-from calibrate.tokencost import mix_key  # noqa: E402
+from calibrate.profile.build import fresh_run_interval, run_usd_per_request  # noqa: E402
+from calibrate.profile.tokencost import mix_key  # noqa: E402
+from calibrate.runs.load import load_runs  # noqa: E402
+from core.paper import SECONDS_PER_HOUR  # noqa: E402
+from core.schema.profile import Profile  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from calibrate import ladder  # noqa: E402
+from calibrate.perfmodel import selection as ladder  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -17,14 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see calibrate.lawfit._one_blas_thread
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see calibrate.law.fit._one_blas_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from calibrate.lawfit import COEFFICIENT_NAMES, bootstrap_law, fit_law  # noqa: E402
+from calibrate.law.fit import COEFFICIENT_NAMES, bootstrap_law, fit_law  # noqa: E402
 
 BESIROGLU_REFIT = {"A": 482.01, "B": 2085.43, "E": 1.82, "alpha": 0.3478, "beta": 0.3658}
 

@@ -1,5 +1,5 @@
 """Peer cross-check: this project's client and vLLM's own `vllm bench serve` against one vLLM server,
-with prompts of the same lengths, the same output length, concurrency and warm-ups (bench.peer).
+with prompts of the same lengths, the same output length, concurrency and warm-ups (bench.load.peer).
 
     .venv/bin/python benchmarks/peer_check.py                       # CPU: serves models/tiny-llama-h512-l4-w8a8
     .venv/bin/python benchmarks/peer_check.py --rounds 5 --mode alternating
@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import peer  # noqa: E402
-from bench.files import write_json_atomic  # noqa: E402
-from bench.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier, cpu_model_name  # noqa: E402
-from bench.provenance import git_commit, package_versions, vllm_version  # noqa: E402
+from bench.hardware.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier, cpu_model_name  # noqa: E402
+from bench.load import peer  # noqa: E402
+from core.files import write_json_atomic  # noqa: E402
+from core.provenance import git_commit, package_versions, vllm_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "tiny-llama-h512-l4-w8a8"
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--num-requests", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mode", choices=(*peer.MODES, "both"), default="both")
-    ap.add_argument("--hardware-name", help="default: this CPU's name (bench.microbench)")
+    ap.add_argument("--hardware-name", help="default: this CPU's name (bench.hardware.microbench)")
     ap.add_argument("--out", type=Path, help="JSON file (default results/peer/<hardware>-<model>-<mode>.json)")
     ap.add_argument("--work", type=Path, default=REPO / "results" / "peer" / "work",
                     help="where the raw files of both tools go (git-ignored)")
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, "-m", "bench", "prepare"], cwd=REPO, check=True)  # the default tiny model
     server = None
     if args.endpoint is None:
-        from bench.server import VllmServer
+        from bench.server.process import VllmServer
 
         args.work.mkdir(parents=True, exist_ok=True)
         server = VllmServer(args.model, served_name=args.served_name, log_path=args.work / "server.log",

@@ -26,8 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solver.law import LAWS, LossLaw, loss as law_loss  # noqa: E402
-from solver.optimize import CostSettings, optimize_cost, optimize_cost_general, optimize_flops  # noqa: E402
+from solver.optimize.laws import LAWS, LossLaw  # noqa: E402
+from solver.optimize.laws import loss as law_loss
+from solver.optimize.solve import CostSettings, optimize_cost, optimize_cost_general, optimize_flops  # noqa: E402
 
 NAMED = sorted(LAWS.values(), key=lambda law: law.name)
 

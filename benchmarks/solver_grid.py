@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from solver.law import DEFAULT_LAW as LAW
-from solver.optimize import optimal_params_tokens, optimal_params_tokens_scalar, optimize_flops
+from solver.optimize.laws import DEFAULT_LAW as LAW
+from solver.optimize.solve import optimal_params_tokens, optimal_params_tokens_scalar, optimize_flops
 
 
 def grid(n: int) -> tuple[np.ndarray, np.ndarray]:

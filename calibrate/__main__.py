@@ -4,7 +4,7 @@ import os
 import sys
 
 # One BLAS thread: the fits are 5-dimensional and BLAS threads only cost wake-ups (see
-# calibrate.lawfit._one_blas_thread). Set before numpy loads; a user's own setting wins.
+# calibrate.law.fit._one_blas_thread). Set before numpy loads; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from calibrate.cli import main  # noqa: E402

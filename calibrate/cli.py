@@ -1,12 +1,12 @@
 """`python -m calibrate SUBCOMMAND ...`: the command line of the calibrate stage.
 
-    law      fit the loss law (paper Eq. 4) to a CSV of training runs   (calibrate.law_cli)
-    profile  calibration profile from measured runs                      (calibrate.profile_cli)
-    predict  closed-loop figures of any model size from a profile        (calibrate.predict_cli)
+    law      fit the loss law (paper Eq. 4) to a CSV of training runs   (calibrate.law.cli)
+    profile  calibration profile from measured runs                      (calibrate.profile.cli)
+    predict  closed-loop figures of any model size from a profile        (calibrate.perfmodel.cli)
 
 Each subcommand is a module with NAME, HELP, add_args(parser) and main(args) -> int; its main
-raises calibrate.errors.InputError for bad input, printed here in the stages' one format
-(bench.cli_types): `python -m calibrate SUBCOMMAND: error: <what is wrong and what is allowed>`,
+raises core.errors.InputError for bad input, printed here in the stages' one format
+(core.cli): `python -m calibrate SUBCOMMAND: error: <what is wrong and what is allowed>`,
 exit status 2. Usage errors and bad flag values the same way: one line, no usage dump, no traceback.
 """
 
@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli_types import OneLineParser, bad_input
-from calibrate import law_cli, predict_cli, profile_cli
-from calibrate.errors import InputError
+from calibrate.law import cli as law_cli
+from calibrate.perfmodel import cli as predict_cli
+from calibrate.profile import cli as profile_cli
+from core.cli import OneLineParser, bad_input
+from core.errors import InputError
 
 PROG = "python -m calibrate"
 

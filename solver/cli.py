@@ -1,11 +1,11 @@
 """`python -m solver COMMAND`: optimize | paper-tables | report.
 
-  optimize      Eq. 3 / Eq. 6 optimum for a loss and a demand (solver/optimize_cli.py)
+  optimize      Eq. 3 / Eq. 6 optimum for a loss and a demand (solver/optimize/cli.py)
   paper-tables  the paper's Tables 2 and 3 and worked numbers, printed vs recomputed (below)
-  report        a sizing report from a calibration profile (solver/report_cli.py)
+  report        a sizing report from a calibration profile (solver/report/cli.py)
 
 Bad input exits 2 with one line on stderr, `python -m solver COMMAND: error: MESSAGE`, naming the
-flag and what is allowed (solver/cli_args.py). docs/solver.md and docs/report.md describe the flags.
+flag and what is allowed (core/cli.py). docs/solver.md and docs/report.md describe the flags.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from solver import optimize_cli, report_cli
-from solver.cli_args import PROG, CliError, Parser, one_line
+from core.cli import CliError, Parser, one_line
+from solver.optimize import cli as optimize_cli
+from solver.report import cli as report_cli
 
 # --------------------------------------------------------------------------- paper-tables
+
+PROG = "python -m solver"
 
 
 def add_paper_args(p: argparse.ArgumentParser) -> None:
@@ -26,7 +29,7 @@ def add_paper_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_paper_tables(args) -> int:
-    from solver import paper
+    from solver.optimize import paper
 
     entries = paper.all_entries()
     factors = [paper.implied_inference_cost_factor(i) for i in range(len(paper.TABLE3))]
@@ -64,7 +67,7 @@ def run_paper_tables(args) -> int:
 
 
 def _paper_settings_text() -> str:
-    from bench.paper_settings import PAPER
+    from core.paper import PAPER
 
     t, i = PAPER.training, PAPER.inference
     return (f"train {t.gpu} ${t.usd_per_h:.2f}/h {t.dtype} {t.peak_flop_per_s:.3g} MFU {PAPER.mfu_train:g}; "

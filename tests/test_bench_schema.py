@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 
 from bench.config import RunSpec, workload_of
-from bench.rundir import complete_run_of_spec, new_run_dir, runs_of_spec
-from bench.schema import (
-    HardwareRecord,
-    PreparedRecord,
-    RunRecord,
-    SchemaError,
-    SpecFile,
-    load_file,
-    save_file,
-)
+from bench.run.rundir import complete_run_of_spec, new_run_dir, runs_of_spec
+from core.errors import SchemaError
+from core.schema.base import load_file, save_file
+from core.schema.hardware import HardwareRecord
+from core.schema.prepared import PreparedRecord
+from core.schema.run import RunRecord, SpecFile
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from calibrate.errors import InputError
-from calibrate.schema import LawFile, Profile
+from core.errors import InputError
+from core.schema.law import LawFile
+from core.schema.profile import Profile
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = sorted((REPO / "results" / "calibration").glob("*.json"))

@@ -1,4 +1,4 @@
-"""solver.data_limit: Muennighoff et al. 2023 effective data and the data-limited optimum."""
+"""solver.optimize.data_limit: Muennighoff et al. 2023 effective data and the data-limited optimum."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.data_limit import (
+from solver.optimize.data_limit import (
     PAPER_MAX_TOKENS_PER_PARAM,
     R_D_STAR,
     DataLimitUnreachable,
@@ -17,8 +17,18 @@ from solver.data_limit import (
     tokens_for_effective,
     tokens_per_param_warning,
 )
-from solver.law import DEFAULT_LAW as CH, LAWS, chinchilla_loss_for_params, loss as law_loss, tokens_for_loss
-from solver.optimize import CostSettings, optimize_cost
+from solver.optimize.laws import (
+    DEFAULT_LAW as CH,
+)
+from solver.optimize.laws import (
+    LAWS,
+    chinchilla_loss_for_params,
+    tokens_for_loss,
+)
+from solver.optimize.laws import (
+    loss as law_loss,
+)
+from solver.optimize.solve import CostSettings, optimize_cost
 
 PAPER = CostSettings.from_hardware(train_usd_per_h=1.50, train_peak_flop_per_s=312e12, mfu_train=0.5,
                                    inference_usd_per_h=1.10, inference_peak_flop_per_s=624e12,

@@ -1,12 +1,12 @@
-"""solver.demand: peak-to-mean from a flag or an hourly profile, and provisioned prices."""
+"""solver.optimize.demand: peak-to-mean from a flag or an hourly profile, and provisioned prices."""
 
 import argparse
 import math
 
 import pytest
 
-from solver.demand import DemandShape, demand_from_csv, peak_to_mean_arg, provisioned_settings
-from solver.optimize import CostSettings
+from solver.optimize.demand import DemandShape, demand_from_csv, peak_to_mean_arg, provisioned_settings
+from solver.optimize.solve import CostSettings
 
 
 def write(tmp_path, lines, name="demand.csv"):

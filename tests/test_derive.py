@@ -1,25 +1,17 @@
-"""bench.derive against numbers computed by hand (the arithmetic is written out in each test)."""
+"""bench.run.derive against numbers computed by hand (the arithmetic is written out in each test)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.derive import (
+from bench.run.derive import (
     VLLM_FLOP_COUNTER,
     attention_context_sum,
     derive,
     request_flop_hardware,
     vllm_convention_flop,
 )
-from bench.schema import (
-    HardwareInfo,
-    ModelInfo,
-    Percentiles,
-    RequestRecord,
-    RunConfig,
-    Summary,
-    Workload,
-)
+from core.schema.run import HardwareInfo, ModelInfo, Percentiles, RequestRecord, RunConfig, Summary, Workload
 
 # layers 2, heads 4, head_dim 64 -> attention flop per token per context position = 4*2*4*64 = 2048
 INFO = ModelInfo(

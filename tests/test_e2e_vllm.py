@@ -2,10 +2,10 @@
 tests/conftest.py), a short sweep, the files it writes, and the CLI against the same server.
 
 FLOP-count tolerance (test_flop_count_against_vllm): vLLM's counter is replicated from its formula
-(bench.derive.vllm_convention_flop) and must agree within 0.5 %; measured agreement on this
+(bench.run.derive.vllm_convention_flop) and must agree within 0.5 %; measured agreement on this
 machine was exact to ~1e-9 (both are integer sums over the same scheduled tokens). The only
 expected differences are a chunked prefill (a prompt split over two steps bills one extra
-LM-head row) and prefix-cache hits (disabled by bench.server), hence the small margin. Our
+LM-head row) and prefix-cache hits (disabled by bench.server.process), hence the small margin. Our
 hardware-convention count differs from vLLM's on purpose (LM head on every token vs. only on
 tokens needing logits; causal P/2 vs. P x P prompt attention): that ratio is checked against the
 value predicted from the two formulas, within the same 0.5 %.
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.derive import VLLM_FLOP_COUNTER, request_flop_hardware, vllm_convention_flop
-from bench.metrics import is_ok
-from bench.schema import (
+from bench.run.derive import VLLM_FLOP_COUNTER, request_flop_hardware, vllm_convention_flop
+from bench.run.telemetry import parse_metrics
+from core.metrics import is_ok
+from core.schema.run import (
     METRICS_AFTER,
     METRICS_BEFORE,
     REQUESTS_FILE,
@@ -33,7 +34,6 @@ from bench.schema import (
     RequestRecord,
     RunRecord,
 )
-from bench.telemetry import parse_metrics
 
 pytestmark = pytest.mark.vllm
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_no_server_process_left(cpu_vllm, cpu_sweep_runs):
     """Runs last in the session (conftest orders it): stop the session server, check nothing survives."""
-    from bench.server import group_alive
+    from bench.server.process import group_alive
 
     assert cpu_vllm.pgid is not None
     cpu_vllm.stop()

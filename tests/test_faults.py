@@ -1,4 +1,4 @@
-"""Fault injection with the fake OpenAI streaming server (bench.fakeserver run as a process).
+"""Fault injection with the fake OpenAI streaming server (fakeserver run as a process).
 
 1. The server dies mid-sweep: the run in flight keeps its completed requests, is marked failed
    (run.json status "failed" + FAILED marker, written atomically), the sweep stops.
@@ -21,11 +21,21 @@ from pathlib import Path
 import pytest
 
 from bench.config import RunSpec, workload_of
-from bench.execute import Target
-from bench.rundir import run_status, runs_of_spec, series_dir
-from bench.sweep import sweep
-from bench.schema import FAILED_MARKER, REQUESTS_FILE, RUN_FILE, HardwareInfo, ModelInfo, RequestRecord, RunRecord
-from bench.server import ServerProcess, free_port
+from bench.run.execute import Target
+from bench.run.rundir import run_status, runs_of_spec, series_dir
+from bench.run.sweep import sweep
+from bench.server.process import ServerProcess, free_port
+from core.schema.run import (
+    FAILED_MARKER,
+    REQUESTS_FILE,
+    RUN_FILE,
+    HardwareInfo,
+    ModelInfo,
+    RequestRecord,
+    RunRecord,
+)
+
+FAKESERVER = Path(__file__).with_name("fakeserver.py")  # the fake OpenAI server, run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = ModelInfo(
@@ -50,7 +60,7 @@ def specs():
 
 def fake_server(tmp: Path, *extra: str) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", "bench.fakeserver", "--port", str(port), "--ttft-s", "0.005",
+    argv = [sys.executable, str(FAKESERVER), "--port", str(port), "--ttft-s", "0.005",
             "--itl-s", "0.002", "--model", MODEL.name, "--params-matmul", str(MODEL.params_matmul), *extra]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return ServerProcess(argv, base_url=f"http://127.0.0.1:{port}", log_path=tmp / f"fake-{port}.log",
@@ -113,9 +123,9 @@ def test_server_dies_mid_sweep_then_sweep_resumes(tmp_path):
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from bench.execute import Target
-    from bench.sweep import sweep
-    from bench.server import Endpoint
+    from bench.run.execute import Target
+    from bench.run.sweep import sweep
+    from bench.server.process import Endpoint
     from tests.test_faults import MODEL, HARDWARE, specs
     url, results = sys.argv[1], Path(sys.argv[2])
     sweep(specs()[:1], target=Target(Endpoint(url, served_name=MODEL.name), MODEL.name), model=MODEL,
@@ -218,9 +228,9 @@ def test_shipped_configs_parse_and_flags_override(tmp_path):
 
 def test_sweep_over_two_endpoints_records_both_and_sums_their_counters(tmp_path):
     from bench.config import ServerSection
-    from bench.derive import VLLM_FLOP_COUNTER
-    from bench.server import Endpoint
-    from bench.telemetry import parse_metrics
+    from bench.run.derive import VLLM_FLOP_COUNTER
+    from bench.run.telemetry import parse_metrics
+    from bench.server.process import Endpoint
 
     a, b = fake_server(tmp_path), fake_server(tmp_path)
     try:

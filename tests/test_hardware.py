@@ -1,4 +1,4 @@
-"""bench.hardware and bench.microbench: NVML names -> the GPU table (through a fake NVML), the CPU
+"""bench.hardware.device and bench.hardware.microbench: NVML names -> the GPU table (through a fake NVML), the CPU
 micro-benchmarks (shortened), the cache, overrides, --endpoint hardware, and the CUDA measurement's
 logic (a fake torch and clock: no GPU here)."""
 
@@ -9,10 +9,10 @@ import math
 
 import pytest
 
-from bench import hardware as H
-from bench import hardware_cache as HC
-from bench import microbench as MB
-from tests.test_telemetry import FakeNVMLError, FakeNvml
+from bench.hardware import cache as HC
+from bench.hardware import device as H
+from bench.hardware import microbench as MB
+from tests.test_telemetry import FakeNvml, FakeNVMLError
 
 GIB = 2**30
 

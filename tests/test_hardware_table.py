@@ -1,8 +1,8 @@
-"""bench.gpus: the GPU table (dense peaks, sources, prices) and NVML name matching."""
+"""core.gpus: the GPU table (dense peaks, sources, prices) and NVML name matching."""
 
 import pytest
 
-from bench.gpus import DTYPES, devices, get_device, match_nvml_name, peak_flop_per_s
+from core.gpus import DTYPES, devices, get_device, match_nvml_name, peak_flop_per_s
 
 
 def test_paper_gpus():

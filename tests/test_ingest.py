@@ -1,4 +1,4 @@
-"""calibrate.ingest: vllm bench serve and guidellm result files as profile inputs.
+"""calibrate.runs.ingest: vllm bench serve and guidellm result files as profile inputs.
 
 The files under tests/data/ingest/ are small hand-made results with known costs: at concurrency 2
 each request occupies its slot for 2 x (a n_in + b (n_out - 1)) seconds with a = 1 ms per input
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.files import sha256_file
-from calibrate import ingest as I
-from calibrate import profile as P
-from calibrate import runs as R
 from calibrate.cli import main as calibrate_main
-from calibrate.errors import InputError
-from calibrate.schema import Profile
+from calibrate.profile import build as P
+from calibrate.runs import ingest as I
+from calibrate.runs import load as R
+from core.errors import InputError
+from core.files import sha256_file
+from core.schema.profile import Profile
 
 DATA = Path(__file__).parent / "data" / "ingest"
 A_TRUE, B_TRUE = 1e-3, 2e-2

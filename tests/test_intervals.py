@@ -1,4 +1,4 @@
-"""Honest intervals (calibrate.tokencost): replicated synthetic runs with known between-run noise,
+"""Honest intervals (calibrate.profile.tokencost): replicated synthetic runs with known between-run noise,
 the 95 % interval of the per-token costs covers the truth in 90-99 % of 200 simulated profiles;
 one run per point resamples its time blocks; a misfit the additive model cannot explain widens
 the interval."""
@@ -6,9 +6,8 @@ the interval."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from calibrate.tokencost import fit_token_costs, misfit_shift, replicate_dof, resample_strata, t_scale
+from calibrate.profile.tokencost import fit_token_costs, misfit_shift, replicate_dof, resample_strata, t_scale
 
 A, B = 2e-4, 3e-3  # device-seconds per input / decode token
 MIXES = ((512.0, 0.0), (8.0, 63.0), (70.0, 214.0))  # (input, decode) tokens per request: prefill, decode, mixed
@@ -27,7 +26,7 @@ def synthetic_profile(rng, *, replicates=3, sigma=0.03, n_requests=100, misfit=(
 
 
 def interval(obs, strata, rng, n_boot=1000, carry=True):
-    """The intervals of a and b as calibrate.tokencost.joint_costs makes them."""
+    """The intervals of a and b as calibrate.profile.tokencost.joint_costs makes them."""
     a, b = fit_token_costs(obs[:, 0], obs[:, 1], obs[:, 2])
     boot = resample_strata(obs, strata, n_boot, rng)
     cost = misfit_shift(obs[:, 0], obs[:, 1], obs[:, 2], strata, a, b, boot[..., 0], rng) if carry else boot[..., 0]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.prepare import TinySpec
+from bench.model.prepare import TinySpec
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.vllm
@@ -68,9 +68,10 @@ def cpu_vllm_available():
 
 @pytest.fixture(scope="module")
 def ladder_runs(tmp_path_factory, cpu_vllm_available):
-    from bench import ladder
-    from bench.config import parse_config
     import tomllib
+
+    from bench.config import parse_config
+    from bench.run import ladder
 
     root = tmp_path_factory.mktemp("ladder")
     cfg = parse_config({**tomllib.loads(CONFIG), "results": str(root / "runs")}, where="test ladder")

@@ -1,12 +1,12 @@
-"""calibrate.law: Eq. 1, its terms, derivatives and inverses (the one home of the formula)."""
+"""calibrate.law.formula: Eq. 1, its terms, derivatives and inverses (the one home of the formula)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from calibrate import law as L
-from calibrate.law import LawCoefficients
+from calibrate.law import formula as L
+from calibrate.law.formula import LawCoefficients
 
 CHINCHILLA = LawCoefficients(A=406.4, B=410.7, E=1.69, alpha=0.336, beta=0.283)
 

@@ -1,4 +1,4 @@
-"""calibrate.lawfit: the paper's Eq. 4 fit against synthetic data and the two published fits."""
+"""calibrate.law.fit: the paper's Eq. 4 fit against synthetic data and the two published fits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibrate.law import COEFFICIENT_NAMES, LawCoefficients
-from calibrate.lawfit import (
+from calibrate.law.fit import (
     bootstrap_law,
     fit_law,
     grid_objectives,
@@ -18,6 +17,7 @@ from calibrate.lawfit import (
     start_grid,
     validate_law_data,
 )
+from calibrate.law.formula import COEFFICIENT_NAMES, LawCoefficients
 
 # The package's copy of the public data (calibrate/data/README.md names the sources); CI also has
 # shared/ beside the repo with the same files.

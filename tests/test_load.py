@@ -1,4 +1,4 @@
-"""bench.load against the in-process fake server (bench.fakeserver); no vLLM, no timing assertions."""
+"""bench.load.client against the in-process fake server (fakeserver); no vLLM, no timing assertions."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from fakeserver import FakeServer
 
-from bench.fakeserver import FakeServer
-from bench.load import (
+from bench.load.client import (
     api_key_from_env,
     classify_event,
     make_prompts,
@@ -22,8 +23,10 @@ from bench.load import (
     request_body,
     run_load,
 )
-from bench.metrics import summarize
-from bench.schema import Workload
+from core.metrics import summarize
+from core.schema.run import Workload
+
+FAKESERVER = Path(__file__).with_name("fakeserver.py")  # the fake OpenAI server, run as a script
 
 HANG_GUARD_S = 60  # a hang fails the test instead of blocking CI
 
@@ -313,7 +316,7 @@ def test_fake_server_metrics_parse():
 
 
 def test_fake_server_process_dies_after_requests():
-    proc = subprocess.Popen([sys.executable, "-m", "bench.fakeserver", "--port", "0", "--die-after-requests", "3"],
+    proc = subprocess.Popen([sys.executable, str(FAKESERVER), "--port", "0", "--die-after-requests", "3"],
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -329,13 +332,13 @@ def test_fake_server_process_dies_after_requests():
 
 
 def test_fake_server_cli_bad_value_exits_2():
-    res = subprocess.run([sys.executable, "-m", "bench.fakeserver", "--tokens-per-chunk", "0"],
+    res = subprocess.run([sys.executable, str(FAKESERVER), "--tokens-per-chunk", "0"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "tokens_per_chunk" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_sse_scanner_events_split_across_reads():
-    from bench.load import SSEScanner
+    from bench.load.client import SSEScanner
 
     tok = b'data: {"id":"c","choices":[{"index":0,"text":"x","finish_reason":null}]}\n\n'
     usage = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'

@@ -1,4 +1,4 @@
-"""bench.metrics against hand-built records with known times (pure, no server)."""
+"""core.metrics against hand-built records with known times (pure, no server)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.metrics import duration_s, e2e_s, itl_s, meets_slo, percentiles, summarize, tpot_s, ttft_s
-from bench.schema import RequestRecord
+from core.metrics import duration_s, e2e_s, itl_s, meets_slo, percentiles, summarize, tpot_s, ttft_s
+from core.schema.run import RequestRecord
 
 
 def rec(index=0, *, send=0.0, chunks=(), end=None, out=None, inp=10, error=None, warmup=False, req_out=None):

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solver.data_limit import R_D_STAR, effective_tokens
-from solver.law import DEFAULT_LAW as CH, chinchilla_loss_for_params, loss as law_loss
-from solver.optimize import optimize_cost
-from solver.paper import paper_cost_settings
+from solver.optimize.data_limit import R_D_STAR, effective_tokens
+from solver.optimize.laws import DEFAULT_LAW as CH
+from solver.optimize.laws import chinchilla_loss_for_params
+from solver.optimize.laws import loss as law_loss
+from solver.optimize.paper import paper_cost_settings
+from solver.optimize.solve import optimize_cost
 from tests.test_solver_cli import run_main  # the solver CLI's in-process runner, defined once
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,11 +1,11 @@
-"""bench.paper_settings: the paper's settings, and their agreement with the GPU table."""
+"""core.paper: the paper's settings, and their agreement with the GPU table."""
 
 import dataclasses
 
 import pytest
 
-from bench.gpus import DTYPES, get_device, peak_flop_per_s
-from bench.paper_settings import PAPER, SECONDS_PER_HOUR
+from core.gpus import DTYPES, get_device, peak_flop_per_s
+from core.paper import PAPER, SECONDS_PER_HOUR
 
 
 def test_paper_settings_values():

@@ -1,4 +1,4 @@
-"""bench.peer without a server: prompts of exact length, vLLM bench's command, its per-request detail
+"""bench.load.peer without a server: prompts of exact length, vLLM bench's command, its per-request detail
 read as our records, and the paired comparison (tests/test_peer_vllm.py runs both tools for real)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from bench import peer as P
-from bench.metrics import summarize
-from bench.prepare import train_tokenizer
+from bench.load import peer as P
+from bench.model.prepare import train_tokenizer
+from core.metrics import summarize
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def _round(offset, stalls=(), *, streams=4, per_stream=20, idle_after=None):
     """Records of one tool's closed loop on a synthetic server whose output is held back (delivered
     at the stall's end) during each of `stalls`; the engine itself keeps going. Stream k starts at
     offset + k ms. `idle_after=(i, s)`: each stream waits s seconds before its i-th request."""
-    from bench.schema import RequestRecord
+    from core.schema.run import RequestRecord
 
     def deliver(t):
         for lo, hi in stalls:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from perf_synthetic import SIZES, TRUE, USD_PER_H, synthetic_ladder, synthetic_run
+from perf_synthetic import shape_of_size as _shape
 
-from calibrate import ladder
-from calibrate.perf_build import build_performance_model, predict_points
-from calibrate.perfmodel import fit_step_model
-from calibrate.simulate import simulate
-from perf_synthetic import SIZES, TRUE, USD_PER_H, shape_of_size as _shape, synthetic_ladder, synthetic_run
-from solver import serving
+from calibrate.perfmodel import selection as ladder
+from calibrate.perfmodel.build import build_performance_model, predict_points
+from calibrate.perfmodel.forms import fit_step_model
+from calibrate.perfmodel.simulate import simulate
+from solver.optimize import serving
+
 
 @pytest.fixture(scope="module")
 def clean():
@@ -108,8 +110,8 @@ def test_bigger_models_cost_more_per_request():
 
 
 def test_every_parameter_of_every_form_has_a_unit():
-    from calibrate.perf_build import unit_of
-    from calibrate.perfmodel import FORMS
+    from calibrate.perfmodel.build import unit_of
+    from calibrate.perfmodel.forms import FORMS
 
     units = {name: unit_of(name) for names in FORMS.values() for name in names}
     assert units["gemm_bandwidth_bytes_per_s"] == "bytes/s" and units["t0_s"] == "s"
@@ -121,8 +123,8 @@ def test_every_parameter_of_every_form_has_a_unit():
 def test_a_performance_model_of_each_form_builds():
     """Every form can be the chosen one (the 'switch' form's bandwidth once had no unit and the profile
     failed only when it won): build the model restricted to each form on a synthetic ladder."""
-    from calibrate.perf_build import build_performance_model
-    from calibrate.perfmodel import FORMS
+    from calibrate.perfmodel.build import build_performance_model
+    from calibrate.perfmodel.forms import FORMS
 
     runs = synthetic_ladder(seed=0)
     for form in FORMS:

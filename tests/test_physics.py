@@ -1,4 +1,4 @@
-"""bench.physics: parameter counts against transformers models, FLOP and byte formulas by hand."""
+"""core.physics: parameter counts against transformers models, FLOP and byte formulas by hand."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench import physics as flops
-from bench.schema import ModelInfo
+from core import physics as flops
+from core.schema.run import ModelInfo
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -1,4 +1,4 @@
-"""The whole chain for real, as README's first command runs it: `python -m solver.pipeline`.
+"""The whole chain for real, as README's first command runs it: `python -m pipeline`.
 
 prepare (the session's tiny INT8 W8A8 model, passed through as pre-quantized) -> a short sweep on
 vLLM's CPU backend (the session's server, through --endpoint, so CI starts vLLM once) -> calibrate
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from calibrate.schema import Profile
+from core.schema.profile import Profile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def test_pipeline_runs_the_whole_chain(cpu_vllm, cpu_sweep_session, tmp_path):
     peak = cpu_sweep_session.hardware.peak_flop_per_s["int8"]
     results = tmp_path / "results"
     argv = [
-        sys.executable, "-m", "solver.pipeline", "--quick", "--model", str(cpu_vllm.model_dir),
+        sys.executable, "-m", "pipeline", "--quick", "--model", str(cpu_vllm.model_dir),
         "--config", str(cfg), "--results", str(results), "--models-dir", str(tmp_path / "models"),
         "--usd-per-hour", "0.1", "--name", "pipeline <script>alert(1)</script>",
         "--sweep-args", f"--endpoint {cpu_vllm.base_url} --served-name {cpu_vllm.served_name} "

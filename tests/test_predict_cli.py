@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from calibrate.perf_build import build_performance_model
-from calibrate.schema import Profile
 from perf_synthetic import synthetic_ladder
+
+from calibrate.perfmodel.build import build_performance_model
+from core.schema.profile import Profile
 
 REPO = Path(__file__).resolve().parents[1]
 # a committed profile of one model (no performance model): the base the synthetic ones are built on

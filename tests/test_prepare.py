@@ -1,4 +1,4 @@
-"""bench.prepare / bench.quantize: build and quantize a tiny model (no vLLM here; the end-to-end
+"""bench.model.prepare / bench.model.quantize: build and quantize a tiny model (no vLLM here; the end-to-end
 vLLM load is the session fixture of tests/conftest.py)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("compressed_tensors")
 
-from bench import checkpoint as bc  # noqa: E402
-from bench import prepare as bp  # noqa: E402
-from bench import quantize as bq  # noqa: E402
-from bench.physics import model_info_from_dir  # noqa: E402
+from bench.model import checkpoint as bc  # noqa: E402
+from bench.model import prepare as bp  # noqa: E402
+from bench.model import quantize as bq  # noqa: E402
+from core.physics import model_info_from_dir  # noqa: E402
 
 # Small but not degenerate: GQA (4 heads, 2 KV heads), SwiGLU, untied head.
 SIZE = dict(hidden_size=256, num_layers=2, num_heads=4, num_kv_heads=2, vocab_size=1024, seed=3)

@@ -1,4 +1,4 @@
-"""calibrate.runs / window / tokencost / curve / profile and `calibrate profile`: synthetic run
+"""calibrate.runs.load / window / tokencost / curve / profile and `calibrate profile`: synthetic run
 directories with known per-token costs, the dropping and refusing rules, the SLO operating point,
 the CLI's bad-input exits, and (marked vllm) a profile of the session's real CPU sweep."""
 
@@ -12,16 +12,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.metrics import summarize
-from bench.schema import (Derived, Environment, HardwareInfo, ModelInfo, RequestRecord, RunConfig, RunRecord,
-                          Workload)
-from calibrate import profile as P
-from calibrate import runs as R
-from calibrate import tokencost as T
-from calibrate import window as W
 from calibrate.cli import main as calibrate_main
-from calibrate.errors import InputError
-from calibrate.schema import Profile
+from calibrate.profile import build as P
+from calibrate.profile import tokencost as T
+from calibrate.runs import load as R
+from calibrate.runs import window as W
+from core.errors import InputError
+from core.metrics import summarize
+from core.schema.profile import Profile
+from core.schema.run import (
+    Derived,
+    Environment,
+    HardwareInfo,
+    ModelInfo,
+    RequestRecord,
+    RunConfig,
+    RunRecord,
+    Workload,
+)
 
 A_TRUE = 2.0e-4  # device-seconds per input token
 B_TRUE = 8.0e-3  # device-seconds per output token at concurrency 1
@@ -341,7 +349,7 @@ def test_too_short_runs_dropped_with_reason(tmp_path):
     kept, drops, _ = P._usable_runs(runs, [], min_requests=4, min_tokens=16, allow_mixed=False)
     assert any(d.reason.startswith("too short: window 0.6") and "< 1 s" in d.reason for d in drops)
     # a GPU asks for 60 s and 300 requests
-    from calibrate.window import MIN_RUN_GPU, too_short
+    from calibrate.runs.window import MIN_RUN_GPU, too_short
     assert "12 requests in the window < 300" in too_short(runs[0], MIN_RUN_GPU)
 
 

@@ -1,4 +1,4 @@
-"""solver.profile_input: profiles -> dollars per useful FLOP, and bad files refused in one line."""
+"""solver.optimize.costs: profiles -> dollars per useful FLOP, and bad files refused in one line."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ import argparse
 import json
 
 import pytest
+from solver_synthetic import synthetic_profile
 
 from solver import cli
-from solver.profile_input import (
-    ProfileError,
-    costs_from_profiles,
-    load_profile,
-    phase_costs,
-)
-from solver_synthetic import synthetic_profile
+from solver.optimize.costs import ProfileError, costs_from_profiles, load_profile, phase_costs
 
 
 def write(tmp_path, profile, name="p.json"):

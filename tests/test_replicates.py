@@ -1,5 +1,5 @@
 """Replicates in the sweep config (repeats, per-run override), the seeded random run order, and the
-fail-soft prefix-cache reset (bench.config, bench.execute)."""
+fail-soft prefix-cache reset (bench.config, bench.run.execute)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from bench.config import ConfigError, load_config, parse_config, with_overrides
-from bench.execute import reset_prefix_cache
+from bench.run.execute import reset_prefix_cache
 
 BASE = {"model": "m", "runs": [{"workload": "decode", "concurrency": [1, 4]},
                                {"workload": "prefill", "concurrency": [2], "repeats": 4}]}

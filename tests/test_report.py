@@ -1,20 +1,20 @@
-"""solver.report / report_render / report_cli: the report's numbers are the solver's, the HTML is safe."""
+"""solver.report.compute / report_render / report_cli: the report's numbers are the solver's, the HTML is safe."""
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from solver_synthetic import overhead_model, paper_equivalent_model, synthetic_profile
 
 from solver import cli
-from solver.law import chinchilla_loss_for_params, get_law
-from solver.optimize import CostSettings, optimize_cost, optimize_cost_general
-from solver.profile_input import phase_costs
-from solver_synthetic import overhead_model, paper_equivalent_model, synthetic_profile
-from solver.report import ReportInputs, compute_solution, serving_model
+from solver.optimize.costs import phase_costs
+from solver.optimize.laws import chinchilla_loss_for_params, get_law
+from solver.optimize.solve import CostSettings, optimize_cost, optimize_cost_general
+from solver.report.compute import ReportInputs, compute_solution, serving_model
 
 LAW = get_law("chinchilla")
 LOSS_30B = float(chinchilla_loss_for_params(LAW, 30e9))
@@ -177,11 +177,11 @@ def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
     assert html_text.count("data:image/png;base64,") == 5  # + front.png
     md = (out / "report.md").read_text()
     assert "<script>" not in md
-    from solver.report_render import fmt_count
+    from solver.report.render import fmt_count
 
     assert fmt_count(sol["scenarios"]["calibrated_n_dependent"]["optimal"]["params"]) in md
     # a second report of the same name never overwrites the first
-    from solver.report_write import write_report
+    from solver.report.write import write_report
 
     before = (out / "solution.json").read_bytes()
     out2 = write_report(out.parent, out.name, {"x": 1.0}, "md", "<p>h</p>", {})
@@ -195,13 +195,13 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     """The four stages are called in order with each other's outputs; the report stage runs for real."""
     import types
 
-    import bench.prepare
-    import bench.sweep
-    import calibrate.profile_cli
-    from calibrate.errors import InputError
-    from calibrate.schema import Profile
-    from solver import pipeline
-    from solver.pipeline import PipelineError, PipelineOptions, run_pipeline
+    import bench.model.prepare
+    import bench.run.sweep
+    import calibrate.profile.make
+    from core.errors import BadFile
+    from core.schema.profile import Profile
+    from pipeline import chain as pipeline
+    from pipeline.chain import PipelineError, PipelineOptions, run_pipeline
 
     prof = tmp_path / "prof.json"
     prof.write_text(synthetic_profile(curve=CURVE, performance_model=overhead_model()).model_dump_json())
@@ -223,38 +223,44 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
         run = types.SimpleNamespace(run_dir=base / "run1")
         return types.SimpleNamespace(base=base, results=[run], not_run=[], ok=True)
 
-    def fake_profile(args):
-        calls.append(("calibrate", args))
+    def fake_profile(run_dirs, opts):
+        calls.append(("calibrate", (run_dirs, opts)))
         src = Path(os.environ["PIPELINE_PROFILE"])
         if not src.is_file():
-            raise InputError(src, None, "no such file")
-        Path(args.out).write_text(src.read_text())
-        return Profile.load(args.out), args.out
+            raise BadFile(src, None, "no such file")
+        return Profile.load(src)
+
+    def fake_write(profile, out, force=False):
+        calls.append(("write", out))
+        Path(out).write_text(profile.to_json())
+        return Path(out)
 
     import os
 
-    monkeypatch.setattr(bench.prepare, "prepare", fake_prepare)
-    monkeypatch.setattr(bench.sweep, "run_from_config", fake_sweep)
-    monkeypatch.setattr(calibrate.profile_cli, "make_profile", fake_profile)
+    monkeypatch.setattr(bench.model.prepare, "prepare", fake_prepare)
+    monkeypatch.setattr(bench.run.sweep, "run_from_config", fake_sweep)
+    monkeypatch.setattr(calibrate.profile.make, "profile_runs", fake_profile)
+    monkeypatch.setattr(calibrate.profile.make, "write_profile", fake_write)
     monkeypatch.setattr(pipeline, "has_nvidia_gpu", lambda: False)
     monkeypatch.setenv("PIPELINE_PROFILE", str(prof))
-    report = run_pipeline(PipelineOptions(cwd=str(work), sweep_args=["--num-requests", "4"], name="glue"))
+    report = run_pipeline(PipelineOptions(cwd=str(work), sweep_overrides={"num_requests": 4}, name="glue"))
     assert (report / "report.html").is_file()
     assert report == work / "results" / "reports" / "glue"
     # the default on a CPU: the ladder, each size prepared, then each swept with the ladder config
-    assert [c[0] for c in calls] == ["prepare"] * 3 + ["sweep"] * 3 + ["calibrate"]
+    assert [c[0] for c in calls] == ["prepare"] * 3 + ["sweep"] * 3 + ["calibrate", "write"]
     assert calls[0][1]["models_dir"] == work / "models"
-    from bench.ladder import DEFAULT_CPU_LADDER
+    from bench.run.ladder import DEFAULT_CPU_LADDER
 
     sizes = [spec.hidden_size for spec in DEFAULT_CPU_LADDER]  # the default CPU ladder, whatever its sizes
     assert [c[1]["spec"].hidden_size for c in calls[:3]] == sizes
     cfg = calls[3][1]
     assert cfg.model == str(work / "models" / f"tiny-h{sizes[0]}") and cfg.num_requests == 4
     assert cfg.runs and cfg.server.max_num_seqs == 16  # bench/data/ladder_cpu.toml
-    args = calls[6][1]
-    assert args.ladder
-    assert args.run_dirs == [str(work / "results" / "runs" / "cpu-test" / f"tiny-h{h}" / "run1") for h in sizes]
-    assert Path(args.out) == work / "results" / "calibration" / "cpu-test-ladder-2.json"
+    run_dirs, popts = calls[6][1]
+    assert popts.ladder
+    assert [str(d) for d in run_dirs] == [str(work / "results" / "runs" / "cpu-test" / f"tiny-h{h}" / "run1")
+                                          for h in sizes]
+    assert Path(calls[7][1]) == work / "results" / "calibration" / "cpu-test-ladder-2.json"
     assert (work / "results" / "calibration" / "cpu-test-ladder.json").read_text() == "{}"
     sol = json.loads((report / "solution.json").read_text())
     assert sol["provenance"]["profile"]["path"] == str(work / "results" / "calibration" / "cpu-test-ladder-2.json")
@@ -270,8 +276,8 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
 @pytest.mark.vllm
 def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
     """Runs measured on vLLM's CPU backend in this session -> calibrate profile -> report."""
-    from calibrate import profile as P
-    from calibrate.runs import load_runs
+    from calibrate.profile import build as P
+    from calibrate.runs.load import load_runs
 
     runs, dropped = load_runs(cpu_sweep_runs)
     prof = P.build_profile(runs, dropped=dropped, n_boot=100, min_requests=2,  # session runs: short by design
@@ -292,7 +298,8 @@ def test_report_from_profile_of_real_cpu_runs(cpu_sweep_runs, tmp_path, capsys):
 
 
 def test_committed_version_1_solution_still_reads():
-    from solver.schema import SOLUTION_SCHEMA_VERSION, load_solution
+    from solver.optimize.schema import SOLUTION_SCHEMA_VERSION
+    from solver.report.schema import load_solution
 
     root = Path(__file__).resolve().parents[1] / "results" / "reports"
     files = sorted(root.glob("*/solution.json"))

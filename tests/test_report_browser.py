@@ -1,4 +1,4 @@
-"""The HTML report in a real browser (headless Chromium, solver.report_browser): every image decodes,
+"""The HTML report in a real browser (headless Chromium, solver.report.browser): every image decodes,
 nothing scripted runs, tables fit a 1280-px page, a PNG of the page is written beside it, and the
 Markdown and the HTML carry the same numbers.
 
@@ -15,14 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from solver import report_browser
-from solver.law import LossLaw, chinchilla_loss_for_params, get_law
-from solver.report import ReportInputs, compute_solution
-from solver.report_plots import make_plots
-from solver.report_render import CSP, build_document, to_html, to_markdown
-from solver.report_write import PNG, write_report
 from solver_synthetic import overhead_model, synthetic_profile
+
+from solver.optimize.laws import LossLaw, chinchilla_loss_for_params, get_law
+from solver.report import browser as report_browser
+from solver.report.compute import ReportInputs, compute_solution
+from solver.report.plots import make_plots
+from solver.report.render import CSP, build_document, to_html, to_markdown
+from solver.report.write import PNG, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "__infercost_pwned"

@@ -1,4 +1,4 @@
-"""solver.report_front: the throughput-latency front's points are the profile's runs and the serving model's."""
+"""solver.report.front: the throughput-latency front's points are the profile's runs and the serving model's."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-
-from solver import report_front, serving
-from solver.law import chinchilla_loss_for_params, get_law
-from solver.report_front import HardwareEntry, front, front_for
-from solver.report_solve import ReportInputs, solve
 from solver_synthetic import overhead_model, synthetic_profile
+
+from solver.optimize import serving
+from solver.optimize.laws import chinchilla_loss_for_params, get_law
+from solver.report import front as report_front
+from solver.report.front import HardwareEntry, front, front_for
+from solver.report.solve import ReportInputs, solve
 
 LAW = get_law("chinchilla")
 CURVE = {1: 0.004, 2: 0.008, 4: 0.015, 8: 0.028, 16: 0.05, 32: 0.08, 64: 0.11}
@@ -121,7 +122,7 @@ def test_profile_without_performance_model_has_measured_points_only():
 
 def test_ladder_runs_are_measured_points():
     """A profile whose performance model carries held-out ladder runs: each run with a TPOT is a point."""
-    from calibrate.perf_schema import Figures, HeldOutRun
+    from core.schema.perfmodel import Figures, HeldOutRun
 
     s = _solved()
     pm = s.profile.performance_model
@@ -160,8 +161,8 @@ def test_several_hardware_entries(solved):
 
 
 def test_front_is_plotted_and_rendered(solved):
-    from solver.report_plots import _front_plot
-    from solver.report_render import FRONT_PLOT, Table, render_front, to_markdown
+    from solver.report.plots import _front_plot
+    from solver.report.render import FRONT_PLOT, Table, render_front, to_markdown
 
     sol = {"front": front(solved)}
     png = _front_plot(sol)[FRONT_PLOT]
@@ -172,7 +173,7 @@ def test_front_is_plotted_and_rendered(solved):
     assert {r[1] for r in table.rows} == {RUNS, "predicted"}
     assert "front.png" in to_markdown(doc)
     assert render_front({"front": None}, []) == [] and _front_plot({"front": None}) == {}
-    from solver.report_sections import DECODE_CURVE_WORKLOAD
+    from solver.report.sections import DECODE_CURVE_WORKLOAD
 
     assert report_front.DECODE_WORKLOAD == DECODE_CURVE_WORKLOAD
 

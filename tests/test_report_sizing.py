@@ -11,15 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from solver import cli, serving
-from solver.hardware_compare import datasheet_profile, parse_datasheet_spec, row_of
-from solver.law import chinchilla_loss_for_params, get_law
-from solver.optimize import NoFeasibleModel, optimize_cost_general
-from solver.report import ReportInputs, compute_solution
-from solver.report_solve import solve
-from solver.schema import Recommendation, Solution
 from solver_synthetic import overhead_model, synthetic_profile
+
+from solver import cli
+from solver.optimize import serving
+from solver.optimize.laws import chinchilla_loss_for_params, get_law
+from solver.optimize.solve import NoFeasibleModel, optimize_cost_general
+from solver.report.compute import ReportInputs, compute_solution
+from solver.report.hardware import datasheet_profile, parse_datasheet_spec, row_of
+from solver.report.schema import Recommendation, Solution
+from solver.report.solve import solve
 
 LAW = get_law("chinchilla")
 LOSS_30B = float(chinchilla_loss_for_params(LAW, 30e9))
@@ -69,7 +70,7 @@ def test_utilisation_at_peak_is_where_ttft_p90_meets_its_limit(gpu):
 
 
 def test_p90_ratios_are_measured_from_the_committed_ladder_profile():
-    from calibrate.schema import Profile
+    from core.schema.profile import Profile
 
     path = Path(__file__).resolve().parents[1] / "results" / "calibration" / "cpu-amd-epyc-2c-ladder.json"
     if not path.is_file():
@@ -83,8 +84,8 @@ def test_p90_ratios_are_measured_from_the_committed_ladder_profile():
 
 def test_pipeline_stages_do_not_shorten_a_decode_step():
     """Beyond one node, each token still passes every stage: a decode step reads all the weights."""
-    from bench.physics import shape_for_params
-    from calibrate.perfmodel import StepModel
+    from calibrate.perfmodel.forms import StepModel
+    from core.physics import shape_for_params
 
     bw = 1.2e12
     step = StepModel("split", {"t0_s": 1e-6, "bandwidth_bytes_per_s": bw, "decode_flop_per_s": 1e30,
@@ -156,7 +157,7 @@ def test_utilisation_one_reproduces_eq6_exactly(gpu):
 def test_provisioned_eq6_is_eq6_with_the_inference_price_times_r(gpu):
     from dataclasses import replace
 
-    from solver.optimize import optimize_cost
+    from solver.optimize.solve import optimize_cost
 
     s = solve(inputs(peak_to_mean=2.5), gpu, {}, "test")
     st = replace(s.s_cal, input_usd_per_flop=s.s_cal.input_usd_per_flop * 2.5,
@@ -187,7 +188,7 @@ def test_recommendation_contract_and_fleet_reconcile(gpu):
 
 
 def test_peak_below_mean_is_refused(gpu):
-    from solver.checks import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError, match="peak_requests_per_s"):
         solve(inputs(peak_requests_per_s=1.0), gpu, {}, "test")  # mean is 555 requests/s
@@ -219,7 +220,7 @@ def test_multi_hardware_rows_equal_single_hardware_reports(gpu):
     sheet = datasheet_profile("a100-80gb:mfu_in=0.5,mfu_out=0.3,mbu=0.8,t0_s=0.02", template=gpu)
     others = ((slow, {"path": "slow"}, "slow"), (sheet, {"path": "datasheet"}, "sheet"))
     s = solve(inputs(), gpu, {"path": "gpu"}, "test", label="gpu", others=others)
-    from solver.hardware_compare import section
+    from solver.report.hardware import section
 
     sec = section(s)
     assert [r["label"] for r in sec["rows"]] == ["gpu", "slow", "sheet"]
@@ -263,7 +264,8 @@ def test_cli_two_profiles_and_a_datasheet(tmp_path, capsys, gpu):
 
 
 def test_version_2_solution_reads_as_version_3_without_the_new_sections(tmp_path, gpu):
-    from solver.schema import SOLUTION_SCHEMA_VERSION, load_solution
+    from solver.optimize.schema import SOLUTION_SCHEMA_VERSION
+    from solver.report.schema import load_solution
 
     sol = compute_solution(inputs(), gpu, {"path": "synthetic"})
     old = {k: v for k, v in sol.items() if k not in ("recommendation", "sizing", "provisioned", "hardware", "data_limit",

@@ -1,4 +1,4 @@
-"""bench.server without vLLM: command line, environment, ports, log slices, and the process
+"""bench.server.process without vLLM: command line, environment, ports, log slices, and the process
 lifecycle against a tiny fake server script (healthy, exits early, never healthy, with a child)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import server as S
+from bench.server import process as S
 
 FAKE_SERVER = textwrap.dedent(
     """
@@ -323,7 +323,7 @@ def test_safety_net_stops_server_when_caller_is_killed(tmp_path):
     caller.write_text(textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(Path(S.__file__).parents[1])!r})
-        from bench.server import ServerProcess
+        from bench.server.process import ServerProcess
         p = ServerProcess([sys.executable, {str(fake_script)!r}, "ok", "{port}", {str(pidfile)!r}],
                           base_url="http://127.0.0.1:{port}", log_path={str(tmp_path / "c.log")!r},
                           poll_interval_s=0.1, stop_timeout_s=5)
@@ -345,7 +345,8 @@ def test_safety_net_stops_server_when_caller_is_killed(tmp_path):
 
 
 def test_resolve_dtype_auto_picks_by_machine(monkeypatch):
-    from bench import server, vllm_args
+    from bench.server import args as vllm_args
+    from bench.server import process as server
 
     assert server.resolve_dtype("float16") == "float16"  # explicit values pass through
     assert server.resolve_dtype("auto", cpu=False) == "auto"  # GPU: vLLM's own choice
@@ -414,7 +415,7 @@ def test_gpu_held_by_another_process_is_named():
 
 def test_prefix_caching_server_runs_in_dev_mode_so_the_cache_can_be_reset(tmp_path):
     from bench.config import ServerSection
-    from bench.server import VllmServer
+    from bench.server.process import VllmServer
 
     model = tmp_path / "m"
     model.mkdir()

@@ -1,4 +1,4 @@
-"""solver.serving: serving a model size that was never run, from a step model, checked by hand."""
+"""solver.optimize.serving: serving a model size that was never run, from a step model, checked by hand."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from bench.physics import ShapeAssumption, shape_for_params
-from calibrate.perfmodel import StepModel
-from solver import serving
+from calibrate.perfmodel.forms import StepModel
+from core.physics import ShapeAssumption, shape_for_params
+from solver.optimize import serving
 
 GIB = 1024**3
 A100_40 = dict(memory_bytes=40 * GIB, peak_flop_per_s=624e12)

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from solver import cli
-from solver.law import LAWS, LossLaw, loss as law_loss
-from solver.optimize import CostSettings, optimize_cost, optimize_cost_general, optimize_flops
+from solver.optimize.laws import LAWS, LossLaw
+from solver.optimize.laws import loss as law_loss
+from solver.optimize.solve import CostSettings, optimize_cost, optimize_cost_general, optimize_flops
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

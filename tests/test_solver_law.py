@@ -1,4 +1,4 @@
-"""solver.law: Eq. 1 of Sardana et al. 2024 and its closed-form inverses."""
+"""solver.optimize.laws: Eq. 1 of Sardana et al. 2024 and its closed-form inverses."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver import law as L
+from solver.optimize import laws as L
 
 CH = L.DEFAULT_LAW
 

@@ -1,4 +1,4 @@
-"""solver.optimize: Eq. 3 and Eq. 6 against an independent scalar root-find, and the invariants."""
+"""solver.optimize.solve: Eq. 3 and Eq. 6 against an independent scalar root-find, and the invariants."""
 
 import math
 
@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.law import DEFAULT_LAW as CH, LAWS, chinchilla_params_for_loss, loss as law_loss
-from solver.optimize import (
+from solver.optimize.laws import DEFAULT_LAW as CH
+from solver.optimize.laws import LAWS, chinchilla_params_for_loss
+from solver.optimize.laws import loss as law_loss
+from solver.optimize.solve import (
     CostSettings,
     optimal_params_tokens,
     optimal_params_tokens_scalar,
@@ -67,7 +69,7 @@ def test_optimum_is_a_minimum_along_the_constraint():
     loss, d_inf = 2.0, 1e12
     c = optimize_flops(loss, d_inf)
     n0 = float(c.optimal.params)
-    from solver.law import tokens_for_loss
+    from solver.optimize.laws import tokens_for_loss
     best = float(c.optimal.total_flop)
     for f in (0.9, 0.99, 0.999, 1.001, 1.01, 1.1):
         n = n0 * f

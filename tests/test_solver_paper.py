@@ -2,7 +2,7 @@
 
 import pytest
 
-from solver import paper
+from solver.optimize import paper
 
 
 def _by(entries, table, row, quantity):

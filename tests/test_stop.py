@@ -1,7 +1,7 @@
 """Nothing left behind, nothing slow to stop: the supervisor, server records, signals, fail fast.
 
 No vLLM here (tests/test_stop_vllm.py does the same with a real server): the server is a dummy
-script with a child process, or bench.fakeserver run as a process.
+script with a child process, or fakeserver run as a process.
 
 1. The supervisor takes the whole server group down when the process that started it dies by
    SIGKILL (PR_SET_PDEATHSIG), and when only its parent's pid changes (the poll fallback).
@@ -31,13 +31,15 @@ from pathlib import Path
 
 import pytest
 
-from bench import server as S
+FAKESERVER = Path(__file__).with_name("fakeserver.py")  # the fake OpenAI server, run as a script
+
 from bench.config import RunSpec, workload_of
-from bench.execute import Target
-from bench.load import INTERRUPTED_ERROR, fail_fast_reason, make_prompts, run_load
-from bench.rundir import runs_of_spec, series_dir
-from bench.schema import FAILED_MARKER, REQUESTS_FILE, RUN_FILE, RequestRecord
-from bench.sweep import sweep
+from bench.load.client import INTERRUPTED_ERROR, fail_fast_reason, make_prompts, run_load
+from bench.run.execute import Target
+from bench.run.rundir import runs_of_spec, series_dir
+from bench.run.sweep import sweep
+from bench.server import process as S
+from core.schema.run import FAILED_MARKER, REQUESTS_FILE, RUN_FILE, RequestRecord
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -121,7 +123,7 @@ def test_supervisor_stops_the_group_when_the_harness_is_killed(tmp_path):
     harness = tmp_path / "harness.py"
     harness.write_text(textwrap.dedent(f"""
         import sys, time
-        from bench.server import ServerProcess
+        from bench.server.process import ServerProcess
         p = ServerProcess([sys.executable, {str(tmp_path / 'dummy.py')!r}, "{port}", {str(tmp_path / 'child.pid')!r}],
                           base_url="http://127.0.0.1:{port}", log_path={str(tmp_path / 's.log')!r},
                           poll_interval_s=0.1, stop_timeout_s=5)
@@ -234,15 +236,15 @@ def test_port_held_by_another_program_is_refused_in_one_line(tmp_path):
 SWEEP_CHILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path
-    from bench.execute import Target
-    from bench.server import ServerProcess, install_stop_handlers
-    from bench.sweep import sweep
+    from bench.run.execute import Target
+    from bench.server.process import ServerProcess, install_stop_handlers
+    from bench.run.sweep import sweep
     from tests.test_faults import MODEL, HARDWARE
     from tests.test_stop import slow_specs
     port, results, tmp = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     install_stop_handlers()  # what `python -m bench run|sweep` does
-    argv = [sys.executable, "-m", "bench.fakeserver", "--port", str(port), "--ttft-s", "0.05", "--itl-s", "0.05",
-            "--model", MODEL.name]
+    argv = [sys.executable, os.path.join("tests", "fakeserver.py"), "--port", str(port), "--ttft-s", "0.05",
+            "--itl-s", "0.05", "--model", MODEL.name]
     with ServerProcess(argv, base_url=f"http://127.0.0.1:{port}", log_path=tmp / "fake.log",
                        startup_timeout_s=60, stop_timeout_s=30) as srv:
         (tmp / "pgid").write_text(str(srv.pgid))
@@ -300,7 +302,7 @@ def test_interrupted_run_load_records_in_flight_requests():
     """In process: SIGTERM while 3 streams are in flight -> 3 interrupted records, Interrupted raised."""
     import asyncio
 
-    from bench.fakeserver import FakeServer
+    from fakeserver import FakeServer
 
     prompts = make_prompts(workload_of("decode", 4, 100), 6, seed=0, token_id_low=10, token_id_high=100)
     seen: list[RequestRecord] = []
@@ -328,7 +330,7 @@ def test_interrupted_run_load_records_in_flight_requests():
 
 def fake_process(tmp: Path, *extra: str) -> S.ServerProcess:
     port = S.free_port()
-    argv = [sys.executable, "-m", "bench.fakeserver", "--port", str(port), "--model", MODEL.name, *extra]
+    argv = [sys.executable, str(FAKESERVER), "--port", str(port), "--model", MODEL.name, *extra]
     return S.ServerProcess(argv, base_url=f"http://127.0.0.1:{port}", log_path=tmp / f"fake-{port}.log",
                            env=env_with_repo(), startup_timeout_s=60, stop_timeout_s=5).start()
 
@@ -482,7 +484,7 @@ def test_signal_during_server_start_up_stops_promptly(tmp_path):
     script = tmp_path / "start.py"
     script.write_text(textwrap.dedent(f"""
         import sys
-        from bench.server import ServerProcess, install_stop_handlers
+        from bench.server.process import ServerProcess, install_stop_handlers
         install_stop_handlers()
         p = ServerProcess([sys.executable, {str(hang)!r}, {str(tmp_path / 'srv.pid')!r}],
                           base_url="http://127.0.0.1:{S.free_port()}", log_path={str(tmp_path / 's.log')!r},

@@ -1,7 +1,7 @@
 """A real `python -m bench sweep` on vLLM's CPU backend, stopped the two hard ways:
 
 * `kill -9` of the sweep's whole process group: no process of its vLLM server (API server, engine
-  core, workers) may survive 10 s later: the supervisor (bench/supervise.py) takes the group down.
+  core, workers) may survive 10 s later: the supervisor (bench/server/supervise.py) takes the group down.
 * SIGTERM or SIGINT to the sweep while requests are in flight: it exits within 5 s with 128 + signal,
   the run is marked interrupted (the same marker for both), and the server's group is gone.
 
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.schema import FAILED_MARKER, REQUESTS_FILE, RUN_FILE
-from bench.server import group_alive
-from bench.supervise import group_members
+from bench.server.process import group_alive
+from bench.server.supervise import group_members
+from core.schema.run import FAILED_MARKER, REQUESTS_FILE, RUN_FILE
 
 pytestmark = pytest.mark.vllm
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
-"""bench.telemetry without a GPU: a fake pynvml-like module, energy from counters and power,
+"""bench.run.telemetry without a GPU: a fake pynvml-like module, energy from counters and power,
 the no-NVML path, and /metrics parsing on text captured from a real vLLM CPU server
 (tests/data/vllm_metrics_sample*.prom: 4 requests of 64 prompt + 16 generated tokens,
-tiny W8A8 model from bench.prepare, vLLM 0.32 CPU, --enable-mfu-metrics)."""
+tiny W8A8 model from bench.model.prepare, vLLM 0.32 CPU, --enable-mfu-metrics)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import nvml as N
-from bench import telemetry as T
+from bench.hardware import nvml as N
+from bench.run import telemetry as T
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,4 +1,4 @@
-"""The steady-state window (bench.metrics.steady_window, calibrate.window) on synthetic traces of a
+"""The steady-state window (core.metrics.steady_window, calibrate.runs.window) on synthetic traces of a
 step-based engine with known per-token costs and heavy queueing (tests/window_synthetic.py), and
 the estimator it replaced as the failing case."""
 
@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from bench.derive import basis_of, window_energy_j
-from bench.metrics import decode_tokens_in, steady_window, summarize
-from bench.schema import RequestRecord
-from calibrate.window import request_window
 from window_synthetic import closed_loop_trace, interpolated_totals
+
+from bench.run.derive import basis_of, window_energy_j
+from calibrate.runs.window import request_window
+from core.metrics import decode_tokens_in, steady_window, summarize
+from core.schema.run import RequestRecord
 
 MIXES = {"prefill": (512, 1), "decode": (8, 64), "mixed": (70, 215)}
 CONCURRENCIES = (1, 4, 16, 64)

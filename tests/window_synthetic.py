@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calibrate.runs import RequestArrays
+from calibrate.runs.load import RequestArrays
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The device a run measured: NVML, datasheet or measured peaks, and the cache of measurements."""

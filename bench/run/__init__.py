@@ -1,0 +1,1 @@
+"""One run and a sweep of them: specs to run directories, derived figures, telemetry, the ladder."""

@@ -1,0 +1,1 @@
+"""vLLM's OpenAI-compatible server: its arguments, start, watch and stop, and the stop signals."""

@@ -1,0 +1,1 @@
+"""The loss law L(N, D) (Eq. 4): the formula, its fit, and `calibrate law`."""

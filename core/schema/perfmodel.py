@@ -1,0 +1,111 @@
+"""What a profile stores of the ladder's performance model (`Profile.performance_model`).
+
+Everything the solver and `calibrate predict` need to predict any model size on this hardware:
+the chosen step-time form and its fitted constants with 95 % intervals, the bootstrap parameter
+sets behind those intervals, the shapes it was fitted on, the scheduler settings it assumes, the
+held-out validation (leave one model out) and the comparison of the candidate forms.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from core.schema.base import Strict
+
+
+class FittedParam(Strict):
+    value: float
+    low: float  # 95 % interval from refits on runs resampled within each model
+    high: float
+    unit: str
+    provenance: Literal["fitted", "assumed"] = "fitted"
+    source: str | None = None  # for an assumed value: where it comes from
+
+
+class LadderModel(Strict):
+    """One ladder size the model was fitted on."""
+
+    name: str
+    params_matmul: float
+    num_layers: float
+    hidden_size: float
+    num_heads: float
+    num_kv_heads: float
+    head_dim: float
+    vocab_size: float
+    weight_bytes_read: float
+    kv_bytes_per_token: float
+    run_ids: list[str]
+    steps: int  # engine-step observations from its runs
+
+
+class Figures(Strict):
+    output_tokens_per_s: float | None = None
+    input_tokens_per_s: float | None = None
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    usd_per_request: float | None = None
+
+
+class HeldOutRun(Strict):
+    """One run of a held-out size: measured, predicted by the model fitted without that size, error."""
+
+    run_id: str
+    model: str
+    params_matmul: float
+    input_tokens: int
+    output_tokens: int
+    concurrency: int
+    measured: Figures
+    predicted: Figures
+    error: Figures  # predicted / measured − 1
+
+
+class ErrorStat(Strict):
+    max_abs: float | None
+    mean_abs: float | None
+
+
+class FormComparison(Strict):
+    form: str
+    parameters: list[str] = Field(default_factory=list)
+    held_out: dict[str, ErrorStat] = Field(default_factory=dict)
+    score: float | None = None  # worst held-out |error| on output tok/s and $/request
+    chosen: bool = False
+    error: str | None = None  # why the form could not be fitted
+
+
+class Scheduler(Strict):
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    source: str
+
+
+class Parallelism(Strict):
+    """Tensor/pipeline-parallel terms: assumed until a run with TP/PP > 1 measures them."""
+
+    provenance: Literal["fitted", "assumed"]
+    allreduce_latency_s: float
+    interconnect_bytes_per_s: float | None
+    source: str
+
+
+class PerformanceModel(Strict):
+    form: str
+    formula: str
+    params: dict[str, FittedParam]
+    request_overhead_s: FittedParam
+    bootstrap: list[dict[str, float]]  # parameter sets (incl. request_overhead_s) of the refits
+    fitted_on: list[LadderModel]
+    scheduler: Scheduler
+    kv_dtype_bytes: int  # KV-cache bytes per element the ladder's servers used (activation dtype)
+    parallelism: Parallelism
+    forms: list[FormComparison]
+    held_out: list[HeldOutRun]
+    held_out_max_abs_error: dict[str, float | None]  # per figure, over every held-out run
+    target_error: float
+    meets_target: bool  # held-out |error| on output tok/s and $/request <= target for every run
+    warning: str | None = None  # the profile's first line says it when the target is not met
+    method: str

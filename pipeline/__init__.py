@@ -1,0 +1,1 @@
+"""The whole chain on top of the stages: prepare -> sweep -> calibrate -> report, by function calls."""

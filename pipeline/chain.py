@@ -1,0 +1,212 @@
+"""The whole chain: prepare models, sweep them with vLLM, calibrate, write the report.
+
+By default the chain calibrates the *hardware*: a ladder of model sizes (bench.run.ladder) is
+prepared and swept with the same runs (bench/data/ladder_cpu.toml on a CPU), the profile carries the
+performance model fitted on all of them with its held-out errors, and the report prices every
+candidate N with it. With one `model` the profile describes that model only and the report leaves
+out the N-dependent serving cost.
+
+Each stage is a typed function of its own package, called with an options object:
+
+  1. bench.model.prepare.prepare / bench.run.ladder.prepare_ladder -> models/<name>/
+  2. bench.run.sweep.run_from_config (a SweepConfig)              -> results/runs/<hw>/<model>/<run>/
+  3. calibrate.profile.make.profile_runs (ProfileOptions)         -> results/calibration/<hw>-ladder.json
+  4. solver.report.make.make_report (ReportOptions)               -> results/reports/<name>/
+
+Progress goes to `err` under a "[k/4]" header. Nothing is overwritten: prepare reuses an identical
+prepared model, sweep skips complete runs, the profile gets a free name (-2, -3, ...) if one exists,
+and the report directory too. The sweep config is `bench/data/sweep_cpu.toml` where NVML sees no
+NVIDIA GPU and `bench/data/sweep_a100.toml` where it sees one (bench detects the exact hardware).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from core.cli import CliError, one_line
+from core.errors import InputError
+
+STAGES = 4
+DATA = Path(__file__).resolve().parents[1] / "bench" / "data"
+
+
+class PipelineError(RuntimeError):
+    """A stage failed; the message names the stage, and carries an exit code (2: bad input, 1: failure)."""
+
+    def __init__(self, message: str, returncode: int = 1):
+        super().__init__(message)
+        self.returncode = returncode
+
+
+@dataclass
+class PrepareOptions:
+    """bench.model.prepare.prepare's keywords other than the model and the models directory."""
+
+    quantization: str = "w8a8-int8"
+    quantizer: str = "direct"
+    out_dir: str | None = None
+    name: str | None = None
+    spec: object | None = None  # bench.model.prepare.TinySpec; None: its CLI default
+    check_generate: bool = True
+
+
+@dataclass
+class PipelineOptions:
+    model: str | None = None  # one model (no ladder); None: the ladder
+    ladder: list[str] | None = None  # ladder models (dirs or hub ids); None: bench.run.ladder's CPU ladder
+    config: str | None = None  # sweep TOML; None: by hardware
+    results_dir: str = "results"
+    models_dir: str = "models"
+    usd_per_hour: float | None = None
+    chinchilla_params: float = 30e9  # the paper's 30B-quality, 17.5B-request case (Table 3)
+    requests: float = 17.5e9
+    name: str | None = None
+    prepare: PrepareOptions = field(default_factory=PrepareOptions)
+    sweep_overrides: dict = field(default_factory=dict)  # bench.config.with_overrides keys
+    profile: object | None = None  # calibrate.profile.make.ProfileOptions; None: its defaults
+    report: object | None = None  # solver.report.make.ReportOptions (its target, demand, profile and
+    #                               out_dir are the pipeline's); None: the CLI's defaults
+    cwd: str | None = None  # directory the relative paths above are taken from (default: the current one)
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.cwd or ".").joinpath(*parts)
+
+
+def has_nvidia_gpu() -> bool:
+    """True when NVML initialises and reports at least one device (bench.hardware.nvml)."""
+    from bench.hardware.nvml import nvml_available
+
+    return nvml_available()[0]
+
+
+def default_config(gpu: bool, ladder: bool = False) -> str:
+    """The sweep config shipped in bench/data/ for this hardware and mode (an absolute path)."""
+    return str(DATA / ("sweep_a100.toml" if gpu else ("ladder_cpu.toml" if ladder else "sweep_cpu.toml")))
+
+
+# --------------------------------------------------------------------------- the four stages
+
+
+def prepare_models(opts: PipelineOptions, *, err=sys.stderr) -> list[Path]:
+    """Stage 1: the INT8 model(s) to serve: one (`model`) or the ladder (bench.run.ladder)."""
+    from bench.model.prepare import CLI_DEFAULT_SPEC, prepare
+    from bench.run import ladder
+
+    models_dir = opts.path(opts.models_dir)
+    if opts.model:
+        p = opts.prepare
+        return [Path(prepare(model=opts.model, quantization=p.quantization, out_dir=p.out_dir, name=p.name,
+                             models_dir=models_dir, spec=p.spec or CLI_DEFAULT_SPEC, quantizer=p.quantizer,
+                             check_generate=p.check_generate))]
+    return ladder.prepare_ladder(ladder.default_rungs(opts.ladder), models_dir=models_dir,
+                                 on_status=lambda m: print(f"      {m}", file=err, flush=True))
+
+
+def sweep_config(opts: PipelineOptions, model_dir: Path, config: str):
+    """The SweepConfig of one model: the TOML, the user's overrides, then the pipeline's own keys."""
+    from bench.config import load_config, with_overrides
+
+    ov = dict(opts.sweep_overrides)
+    ov.update({"model": str(model_dir), "results": str(opts.path(opts.results_dir, "runs"))})
+    if opts.usd_per_hour is not None:
+        ov["hardware.usd_per_hour"] = opts.usd_per_hour
+    return with_overrides(load_config(config), ov)
+
+
+def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, err=sys.stderr) -> list[Path]:
+    """Stage 2: sweep each model with the same config; the run directories of this sweep's specs
+    (complete runs measured earlier included, other runs of the same series left out)."""
+    from bench.run.sweep import run_from_config
+
+    def on_run_end(res) -> None:
+        state = "already complete" if res.skipped else res.record.status
+        print(f"      run {res.run_dir.name}: {state}" + (f" ({res.record.error})" if res.record.error else ""),
+              file=err, flush=True)
+
+    runs: list[Path] = []
+    for d in model_dirs:
+        print(f"      model {d}", file=err, flush=True)
+        outcome = run_from_config(sweep_config(opts, d, config),
+                                  on_status=lambda msg: print(f"      {msg}", file=err, flush=True),
+                                  on_run_end=on_run_end)
+        if not outcome.ok:
+            bad = [r.run_dir.name for r in outcome.results if r.record.status != "complete"]
+            raise PipelineError(f"sweep: {len(bad)} run(s) failed ({', '.join(bad[:3])}) and {len(outcome.not_run)} "
+                                f"not run under {outcome.base}; re-run to resume (complete runs are skipped)")
+        runs += [Path(r.run_dir) for r in outcome.results]
+    return runs
+
+
+def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
+    """Stage 3: the calibration profile of these runs (a ladder's when they span several models), at a
+    free name; its table is printed."""
+    from calibrate.profile.cli import format_table
+    from calibrate.profile.make import ProfileOptions, profile_runs, write_profile
+    from core.files import free_path
+
+    series = sorted({d.parent for d in run_dirs})
+    ladder = len(series) > 1
+    base = series[-1] if series else Path("none")
+    stem = (base.parent.name + "-ladder") if ladder else "-".join(base.parts[-2:])
+    out = free_path(opts.path(opts.results_dir, "calibration", f"{stem}.json"))
+    popts = replace(opts.profile or ProfileOptions(), ladder=ladder)
+    if opts.usd_per_hour is not None:
+        popts = replace(popts, usd_per_hour=opts.usd_per_hour)
+    profile = profile_runs(run_dirs, popts)
+    path = write_profile(profile, out)
+    print(format_table(profile, path))
+    return Path(path)
+
+
+def write_sizing_report(opts: PipelineOptions, profile: Path) -> Path:
+    """Stage 4: the sizing report from the profile; its directory."""
+    from solver.report.make import ReportOptions, make_report
+
+    ropts = replace(opts.report or ReportOptions(requests=opts.requests), chinchilla_params=opts.chinchilla_params,
+                    loss=None, requests=opts.requests, inference_profile=[str(profile)],
+                    out_dir=str(opts.path(opts.results_dir, "reports")))
+    if opts.name:
+        ropts = replace(ropts, name=opts.name)
+    out_dir, _ = make_report(ropts)
+    return out_dir
+
+
+def _stage(k: int, title: str, fn: Callable, *a, err=sys.stderr):
+    """Run one stage under its header; its errors become PipelineError naming it."""
+    print(f"[{k}/{STAGES}] {title}", file=err, flush=True)
+    t0 = time.monotonic()
+    try:
+        return fn(*a)
+    except PipelineError:
+        raise
+    except (InputError, ValueError, OSError, CliError) as exc:  # bad input of the stage (its one-line errors)
+        raise PipelineError(f"stage {k} ({title}): {one_line(exc)}", 2) from None
+    except RuntimeError as exc:  # a check that failed, a server that did not start (its log tail included)
+        raise PipelineError(f"stage {k} ({title}) failed: {one_line(exc)}", 1) from None
+    finally:
+        print(f"      ({time.monotonic() - t0:.0f} s)", file=err, flush=True)
+
+
+def run_pipeline(opts: PipelineOptions, *, err=sys.stderr) -> Path:
+    """Run the four stages; return the report directory. Raises PipelineError on a failed stage."""
+    gpu = has_nvidia_gpu()
+    if opts.model and opts.ladder:
+        raise PipelineError("give one --model or a ladder (--ladder-model, repeated), not both", 2)
+    if gpu and not opts.model and not opts.ladder:
+        raise PipelineError("on a GPU node give the model(s): --ladder-model DIR_OR_HUB_ID (repeat it, smallest "
+                            "first; README names published W8A8 checkpoints) or one --model", 2)
+    what = opts.model or ("ladder " + ", ".join(opts.ladder) if opts.ladder else "the CPU ladder (built here)")
+    print(f"pipeline: {'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: vLLM CPU backend'}; {what}", file=err, flush=True)
+    model_dirs = _stage(1, "prepare the INT8 model(s)", lambda: prepare_models(opts, err=err), err=err)
+    config = opts.config or default_config(gpu, ladder=not opts.model)
+    run_dirs = _stage(2, "sweep with vLLM", lambda: sweep_models(opts, model_dirs, config, err=err), err=err)
+    if not run_dirs:
+        raise PipelineError("stage 2 wrote no run directory")
+    profile = _stage(3, "calibrate a profile", calibrate_runs, opts, run_dirs, err=err)
+    if not profile.is_file():
+        raise PipelineError(f"stage 3 did not write {profile}")
+    return _stage(4, "write the sizing report", write_sizing_report, opts, profile, err=err)
