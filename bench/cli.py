@@ -1,4 +1,4 @@
-"""`python -m bench prepare|run|sweep|hardware`: the command line of the benchmark (all printing lives here).
+"""`python -m bench prepare|run|sweep|ladder|hardware|operators`: the command line of the benchmark (all printing lives here).
 
     prepare   build a tiny Llama model and quantize it to INT8 W8A8 (bench.model.prepare)
     run       measure workload x concurrency (or rate) now, always into new run directories
@@ -8,6 +8,9 @@
               alone, next to its datasheet values; else the CPU) into results/hardware/<name>.json
     ladder    prepare several sizes of one model family and sweep each with the same config (the
               evidence of `calibrate profile --ladder`; bench.run.ladder)
+    operators time the kernels vLLM runs in a decoder step (INT8 GEMMs at every row count, attention,
+              norms, rotary, activation, sampler) over a grid of shapes, into
+              results/hardware/operators/<name>.json (bench.operators; CUDA: torch stand-ins)
 
 Exit status: 0 every run complete; 1 a run failed or the server died; 2 bad input (one line).
 """
@@ -27,6 +30,7 @@ from bench.config import (
     with_overrides,
 )
 from bench.model.prepare import add_prepare_args
+from bench.operators import cli as operators_cli
 from core.cli import (
     OneLineParser,
     bad_input,
@@ -136,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("hardware", help="measure dense matmul rates and memory bandwidth (GPU or CPU)",
                         epilog=HARDWARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_hardware_args(hw)
+    ops = sub.add_parser("operators", help="time the kernels of a decoder step over a grid of shapes (operator profile)",
+                         description=operators_cli.__doc__.split("\n\n")[0])
+    operators_cli.add_args(ops)
     return parser
 
 
@@ -396,4 +403,6 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_ladder(args)
     if args.command == "hardware":
         return cmd_hardware(args)
+    if args.command == "operators":
+        return operators_cli.run(args)
     return cmd_measure(args, skip_complete=args.command == "sweep")

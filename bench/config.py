@@ -62,6 +62,11 @@ class ServerSection(Finite):
     distributed_executor_backend: Literal["mp", "ray", "uni", "external_launcher"] | None = None
     enforce_eager: bool = True
     prefix_caching: bool = False  # a cached prefix skips prefill and would inflate prefill MFU
+    # Where the engine runs on a CPU host (bench.server.args.cpu_layout_ids): "shared", every core for the
+    # engine's threads with the API server and the load client floating over them; "apart", the engine's
+    # threads on their own core(s) and the API server and client on the others, as on a GPU node (the
+    # engine on the device, host work on the host CPU). Ignored on a GPU.
+    cpu_layout: Literal["shared", "apart"] = "shared"
     port: int | None = Field(default=None, gt=0, lt=65536)  # None: a free port picked by the OS
     startup_timeout_s: float = Field(default=600, gt=0)
     stop_timeout_s: float = Field(default=30, gt=0)
@@ -108,6 +113,9 @@ SERVER_FLAGS: dict[str, tuple[str, dict]] = {
                                      dict(choices=("mp", "ray", "uni", "external_launcher"),
                                           help="vLLM's executor for multi-GPU/multi-node serving, e.g. ray")),
     "port": ("--port", dict(metavar="PORT", help="port for the vLLM server bench starts (default: a free one)")),
+    "cpu_layout": ("--cpu-layout", dict(choices=("shared", "apart"),
+                                        help="CPU host: engine threads on every core (shared) or on their own "
+                                             "core(s), API server and load client on the others (apart)")),
 }
 
 

@@ -101,6 +101,9 @@ days = number_type(low=0.0, high=1e6, low_open=True, allowed="need a finite numb
 ratio = number_type(low=0.0, high=1e6, low_open=True, allowed="need a finite ratio in (0, 1e6]")
 seconds = number_type(low=0.0, high=1e6, low_open=True, allowed="need a finite number of seconds in (0, 1e6]")
 tokens = number_type(low=0.0, high=1e12, allowed="need a finite number of tokens in [0, 1e12] per request")
+PEAK_TO_MEAN_MAX = 1e6  # peak demand over mean demand: far beyond any real demand (168 h of demand give <= 168)
+peak_to_mean_arg = number_type(low=1.0, high=PEAK_TO_MEAN_MAX, name="peak_to_mean",
+                               allowed=f"need a finite number in [1, {PEAK_TO_MEAN_MAX:g}] (peak demand / mean demand)")
 
 
 def zero_or_at_least(minimum: int) -> Callable[[str], int]:

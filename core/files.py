@@ -75,3 +75,21 @@ def free_path(path: str | os.PathLike) -> Path:
         if not cand.exists():
             return cand
     raise FileExistsError(f"no free name beside {path}")
+
+
+def set_aside(path: str | os.PathLike) -> Path | None:
+    """Rename an existing file to `<stem>.replaced-<UTC>.json` (then -2, -3, ... if taken) so a new one
+    can take its name: nothing measured is lost. The new name, or None when there was no file."""
+    import datetime as _dt
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.stem}.replaced-{stamp}{path.suffix}")
+    n = 2
+    while target.exists():
+        target = path.with_name(f"{path.stem}.replaced-{stamp}-{n}{path.suffix}")
+        n += 1
+    os.replace(path, target)
+    return target

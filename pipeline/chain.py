@@ -27,8 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.config import load_config, with_overrides
+from bench.hardware.nvml import nvml_available
+from bench.model import prepare as model_prepare
+from bench.run import ladder
+from bench.run import sweep as run_sweep
+from calibrate.profile import make as profile_make
+from calibrate.profile.cli import format_table
 from core.cli import CliError, one_line
 from core.errors import InputError
+from core.files import free_path
+from solver.report.make import ReportOptions, make_report
 
 STAGES = 4
 DATA = Path(__file__).resolve().parents[1] / "bench" / "data"
@@ -78,8 +87,6 @@ class PipelineOptions:
 
 def has_nvidia_gpu() -> bool:
     """True when NVML initialises and reports at least one device (bench.hardware.nvml)."""
-    from bench.hardware.nvml import nvml_available
-
     return nvml_available()[0]
 
 
@@ -93,14 +100,11 @@ def default_config(gpu: bool, ladder: bool = False) -> str:
 
 def prepare_models(opts: PipelineOptions, *, err=sys.stderr) -> list[Path]:
     """Stage 1: the INT8 model(s) to serve: one (`model`) or the ladder (bench.run.ladder)."""
-    from bench.model.prepare import CLI_DEFAULT_SPEC, prepare
-    from bench.run import ladder
-
     models_dir = opts.path(opts.models_dir)
     if opts.model:
         p = opts.prepare
-        return [Path(prepare(model=opts.model, quantization=p.quantization, out_dir=p.out_dir, name=p.name,
-                             models_dir=models_dir, spec=p.spec or CLI_DEFAULT_SPEC, quantizer=p.quantizer,
+        return [Path(model_prepare.prepare(model=opts.model, quantization=p.quantization, out_dir=p.out_dir, name=p.name,
+                             models_dir=models_dir, spec=p.spec or model_prepare.CLI_DEFAULT_SPEC, quantizer=p.quantizer,
                              check_generate=p.check_generate))]
     return ladder.prepare_ladder(ladder.default_rungs(opts.ladder), models_dir=models_dir,
                                  on_status=lambda m: print(f"      {m}", file=err, flush=True))
@@ -108,8 +112,6 @@ def prepare_models(opts: PipelineOptions, *, err=sys.stderr) -> list[Path]:
 
 def sweep_config(opts: PipelineOptions, model_dir: Path, config: str):
     """The SweepConfig of one model: the TOML, the user's overrides, then the pipeline's own keys."""
-    from bench.config import load_config, with_overrides
-
     ov = dict(opts.sweep_overrides)
     ov.update({"model": str(model_dir), "results": str(opts.path(opts.results_dir, "runs"))})
     if opts.usd_per_hour is not None:
@@ -120,8 +122,6 @@ def sweep_config(opts: PipelineOptions, model_dir: Path, config: str):
 def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, err=sys.stderr) -> list[Path]:
     """Stage 2: sweep each model with the same config; the run directories of this sweep's specs
     (complete runs measured earlier included, other runs of the same series left out)."""
-    from bench.run.sweep import run_from_config
-
     def on_run_end(res) -> None:
         state = "already complete" if res.skipped else res.record.status
         print(f"      run {res.run_dir.name}: {state}" + (f" ({res.record.error})" if res.record.error else ""),
@@ -130,7 +130,7 @@ def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, 
     runs: list[Path] = []
     for d in model_dirs:
         print(f"      model {d}", file=err, flush=True)
-        outcome = run_from_config(sweep_config(opts, d, config),
+        outcome = run_sweep.run_from_config(sweep_config(opts, d, config),
                                   on_status=lambda msg: print(f"      {msg}", file=err, flush=True),
                                   on_run_end=on_run_end)
         if not outcome.ok:
@@ -144,28 +144,22 @@ def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, 
 def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
     """Stage 3: the calibration profile of these runs (a ladder's when they span several models), at a
     free name; its table is printed."""
-    from calibrate.profile.cli import format_table
-    from calibrate.profile.make import ProfileOptions, profile_runs, write_profile
-    from core.files import free_path
-
     series = sorted({d.parent for d in run_dirs})
-    ladder = len(series) > 1
+    is_ladder = len(series) > 1
     base = series[-1] if series else Path("none")
-    stem = (base.parent.name + "-ladder") if ladder else "-".join(base.parts[-2:])
+    stem = (base.parent.name + "-ladder") if is_ladder else "-".join(base.parts[-2:])
     out = free_path(opts.path(opts.results_dir, "calibration", f"{stem}.json"))
-    popts = replace(opts.profile or ProfileOptions(), ladder=ladder)
+    popts = replace(opts.profile or profile_make.ProfileOptions(), ladder=is_ladder)
     if opts.usd_per_hour is not None:
         popts = replace(popts, usd_per_hour=opts.usd_per_hour)
-    profile = profile_runs(run_dirs, popts)
-    path = write_profile(profile, out)
+    profile = profile_make.profile_runs(run_dirs, popts)
+    path = profile_make.write_profile(profile, out)
     print(format_table(profile, path))
     return Path(path)
 
 
 def write_sizing_report(opts: PipelineOptions, profile: Path) -> Path:
     """Stage 4: the sizing report from the profile; its directory."""
-    from solver.report.make import ReportOptions, make_report
-
     ropts = replace(opts.report or ReportOptions(requests=opts.requests), chinchilla_params=opts.chinchilla_params,
                     loss=None, requests=opts.requests, inference_profile=[str(profile)],
                     out_dir=str(opts.path(opts.results_dir, "reports")))

@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from core.cli import CliError, Parser, one_line
+from core.paper import PAPER
 from solver.optimize import cli as optimize_cli
+from solver.optimize import paper
 from solver.report import cli as report_cli
 
 # --------------------------------------------------------------------------- paper-tables
@@ -29,8 +31,6 @@ def add_paper_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_paper_tables(args) -> int:
-    from solver.optimize import paper
-
     entries = paper.all_entries()
     factors = [paper.implied_inference_cost_factor(i) for i in range(len(paper.TABLE3))]
     if args.json:
@@ -67,8 +67,6 @@ def run_paper_tables(args) -> int:
 
 
 def _paper_settings_text() -> str:
-    from core.paper import PAPER
-
     t, i = PAPER.training, PAPER.inference
     return (f"train {t.gpu} ${t.usd_per_h:.2f}/h {t.dtype} {t.peak_flop_per_s:.3g} MFU {PAPER.mfu_train:g}; "
             f"inference {i.gpu} ${i.usd_per_h:.2f}/h {i.dtype} {i.peak_flop_per_s:.3g}, MFU {PAPER.mfu_input:g} input / "

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from solver.optimize.demand import DemandShape, demand_from_csv, peak_to_mean_arg, provisioned_settings
+from core.cli import peak_to_mean_arg
+from solver.optimize.demand import DemandShape, demand_from_csv, provisioned_settings
 from solver.optimize.solve import CostSettings
 
 

@@ -432,3 +432,41 @@ def test_supervisor_dies_of_the_signal_that_killed_its_child(sig):
     code = f"import sys; sys.path.insert(0, {str(S.SUPERVISOR.parent)!r}); import supervise; supervise.exit_like({-int(sig)})"
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], timeout=30)
     assert proc.returncode == -int(sig)
+
+
+# --------------------------------------------------------------------------- CPU layout (the testbed)
+
+
+def test_cpu_layout_ids_splits_host_from_engine():
+    assert S.cpu_layout_ids([0, 1], "shared") == ([0, 1], [0, 1])
+    assert S.cpu_layout_ids([1, 0], "apart") == ([1], [0])  # 2 cores: host work on 0, the engine on 1
+    assert S.cpu_layout_ids(range(8), "apart") == ([2, 3, 4, 5, 6, 7], [0, 1])
+    with pytest.raises(ValueError, match="at least 2 cores"):
+        S.cpu_layout_ids([3], "apart")
+    with pytest.raises(ValueError, match="shared, apart"):
+        S.cpu_layout_ids([0, 1], "split")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to put the engine apart")
+def test_vllm_server_apart_binds_engine_threads_and_starts_on_the_host_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "has_cuda_gpu", lambda: False)
+    model = tmp_path / "m"
+    model.mkdir()
+    srv = S.VllmServer(model, served_name="m", log_path=tmp_path / "server.log", cpu_layout="apart")
+    engine, host = S.cpu_layout_ids(S.available_cpu_ids(), "apart")
+    assert srv.env["VLLM_CPU_OMP_THREADS_BIND"] == S.cpu_ids_spec(engine)
+    assert srv.cpu_affinity == host and srv.host_cpus == host and srv.engine_cpus == engine
+    shared = S.VllmServer(model, served_name="m", log_path=tmp_path / "s.log")
+    assert shared.cpu_affinity is None and shared.env["VLLM_CPU_OMP_THREADS_BIND"] == S.cpu_ids_spec(
+        S.available_cpu_ids())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_server_process_group_runs_on_the_cores_given(fake):
+    first = min(os.sched_getaffinity(0))
+    proc, pidfile = fake("ok", startup_timeout_s=30, cpu_affinity=[first])
+    with proc:
+        child = int(pidfile.read_text())
+        for pid in (proc.pid, child):  # the supervisor, and a child it started (as vLLM's engine core)
+            assert os.sched_getaffinity(pid) == {first}
+    assert os.sched_getaffinity(0) != {first}  # this process is not moved

@@ -7,7 +7,6 @@ core count and the torch version match, so a sweep measures once; an older recor
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from bench.hardware import microbench
 from bench.hardware.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier, cpu_model_name
 from core.errors import SchemaError
+from core.files import set_aside
 from core.provenance import package_versions
 from core.schema.base import load_file, save_file
 from core.schema.hardware import HARDWARE_SCHEMA_VERSION, HardwareRecord
@@ -37,9 +37,7 @@ def read_cached(path: Path) -> HardwareRecord | None:
 def write_cached(path: Path, rec: HardwareRecord) -> Path:
     """Write `rec` to `path`; an older record there is renamed `<name>.replaced-<UTC>.json` (kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        os.replace(path, path.with_name(f"{path.stem}.replaced-{stamp}.json"))
+    set_aside(path)
     return save_file(rec.model_copy(update={"schema_version": HARDWARE_SCHEMA_VERSION}), path)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.hardware.cache import CACHE_DIR, load_or_measure_cpu
+from bench.hardware.nvml import nvml_devices, visible_device_indices
 from core import gpus
 from core.files import slug
 from core.gpus import DTYPES
@@ -262,7 +263,6 @@ def detect_hardware(
     o = check_overrides(overrides)
     if endpoint is not None:
         return remote_info(endpoint, o, tensor_parallel_size=tensor_parallel_size)
-    from bench.hardware.nvml import nvml_devices, visible_device_indices
 
     devices, _reason = nvml_devices(nvml)
     visible = visible_device_indices()

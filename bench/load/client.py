@@ -64,6 +64,7 @@ from bench.load.prompts import (  # noqa: F401 - re-exported
     read_length_distribution,
     workload_lengths,
 )
+from bench.server.stopping import Interrupted
 from core.schema.run import RequestRecord
 
 
@@ -415,7 +416,6 @@ async def run_load(
         except asyncio.CancelledError:
             if stop.signum is None:
                 raise  # cancelled by someone else
-            from bench.server.stopping import Interrupted
 
             raise Interrupted(stop.signum) from None
     return sorted(runner.records, key=lambda r: r.index)

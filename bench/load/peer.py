@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.load.client import run_load
 from bench.model.corpus import training_corpus
 from core.metrics import is_ok, itl_s, percentiles, summarize, tpot_s, ttft_s
 from core.schema.run import RequestRecord
@@ -458,8 +459,6 @@ def cross_check(base_url: str, served_name: str, model_dir: str | os.PathLike, w
       as vLLM bench does, on its first prompt `warmup` times).
     Every file either tool wrote is kept in `workdir` (ours-R.jsonl, peer-R.json, peer.log)."""
     from transformers import AutoTokenizer
-
-    from bench.load.client import run_load
 
     if rounds < 1:
         raise ValueError(f"rounds={rounds!r}: must be >= 1")

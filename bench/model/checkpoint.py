@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from core.physics import model_info_from_dir
 from core.provenance import package_versions
 from core.schema.base import load_file, save_file
 from core.schema.prepared import PREPARED_FILE, PREPARED_SCHEMA_VERSION, PreparedRecord
@@ -103,7 +104,6 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
 
 def prepared_record(*, name: str, request: Mapping, model_dir: Path, built_by: str, **sections) -> PreparedRecord:
     """The prepared.json of ``model_dir`` (already containing config.json and weights)."""
-    from core.physics import model_info_from_dir
 
     info = model_info_from_dir(model_dir, name=name)
     return PreparedRecord.model_validate({

@@ -32,7 +32,9 @@ from pathlib import Path
 from bench.model import quantize as q
 from bench.model.checkpoint import PrepareError, check_reuse, prepared_record, staged_dir, write_prepared
 from bench.model.corpus import BOS, EOS, IM_END, PAD, SPECIAL_TOKENS, training_corpus
+from bench.model.quantize import check_vllm
 from core.cli import bad_input
+from core.physics import model_info_from_dir, quantization_of
 
 BUILDER_VERSION = 1  # bump when build_tiny_model's output for the same arguments changes
 
@@ -338,8 +340,6 @@ def prepare(
     else:
         local, config = _resolve_source(model)
         if config.get("quantization_config"):
-            from core.physics import quantization_of
-
             declared, _ = quantization_of(config)
             if quantization not in ("none", declared):
                 raise PrepareError(
@@ -412,8 +412,6 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"{PROG}: failed: {exc}", file=sys.stderr)
         return 1
 
-    from core.physics import model_info_from_dir
-
     info = model_info_from_dir(path, name=path.name)
     rows = [
         ("model", str(path)),
@@ -425,8 +423,6 @@ def run_prepare(args: argparse.Namespace) -> int:
         ("weight bytes", "unknown" if info.weight_bytes is None else f"{info.weight_bytes / 2**20:.2f} MiB"),
     ]
     if args.check_vllm:
-        from bench.model.quantize import check_vllm
-
         try:
             result = check_vllm(path)
         except RuntimeError as exc:

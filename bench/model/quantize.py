@@ -45,6 +45,7 @@ from bench.model.checkpoint import (
     write_prepared,
 )
 from bench.model.corpus import training_corpus
+from bench.server.process import server_env
 from core.schema.prepared import PREPARED_FILE
 
 W8A8_SCHEME = "w8a8-int8"
@@ -399,7 +400,6 @@ _RESULT_TAG = "BENCH_QUANTIZE_VLLM_CHECK "
 
 def _child_env() -> dict[str, str]:
     """This environment plus, where no CUDA GPU exists, the CPU backend's settings (bench.server.process)."""
-    from bench.server.process import server_env
 
     return server_env()
 

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.config import RunSpec
+from bench.load.client import fail_fast_reason, make_prompts, run_load
+from bench.run.derive import VLLM_FLOP_COUNTER, derive, window_energy_j
 from bench.run.rundir import utc_now
-from bench.run.telemetry import NvmlSampler
+from bench.run.telemetry import NvmlSampler, parse_metrics, scrape_metrics
+from bench.server.process import copy_log_slice, is_interrupt, server_settings
 from core.files import write_atomic
+from core.metrics import summarize
 from core.provenance import git_commit, package_versions
 from core.schema.base import save_file
 from core.schema.run import (
@@ -143,7 +147,6 @@ class RunResult:
 def _scrape(base_url: str | list[str], api_key: str | None = None) -> tuple[str | None, dict[str, float] | None, str | None]:
     """(text, parsed, error) of GET /metrics. Several endpoints of one deployment: the texts one
     after the other (each after a `# endpoint: URL` line), the parsed values summed."""
-    from bench.run.telemetry import parse_metrics, scrape_metrics
 
     urls = [base_url] if isinstance(base_url, str) else list(base_url)
     texts, total = [], {}
@@ -165,7 +168,6 @@ def _scrape(base_url: str | list[str], api_key: str | None = None) -> tuple[str 
 def _scrape_settled(base_url: str | list[str], api_key: str | None = None, settle_s: float = METRICS_SETTLE_S):
     """Scrape until vLLM's FLOP counter stops moving (its stats reach the API process a moment after
     the last streamed token), at most `settle_s` seconds."""
-    from bench.run.derive import VLLM_FLOP_COUNTER
 
     deadline = time.monotonic() + settle_s
     text, parsed, err = _scrape(base_url, api_key)
@@ -201,7 +203,6 @@ def execute_run(spec: RunSpec, **kwargs) -> RunResult:
     point before run.json is written: FAILED is written with the same first line for SIGINT and
     SIGTERM ("interrupted"), no run.json, and the interrupt goes on (the requests in flight are in
     requests.jsonl with bench.load.client.INTERRUPTED_ERROR)."""
-    from bench.server.process import is_interrupt
 
     run_dir = Path(kwargs["run_dir"])
     try:
@@ -233,9 +234,6 @@ def _execute_run(
     status "failed" (+ FAILED marker) when the load raised, the server died, or more than 1 % of
     the measured requests failed; the completed requests are kept in requests.jsonl either way.
     """
-    from bench.load.client import make_prompts
-    from bench.run.derive import derive, window_energy_j
-    from core.metrics import summarize
 
     started = utc_now()
     save_file(SpecFile(key=spec.key(), **spec.as_dict(), provenance="bench.run.execute: the sweep spec this run measures"),
@@ -307,7 +305,6 @@ def _send_requests(
     """(records, error): the load of one run, each finished request appended to requests.jsonl as it
     ends (a crash keeps every finished request); error says why the load generator gave up. The
     records' times are relative to `t0` (a time.perf_counter() value; default: run_load's start)."""
-    from bench.load.client import run_load
 
     records: list[RequestRecord] = []
     lock = threading.Lock()
@@ -346,8 +343,6 @@ def _write_server_log(target: Target, path: Path, log_begin: int | None) -> None
     """server.log: the slice of the server's own log, or a note for a server bench did not start."""
     log_path = getattr(target.server, "log_path", None)
     if log_path is not None and Path(log_path).exists() and log_begin is not None:
-        from bench.server.process import copy_log_slice
-
         copy_log_slice(log_path, log_begin, None, path)
     else:
         write_atomic(path, f"# no server log: {target.base_url} was not started by bench\n")
@@ -357,7 +352,6 @@ def _verdict(error: str | None, summary, records: list[RequestRecord], *, alive:
     """(error, summary, dead_endpoint): why the run failed (the first reason, in the order the load
     raised / an endpoint refused / the server died / > 1 % of requests failed), and the summary
     marked invalid when it did."""
-    from bench.load.client import fail_fast_reason
 
     dead_endpoint = fail_fast_reason(records, urls[0] if len(urls) == 1 else f"{len(urls)} endpoints")
     if error is None and dead_endpoint is not None:
@@ -376,7 +370,6 @@ def run_config_for(spec: RunSpec, model: ModelInfo, *, server=None, slo_ttft_s: 
                    slo_tpot_s: float | None = None, server_dtype: str | None = None, **server_fields) -> RunConfig:
     """The run's RunConfig. The server's settings come from `server` (the [server] section,
     bench.config.ServerSection) with `server_fields` (e.g. max_num_seqs=16) replacing its values."""
-    from bench.server.process import server_settings
 
     srv = server_settings(server, **server_fields)
     urls = srv.endpoints
@@ -390,4 +383,5 @@ def run_config_for(spec: RunSpec, model: ModelInfo, *, server=None, slo_ttft_s: 
         distributed_executor_backend=srv.distributed_executor_backend,
         endpoint=urls[0] if urls else None, endpoints=urls if len(urls) > 1 else None,
         slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, server_dtype=server_dtype,
+        cpu_layout=None if urls else srv.cpu_layout,
     )  # fmt: skip

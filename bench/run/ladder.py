@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.model.prepare import TinySpec
+from bench.config import with_overrides
+from bench.model.prepare import TinySpec, prepare
+from bench.run.sweep import run_from_config
 
 DEFAULT_CPU_CONFIG = Path(__file__).resolve().parents[1] / "data" / "ladder_cpu.toml"
 
@@ -59,7 +61,6 @@ def default_rungs(models: Sequence[str] | None = None) -> list[Rung]:
 def prepare_ladder(rungs: Sequence[Rung], *, models_dir: str | Path = "models",
                    on_status: Callable[[str], None] | None = None) -> list[Path]:
     """Prepared (INT8 W8A8) model directories of the rungs, in order; identical ones are reused."""
-    from bench.model.prepare import prepare
 
     say = on_status or (lambda msg: None)
     out = []
@@ -73,8 +74,6 @@ def prepare_ladder(rungs: Sequence[Rung], *, models_dir: str | Path = "models",
 def run_ladder(cfg, rungs: Sequence[Rung], *, models_dir: str | Path = "models",
                on_status: Callable[[str], None] | None = None, **sweep_kwargs) -> list:
     """Prepare every rung, sweep each with `cfg` (a bench.config.SweepConfig); the sweeps' outcomes."""
-    from bench.config import with_overrides
-    from bench.run.sweep import run_from_config
 
     outcomes = []
     for d in prepare_ladder(rungs, models_dir=models_dir, on_status=on_status):

@@ -7,15 +7,21 @@ complete run (bench.run.rundir) and measures the others one by one (bench.run.ex
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config import ConfigError, RunSpec, SweepConfig
+from bench.hardware.device import detect_hardware
 from bench.load.prompts import read_length_distribution
+from bench.run.adaptive import StopRule, plan, points_of, report_lines
 from bench.run.execute import RunResult, Target, execute_run, run_config_for
 from bench.run.rundir import complete_run_of_spec, new_run_dir, series_dir, utc_stamp
+from bench.server.process import DeadEndpointError, Endpoint, VllmServer
+from core.physics import model_info_from_dir
 from core.schema.run import RUN_FILE, HardwareInfo, ModelInfo, RequestRecord, RunRecord
 
 # --------------------------------------------------------------------------- the model's prompt ids
@@ -126,7 +132,6 @@ def sweep(
         if on_run_end:
             on_run_end(res)
         if res.dead_endpoint is not None:  # every further run would fail the same way
-            from bench.server.process import DeadEndpointError
 
             raise DeadEndpointError(f"{res.dead_endpoint}; sweep stopped after run {res.run_dir.name} "
                                     f"({len(specs) - i - 1} not run)")
@@ -153,7 +158,6 @@ def check_specs_fit(specs: Sequence[RunSpec], max_model_len: int | None) -> None
 
 def load_model_info(model: str, name: str | None = None) -> tuple[ModelInfo, Path]:
     """ModelInfo of a local model directory (config.json + safetensors headers)."""
-    from core.physics import model_info_from_dir
 
     path = Path(model)
     if not (path / "config.json").is_file():
@@ -199,8 +203,6 @@ def run_from_config(
     info, model_dir = load_model_info(cfg.model, cfg.model_name)
     say(f"model {info.name}: {info.params_matmul:,} matmul parameters, {info.quantization}, "
         f"matmuls in {info.matmul_dtype}")
-    from bench.hardware.device import detect_hardware
-    from bench.server.process import Endpoint, VllmServer
 
     say("detecting hardware (on a CPU this runs short matmul and bandwidth micro-benchmarks)")
     # devices of one deployment: tensor x pipeline x data parallel (what vLLM occupies; priced per device)
@@ -226,7 +228,8 @@ def run_from_config(
         target = Target(server=_AlwaysAlive(), served_name=served)
     else:
         target = Target(server=server, served_name=served)
-    with server if server is not None else _nullcontext():
+    host_cpus = getattr(server, "host_cpus", None)
+    with server if server is not None else _nullcontext(), _on_cpus(host_cpus):
         for line in getattr(server, "stale_stopped", None) or []:
             say(line)
         if server is not None and not target.alive():
@@ -235,11 +238,23 @@ def run_from_config(
                   config_kwargs=config_kwargs, order_seed=cfg.run_order_seed, **sweep_callbacks)
         outcome = sweep(specs, skip_complete=skip_complete, **kw)
         if cfg.until_width is not None and outcome.ok:
-            from bench.run.adaptive import StopRule
-
             rule = StopRule(cfg.until_width, cfg.max_repeats, cfg.max_extend_s)
             outcome = extend_until_narrow(specs, outcome, rule, say=say, **kw)
         return outcome
+
+
+@contextlib.contextmanager
+def _on_cpus(cpu_ids):
+    """This process (the load client) on `cpu_ids` while the block runs (None: unchanged)."""
+    if not cpu_ids:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpu_ids)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def extend_until_narrow(specs: Sequence[RunSpec], outcome: SweepOutcome, rule, *, say: Callable[[str], None],
@@ -248,8 +263,6 @@ def extend_until_narrow(specs: Sequence[RunSpec], outcome: SweepOutcome, rule, *
     whose interval is still wider than the rule allows, within its repeat and time limits; says the
     width each point reached. Returns the outcome with the extra runs appended."""
     import time
-
-    from bench.run.adaptive import plan, points_of, report_lines
 
     t0 = time.monotonic()
     done_specs = list(specs[:len(outcome.results)])

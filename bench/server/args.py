@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.config import ServerSection
+from bench.hardware.nvml import gpu_present
+
 if TYPE_CHECKING:
     from bench.config import ServerSection
 
@@ -41,6 +44,22 @@ def available_cpu_ids() -> list[int]:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return list(range(os.cpu_count() or 1))
+
+
+def cpu_layout_ids(cpu_ids: Sequence[int], layout: str) -> tuple[list[int], list[int]]:
+    """(engine cores, host cores) of a CPU layout. "shared": both are every core. "apart": the host work
+    (API server, tokenising, streaming, the load client) gets the first quarter of the cores, at least
+    one, and the engine's compute threads the rest, so neither preempts the other, as on a GPU node.
+    On 2 cores: host [0], engine [1]."""
+    ids = sorted(set(int(c) for c in cpu_ids))
+    if layout == "shared":
+        return ids, ids
+    if layout != "apart":
+        raise ValueError(f"cpu_layout={layout!r}: must be one of shared, apart")
+    if len(ids) < 2:
+        raise ValueError(f"cpu_layout='apart' needs at least 2 cores; this process may use {len(ids)} ({ids})")
+    n_host = max(1, len(ids) // 4)
+    return ids[n_host:], ids[:n_host]
 
 
 def cpu_env(*, kvcache_space_gib: float = 1, cpu_ids: Sequence[int] | None = None) -> dict[str, str]:
@@ -92,7 +111,6 @@ def resolve_dtype(dtype: str, *, cpu: bool | None = None) -> str:
 
 def has_cuda_gpu() -> bool:
     """True when a CUDA GPU is usable here (bench.hardware.nvml's rule: NVML sees a device, or /dev/nvidia0)."""
-    from bench.hardware.nvml import gpu_present
 
     return gpu_present()
 
@@ -118,7 +136,6 @@ def server_env(
 
 def server_settings(settings: "ServerSection | None" = None, **fields) -> "ServerSection":
     """A bench.config.ServerSection: `settings` (default: all defaults) with `fields` replaced, validated."""
-    from bench.config import ServerSection
 
     base = settings.model_dump() if settings is not None else {}
     return ServerSection.model_validate({**base, **fields})

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.hardware.nvml import import_nvml, visible_device_indices
 from bench.server.args import HOST
 from bench.server.supervise import group_members
 
@@ -245,8 +246,6 @@ def check_port(host: str, port: int, directory: Path | None = None) -> None:
 
 
 def visible_gpu_indices() -> list[int] | None:
-    from bench.hardware.nvml import visible_device_indices
-
     return visible_device_indices()
 
 
@@ -261,8 +260,6 @@ def gpu_holders(nvml=None, *, indices: Sequence[int] | None = None, count: int |
     """`GPU i: pid N (command), M MiB` for every compute process NVML lists on the GPUs a server would
     use (`indices`, else the first `count`, else all); [] without NVML. Processes of this one are left out."""
     if nvml is None:
-        from bench.hardware.nvml import import_nvml
-
         nvml, _ = import_nvml()
         if nvml is None:
             return []

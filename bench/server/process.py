@@ -51,6 +51,7 @@ from bench.server.args import (  # noqa: F401 - re-exported
     cpu_env,
     cpu_has_bf16,
     cpu_ids_spec,
+    cpu_layout_ids,
     has_cuda_gpu,
     resolve_dtype,
     server_env,
@@ -180,6 +181,7 @@ class ServerProcess:
         poll_interval_s: float = 0.5,
         check_port: bool = True,
         supervise: bool = True,
+        cpu_affinity: Sequence[int] | None = None,
     ):
         if startup_timeout_s <= 0:
             raise ValueError(f"startup_timeout_s={startup_timeout_s!r}: must be > 0 seconds")
@@ -195,6 +197,7 @@ class ServerProcess:
         self.poll_interval_s = poll_interval_s
         self.check_port = check_port
         self.supervise = supervise
+        self.cpu_affinity = list(cpu_affinity) if cpu_affinity else None  # the group's cores (inherited by children)
         self._proc: subprocess.Popen | None = None
         self._log_file = None
         self._record_path: Path | None = None
@@ -294,6 +297,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,  # own process group: killpg reaches every child
+                preexec_fn=(lambda ids=self.cpu_affinity: os.sched_setaffinity(0, ids)) if self.cpu_affinity else None,
             )
         except OSError as exc:
             self._log_file.close()
@@ -397,13 +401,21 @@ class VllmServer(ServerProcess):
         self.dtype = resolve_dtype(self.settings.dtype)
         argv = vllm_command(model_dir, self.settings, served_name=served_name, port=self.port, seed=seed,
                             python=python, dtype=self.dtype)
+        env = self._dev_mode_env(env)
+        # CPU layout: the engine's OpenMP threads bind to their cores (vLLM's VLLM_CPU_OMP_THREADS_BIND, which
+        # pins the worker's threads), the rest of the server's processes start on the host cores.
+        self.engine_cpus, self.host_cpus = (None, None)
+        if not has_cuda_gpu() and self.settings.cpu_layout != "shared":
+            self.engine_cpus, self.host_cpus = cpu_layout_ids(available_cpu_ids(), self.settings.cpu_layout)
+            env = {**env, "VLLM_CPU_OMP_THREADS_BIND": cpu_ids_spec(self.engine_cpus)}
         super().__init__(
             argv,
             base_url=f"http://{HOST}:{self.port}",
             log_path=log_path,
-            env=server_env(self._dev_mode_env(env)),
+            env=server_env(env),
             startup_timeout_s=self.settings.startup_timeout_s,
             stop_timeout_s=self.settings.stop_timeout_s,
+            cpu_affinity=self.host_cpus,
         )
 
     def _dev_mode_env(self, env: Mapping[str, str] | None) -> dict[str, str]:

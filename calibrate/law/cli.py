@@ -20,6 +20,7 @@ import json
 import shlex
 from pathlib import Path
 
+from calibrate.law.fit import bootstrap_law, fit_law
 from core.cli import count_or_all, nonneg_int, zero_or_at_least
 from core.errors import BadFile
 from core.files import sha256_file
@@ -145,7 +146,6 @@ def format_law_table(law: dict, out: Path) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Fit, write the law file, print the table (or --json). InputError for bad input (exit 2)."""
-    from calibrate.law.fit import bootstrap_law, fit_law
 
     n, d, loss = read_law_columns(args.csv, args.params_col, args.tokens_col, args.flop_col, args.loss_col)
     name = args.name or args.csv.stem

@@ -19,8 +19,11 @@ import json
 import math
 from pathlib import Path
 
+from calibrate.perfmodel.build import predict_points
 from core.cli import int_list, positive_float, positive_int
 from core.errors import BadFile
+from core.physics import ShapeAssumption, model_info_from_dir, shape_for_params, shape_of
+from core.schema.profile import Profile
 
 NAME = "predict"
 HELP = "predict throughput, TTFT, TPOT and $/request of any model size from a profile's performance model"
@@ -52,8 +55,6 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def _shape(args: argparse.Namespace, pm):
-    from core.physics import ShapeAssumption, model_info_from_dir, shape_for_params, shape_of
-
     pins = {"num_layers": args.layers, "hidden_size": args.hidden, "num_kv_heads": args.kv_heads,
             "head_dim": args.head_dim, "vocab_size": args.vocab}
     if args.model is not None:
@@ -77,8 +78,6 @@ def _shape(args: argparse.Namespace, pm):
 
 
 def _load(path: Path):
-    from core.schema.profile import Profile
-
     profile = Profile.load(path)
     if getattr(profile, "performance_model", None) is None:
         raise BadFile(path, "performance_model", "this profile has none (build one from a ladder: "
@@ -87,8 +86,6 @@ def _load(path: Path):
 
 
 def run(args: argparse.Namespace) -> dict:
-    from calibrate.perfmodel.build import predict_points
-
     profile = _load(args.profile)
     pm = profile.performance_model
     shape = _shape(args, pm)

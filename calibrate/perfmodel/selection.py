@@ -25,6 +25,7 @@ import numpy as np
 
 from calibrate.perfmodel.forms import FORMS, RunEvidence, StepModel, fit_step_model
 from calibrate.perfmodel.simulate import DEFAULT_MAX_BATCHED_TOKENS, SimResult, simulate
+from calibrate.runs.load import find_run_dirs, load_run
 from calibrate.runs.steps import alone_ttft, extract_steps
 from core.paper import SECONDS_PER_HOUR
 from core.physics import ModelShape, kv_dtype_bytes_for, shape_of
@@ -68,7 +69,6 @@ def _measured(summary, devices: int, usd_per_h: float | None) -> dict[str, float
 
 def load_ladder(paths: Iterable[str | Path]) -> tuple[list[LadderRun], list[dict]]:
     """Complete, valid closed-loop runs of fixed-length workloads under `paths`; (runs, dropped)."""
-    from calibrate.runs.load import find_run_dirs, load_run
 
     dirs, crashed = find_run_dirs(paths)
     dropped = [{"path": d.path, "reason": d.reason} for d in crashed]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from calibrate.perfmodel import selection as ladder
 from calibrate.perfmodel.build import DEFAULT_BOOTSTRAP, build_performance_model
+from core import gpus
 from core.errors import BadFile
 
 
@@ -23,7 +24,6 @@ def _hardware_names(runs) -> set[str]:
 
 def _interconnect(hardware_name: str) -> tuple[float | None, str | None]:
     """Interconnect bandwidth from the GPU table where the hardware is in it (None on a CPU)."""
-    from core import gpus
 
     try:
         dev = gpus.get_device(hardware_name)

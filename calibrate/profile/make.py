@@ -14,8 +14,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from calibrate.perfmodel.build import DEFAULT_BOOTSTRAP as PERF_BOOTSTRAP
 from calibrate.profile.build import build_profile
 from calibrate.profile.curve import DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S
+from calibrate.profile.ladder import build_ladder_profile
 from calibrate.profile.tokencost import DEFAULT_BOOTSTRAP
 from calibrate.runs.ingest import hardware_info, load_guidellm_json, load_vllm_bench_json, model_info
 from calibrate.runs.load import DEFAULT_MIN_REQUESTS, DEFAULT_MIN_TOKENS, load_runs
@@ -139,9 +141,6 @@ def profile_runs(run_dirs: list[str | Path], opts: ProfileOptions = ProfileOptio
                 usd_per_h=opts.usd_per_hour, peak_flop_per_s=opts.peak_flop_per_s, tool=_tool())
 
         if opts.ladder:
-            from calibrate.perfmodel.build import DEFAULT_BOOTSTRAP as PERF_BOOTSTRAP
-            from calibrate.profile.ladder import build_ladder_profile
-
             return build_ladder_profile(run_dirs, runs=runs, dropped=dropped,
                                         n_boot_perf=opts.ladder_bootstrap or PERF_BOOTSTRAP, seed=opts.seed,
                                         usd_per_h=opts.usd_per_hour, build_base=base)

@@ -99,6 +99,7 @@ class RunConfig(Strict):
     sweep_order_seed: int | None = None  # seed of the sweep's randomised run order
     sweep_position: int | None = None  # 0-based place of this run in that order
     prefix_cache_reset: str | None = None  # before this run: "reset" | why not (bench.run.execute)
+    cpu_layout: str | None = None  # CPU host: "shared" | "apart" (bench.server.args.cpu_layout_ids); files before: shared
 
 
 # --------------------------------------------------------------------------- per request

@@ -27,10 +27,33 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli import CliError, at_least_one, flag, flag_error, fraction, non_negative, one_line, positive, tokens
+from core.cli import (
+    CliError,
+    at_least_one,
+    flag,
+    flag_error,
+    fraction,
+    non_negative,
+    one_line,
+    peak_to_mean_arg,
+    positive,
+    tokens,
+)
+from core.errors import InputError
+from core.gpus import DTYPES, get_device, peak_flop_per_s
 from core.paper import PAPER, SECONDS_PER_HOUR
-from solver.optimize.costs import add_profile_args
-from solver.optimize.demand import peak_to_mean_arg
+from solver.optimize.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN, check_loss
+from solver.optimize.costs import add_profile_args, costs_from_profiles
+from solver.optimize.data_limit import (
+    DataLimitUnreachable,
+    data_limited_optimum,
+    limit_record,
+    tokens_per_param_warning,
+)
+from solver.optimize.demand import DemandShape, demand_from_csv, provisioned_settings
+from solver.optimize.laws import chinchilla_loss_for_params, resolve_law
+from solver.optimize.schema import optimize_result
+from solver.optimize.solve import CostSettings, ModelPlan, optimize_cost, optimize_flops, usd_per_flop
 
 COST_DEFAULTS = {
     "input_tokens": float(PAPER.input_tokens_per_request),
@@ -112,7 +135,6 @@ def add_data_limit_args(g) -> None:
 
 def demand_shape_from_args(args):
     """solver.optimize.demand.DemandShape from --peak-to-mean | --demand-profile (None given: R = 1)."""
-    from solver.optimize.demand import DemandShape, demand_from_csv
 
     if getattr(args, "demand_profile", None):
         try:
@@ -136,8 +158,6 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
 
 def target_from_args(args):
     """(law, target loss, quality record) from --law and --loss | --chinchilla-params; CliError if unusable."""
-    from solver.optimize.checks import check_loss
-    from solver.optimize.laws import chinchilla_loss_for_params, resolve_law
 
     try:
         law = resolve_law(args.law)
@@ -168,7 +188,6 @@ def target_from_args(args):
 
 def _api_error(exc: ValueError, args) -> CliError:
     """An API ValueError in terms of the flags behind it (solver.optimize.checks.InputError names its parameter)."""
-    from core.errors import InputError
 
     name = exc.name if isinstance(exc, InputError) else None
     if name == "loss":
@@ -180,7 +199,6 @@ def _api_error(exc: ValueError, args) -> CliError:
 
 def _gpu_side(args, side: str) -> dict:
     """Price, peak and their sources for the 'train' or 'inference' GPU of the cost objective."""
-    from core.gpus import DTYPES, get_device, peak_flop_per_s
 
     gpu_name = getattr(args, f"{side}_gpu") or COST_DEFAULTS[f"{side}_gpu"]
     dtype = getattr(args, f"{side}_dtype") or COST_DEFAULTS[f"{side}_dtype"]
@@ -207,8 +225,6 @@ def _gpu_side(args, side: str) -> dict:
 
 
 def _usd_per_flop(args, side: str, info: dict) -> float:
-    from solver.optimize.solve import usd_per_flop
-
     try:
         return usd_per_flop(info["usd_per_h"], info["peak_flop_per_s"])
     except ValueError as exc:
@@ -229,8 +245,6 @@ def train_from_gpu(args) -> tuple[float, dict]:
 
 def cost_settings_from_args(args):
     """Eq. 6 constants from the CLI (GPU table + MFUs, or calibration profiles) and their record."""
-    from solver.optimize.costs import costs_from_profiles
-    from solver.optimize.solve import CostSettings
 
     d = COST_DEFAULTS
     mfu = {k: getattr(args, f"mfu_{k}") if getattr(args, f"mfu_{k}") is not None else d[f"mfu_{k}"]
@@ -273,9 +287,6 @@ def cost_settings_from_args(args):
 
 
 def run(args) -> int:
-    from solver.optimize.schema import optimize_result
-    from solver.optimize.solve import optimize_cost, optimize_flops
-
     law, target, quality = target_from_args(args)
     if args.no_repeat and args.max_train_tokens is None:
         raise CliError("--no-repeat applies only with --max-train-tokens T (the unique tokens available)")
@@ -316,7 +327,6 @@ def run(args) -> int:
         comp, extra["data_limit"] = _data_limited(comp, law, target, settings, args)
         inputs["max_train_tokens"] = args.max_train_tokens
         inputs["repeat"] = not args.no_repeat
-    from solver.optimize.data_limit import tokens_per_param_warning
 
     warning = tokens_per_param_warning(float(comp.optimal.params), float(comp.optimal.train_tokens))
     if warning:
@@ -330,7 +340,6 @@ def run(args) -> int:
 
 def _provisioned(busy, shape):
     """CostSettings with inference $/FLOP x peak-to-mean (solver.optimize.demand.provisioned_settings)."""
-    from solver.optimize.demand import provisioned_settings
 
     try:
         return provisioned_settings(busy, shape.peak_to_mean)
@@ -343,9 +352,6 @@ def _provisioned(busy, shape):
 def _plan(law, target, n, d, inference_tokens, settings, requests):
     """A scalar solver.optimize.solve.ModelPlan of N params trained on D tokens (FLOP, and dollars with settings)."""
     import numpy as np
-
-    from solver.optimize.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN
-    from solver.optimize.solve import ModelPlan
 
     f = np.float64
     train, inference = TRAIN_FLOP_PER_PARAM_TOKEN * n * d, INFERENCE_FLOP_PER_PARAM_TOKEN * n * inference_tokens
@@ -361,9 +367,6 @@ def _data_limited(comp, law, target, settings, args):
     """(Comparison under --max-train-tokens, its data_limit record): the optimum and the Chinchilla-style
     baseline (least training FLOP at the loss) both with at most T unique tokens; CliError when unreachable."""
     from dataclasses import replace
-
-    from solver.optimize.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PER_PARAM_TOKEN
-    from solver.optimize.data_limit import DataLimitUnreachable, data_limited_optimum, limit_record
 
     u, repeat = args.max_train_tokens, not args.no_repeat
     d_inf = float(comp.inference_tokens)

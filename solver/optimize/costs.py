@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.files import sha256_file
+from core.schema.profile import Profile
 from solver.optimize.solve import usd_per_flop
 
 
@@ -56,7 +57,6 @@ def load_profile(path: str | Path):
     Raises ProfileError with one line "profile FILE: FIELD: problem" on anything wrong, including a
     rate or price the solver divides by that is not a finite number > 0.
     """
-    from core.schema.profile import Profile
 
     p = Path(path)
     try:

@@ -18,14 +18,12 @@ are skipped. Loads are finite numbers >= 0, not all zero.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 HOURS_ALLOWED = (24, 168)  # a day or a week of hourly loads
-PEAK_TO_MEAN_MAX = 1e6  # far beyond any real demand (a 168-hour profile gives at most 168)
 
 
 @dataclass(frozen=True)
@@ -50,20 +48,6 @@ class DemandShape:
             provenance = f"assumed ({self.source})"
         return {"peak_to_mean": self.peak_to_mean, "utilisation": self.utilisation, "source": self.source,
                 "hours": self.hours, "provenance": provenance}
-
-
-def peak_to_mean_arg(text: str) -> float:
-    """argparse type of --peak-to-mean: a finite number in [1, 1e6] (peak demand over mean demand)."""
-    allowed = f"need a finite number in [1, {PEAK_TO_MEAN_MAX:g}] (peak demand / mean demand)"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; {allowed}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not finite; {allowed}")
-    if not 1.0 <= value <= PEAK_TO_MEAN_MAX:
-        raise argparse.ArgumentTypeError(f"{text!r}; {allowed}")
-    return value
 
 
 def _load(text: str) -> float | None:

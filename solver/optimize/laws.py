@@ -24,6 +24,7 @@ from calibrate.law.formula import (
     params_for_loss,
     tokens_for_loss,
 )
+from core.schema.law import LawFile
 
 __all__ = [
     "LossLaw",
@@ -113,7 +114,6 @@ def get_law(name: str) -> LossLaw:
 def load_law_file(path: str | Path) -> LossLaw:
     """Read a law file (`calibrate.schema.LawFile`: A, B, E, alpha, beta, optional name and provenance;
     any other key is refused). ValueError, one line "FILE: FIELD: problem"."""
-    from core.schema.law import LawFile
 
     p = Path(path)
     f = LawFile.load(p)

@@ -1,0 +1,72 @@
+"""A decoder's integer dimensions, the numbers its operators depend on, and the real shape the shape
+assumption gives a hidden size (whole heads, whole layers: what a model nobody has run looks like).
+
+Shared by bench.operators (which shapes to time) and calibrate.operators (composing a step of any
+shape); core.physics holds the continuous shape used for FLOP and byte counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.physics import ShapeAssumption
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The shape numbers of a Llama-style decoder that its operators depend on."""
+
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    layers: int = 1
+
+    def __post_init__(self):
+        for name in ("hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "layers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name}={v!r}: must be a positive integer")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"heads={self.heads} is not a multiple of kv_heads={self.kv_heads}")
+
+    @property
+    def q_width(self) -> int:
+        return self.heads * self.head_dim
+
+    def gemm_shapes(self) -> dict[str, tuple[int, int]]:
+        """(K, N) of each linear layer of one decoder layer, and of the LM head."""
+        d, k = self.hidden, self.head_dim
+        return {
+            "qkv": (d, (self.heads + 2 * self.kv_heads) * k),
+            "o": (self.heads * k, d),
+            "gate_up": (d, 2 * self.intermediate),
+            "down": (self.intermediate, d),
+            "lm_head": (d, self.vocab),
+        }
+
+    @property
+    def attention_config(self) -> tuple[int, int, int]:
+        return (self.heads, self.kv_heads, self.head_dim)
+
+
+def llama_intermediate(hidden: int) -> int:
+    """Llama's rule: 8/3 · hidden rounded up to a multiple of 256."""
+    return 256 * math.ceil(8 * hidden / 3 / 256)
+
+
+_ASSUMPTION = ShapeAssumption()
+
+
+def assumed_dims(hidden: int, a: ShapeAssumption = _ASSUMPTION) -> ModelDims:
+    """The integer shape of a d = `hidden` model under core.physics' shape assumption."""
+    head_dim = int(a.head_dim)
+    heads = max(1, hidden // head_dim)
+    kv_heads = int(min(a.kv_heads_max, heads))
+    while heads % kv_heads:
+        kv_heads -= 1
+    return ModelDims(hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+                     intermediate=llama_intermediate(hidden), vocab=int(a.vocab_size))

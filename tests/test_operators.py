@@ -1,0 +1,283 @@
+"""bench.operators: the grid, the interpolation rules, the step composition, the profile file, and
+one real short measurement of the --quick grid through vLLM's CPU ops."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import math
+
+import pytest
+
+from bench.operators import cli
+from bench.operators.grid import GEMM_ROWS, build_grid, full_grid, quick_grid
+from calibrate.operators.compose import StepBatch, decode_step_time, step_time
+from calibrate.operators.interpolate import OperatorGridError, OperatorTable
+from core.cli import OneLineParser
+from core.dims import ModelDims, assumed_dims
+from core.files import set_aside
+from core.schema.operators import (
+    SHAPE_KEYS,
+    OperatorProfile,
+    OperatorProfileError,
+    OperatorRecord,
+    load_profile,
+    profile_from_dict,
+    profile_to_json,
+)
+
+
+def rec(op: str, t: float, dtype: str = "bf16", **shape) -> dict:
+    return {"op": op, "dtype": dtype, "impl": "synthetic", "median_s": t, "p10_s": t, "p90_s": t, "repeats": 1, **shape}
+
+
+# --------------------------------------------------------------------------- grid
+
+
+def test_full_grid_brackets_the_row_blocks_and_covers_the_shape_family():
+    for block in (4, 16, 32, 64, 128):
+        assert {block - 1, block, block + 1} <= set(GEMM_ROWS)
+    assert max(GEMM_ROWS) == 2048
+    g = full_grid()
+    counts = g.counts()
+    assert set(counts) == set(SHAPE_KEYS)
+    hiddens = {m.hidden for m in g.models}
+    assert {256, 512, 1024, 2048, 4096, 8192} <= hiddens
+    d = assumed_dims(4096)
+    assert (d.heads, d.kv_heads, d.head_dim, d.vocab) == (32, 8, 128, 32000)
+    # groups run smallest model first
+    tiers = [grp.tier for grp in g.groups]
+    assert tiers == sorted(tiers)
+    assert quick_grid().size() < 100
+
+
+# --------------------------------------------------------------------------- interpolation
+
+
+def _gemm_table(f_m, shapes=((256, 256), (1024, 1024)), rows=(1, 2, 3, 4, 8, 16), exponent=0.8):
+    """t = (k·n)^exponent · f_m(m) · 1e-9: a power law across shapes, anything in m."""
+    return [rec("gemm", (k * n) ** exponent * f_m(m) * 1e-9, dtype="int8", m=m, k=k, n=n)
+            for k, n in shapes for m in rows]
+
+
+def test_interpolation_is_exact_on_grid_points_and_keeps_non_monotone_rows():
+    # CPU-like: 3 rows cost more than 4 (a leftover row costs a single-row pass)
+    sawtooth = {1: 1.0, 2: 2.0, 3: 3.0, 4: 1.8, 8: 2.0, 16: 2.2}
+    records = _gemm_table(lambda m: sawtooth[m])
+    table = OperatorTable(records)
+    for r in records:
+        assert table.time_s("gemm", "int8", m=r["m"], k=r["k"], n=r["n"]) == pytest.approx(r["median_s"], rel=1e-12)
+    t3 = table.time_s("gemm", "int8", m=3, k=256, n=256)
+    t4 = table.time_s("gemm", "int8", m=4, k=256, n=256)
+    assert t3 > t4  # the measured saw-tooth is kept, not smoothed
+    # between measured rows: the straight line between them
+    t6 = table.time_s("gemm", "int8", m=6, k=256, n=256)
+    assert t6 == pytest.approx((t4 + table.time_s("gemm", "int8", m=8, k=256, n=256)) / 2)
+
+
+def test_interpolation_is_monotone_between_monotone_neighbours():
+    table = OperatorTable(_gemm_table(lambda m: 1.0 + 0.3 * m))
+    for k, n in ((256, 256), (512, 512), (300, 700), (1024, 1024)):
+        ts = [table.time_s("gemm", "int8", m=m, k=k, n=n) for m in [1 + 0.25 * i for i in range(61)]]
+        assert all(b >= a for a, b in itertools.pairwise(ts))
+    # across shapes: monotone in k·n at fixed m
+    sizes = [256 * 2 ** (i / 8) for i in range(17)]
+    ts = [table.time_s("gemm", "int8", m=5, k=s, n=s) for s in sizes]
+    assert all(b > a for a, b in itertools.pairwise(ts))
+
+
+def test_interpolation_across_shapes_is_a_power_law_in_size():
+    table = OperatorTable(_gemm_table(lambda m: 1.0 + m, exponent=0.8))
+    got = table.time_s("gemm", "int8", m=4, k=512, n=512)
+    assert got == pytest.approx((512 * 512) ** 0.8 * 5.0 * 1e-9, rel=1e-9)
+
+
+def test_out_of_grid_names_operator_shape_and_range():
+    table = OperatorTable(_gemm_table(lambda m: 1.0))
+    with pytest.raises(OperatorGridError) as e:
+        table.time_s("gemm", "int8", m=17, k=256, n=256)
+    msg = str(e.value)
+    assert "\n" not in msg and "gemm" in msg and "m=17" in msg and "1..16" in msg
+    with pytest.raises(OperatorGridError) as e:
+        table.time_s("gemm", "int8", m=4, k=4096, n=4096)
+    assert "k=4096" in str(e.value) and "k·n" in str(e.value) and "65536..1.04858e+06" in str(e.value)
+    with pytest.raises(OperatorGridError, match="no rotary records"):
+        table.time_s("rotary", "bf16", tokens=1, heads=2, kv_heads=2, head_dim=128)
+    with pytest.raises(OperatorGridError, match="missing n"):
+        table.time_s("gemm", "int8", m=1, k=256)
+
+
+def test_attention_axes_exact_and_between():
+    records = [rec("attention_decode", 1e-6 * (5 + b * c * h / 64), batch=b, context=c, heads=h, kv_heads=min(h, 8),
+                   head_dim=128)
+               for h in (2, 16) for b in (1, 4, 16) for c in (32, 512)]
+    table = OperatorTable(records)
+    assert table.time_s("attention_decode", batch=4, context=512, heads=16, kv_heads=8,
+                        head_dim=128) == pytest.approx(1e-6 * (5 + 4 * 512 * 16 / 64))
+    # linear in context and batch: exact for an affine kernel at a measured config
+    assert table.time_s("attention_decode", batch=8, context=200, heads=2, kv_heads=2,
+                        head_dim=128) == pytest.approx(1e-6 * (5 + 8 * 200 * 2 / 64))
+    mid = table.time_s("attention_decode", batch=4, context=512, heads=8, kv_heads=8, head_dim=128)
+    lo = table.time_s("attention_decode", batch=4, context=512, heads=2, kv_heads=2, head_dim=128)
+    hi = table.time_s("attention_decode", batch=4, context=512, heads=16, kv_heads=8, head_dim=128)
+    assert lo < mid < hi
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def _planted(model: ModelDims, batch_rows: tuple[int, ...], seqs: tuple[int, ...]) -> tuple[list[dict], dict]:
+    """Records on a grid around the step's shapes, with a distinct constant time per operator and
+    GEMM role (so any query inside returns that constant)."""
+    per = {"qkv": 1e-3, "o": 2e-3, "gate_up": 3e-3, "down": 4e-3, "lm_head": 5e-3, "attention_decode": 6e-4,
+           "attention_prefill": 7e-4, "rms_norm": 8e-5, "rotary": 9e-5, "silu_and_mul": 1.1e-4, "sampler": 1.2e-4}
+    grid = build_grid([model], gemm_rows=batch_rows, lm_head_rows=seqs, token_rows=batch_rows,
+                      decode_batches=seqs, decode_contexts=(64, 1024), prefill_tokens=(64, 512),
+                      sampler_batches=seqs, step_overhead_calls=())
+    records = []
+    for g in grid.groups:
+        t = per[g.role] if g.op == "gemm" else per[g.op]
+        dtype = "int8" if g.op == "gemm" and g.weight == "int8" else "bf16"
+        records += [rec(g.op, t, dtype=dtype, **shape) for shape in g.points()]
+    return records, per
+
+
+def test_compose_recovers_a_planted_step():
+    model = ModelDims(hidden=512, heads=8, kv_heads=4, head_dim=64, intermediate=1536, vocab=4096, layers=4)
+    records, per = _planted(model, batch_rows=(1, 2, 600, 2048), seqs=(1, 4))
+    table = OperatorTable(records)
+    batch = StepBatch(decode_contexts=(100, 300), prefill_tokens=(128, 256))
+    got = step_time(table, model, batch, engine_step_overhead_s=0.004)
+    layers = model.layers
+    expected = (layers * (per["qkv"] + per["o"] + per["gate_up"] + per["down"] + per["attention_decode"]
+                          + 2 * per["attention_prefill"] + 2 * per["rms_norm"] + per["rotary"] + per["silu_and_mul"])
+                + per["rms_norm"] + per["lm_head"] + per["sampler"] + 0.004)
+    assert got.total_s == pytest.approx(expected)
+    assert got.tokens == 2 + 128 + 256 and got.sequences == 4
+    assert got.gemm_qkv_s == pytest.approx(layers * per["qkv"])
+    assert got.attention_prefill_s == pytest.approx(layers * 2 * per["attention_prefill"])
+    assert got.by_kind()["total_s"] == pytest.approx(expected)
+    dec = decode_step_time(table, model, [64, 64], engine_step_overhead_s=0.0)
+    assert dec.attention_prefill_s == 0 and dec.tokens == 2
+
+
+def test_compose_missing_operator_is_one_line():
+    model = ModelDims(hidden=512, heads=8, kv_heads=4, head_dim=64, intermediate=1536, vocab=4096, layers=2)
+    records, _ = _planted(model, batch_rows=(1, 4), seqs=(1, 4))
+    table = OperatorTable([r for r in records if r["op"] != "rotary"])
+    with pytest.raises(OperatorGridError) as e:
+        decode_step_time(table, model, [64], engine_step_overhead_s=0.0)
+    assert "rotary" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError):
+        step_time(table, model, StepBatch(decode_contexts=(64,)), engine_step_overhead_s=-1.0)
+    with pytest.raises(ValueError):
+        StepBatch()
+
+
+# --------------------------------------------------------------------------- schema and files
+
+
+def _profile(records: list[dict]) -> dict:
+    return {
+        "schema_version": 1, "kind": "operator-profile", "name": "cpu-test-2c", "device_name": "Test CPU",
+        "device_kind": "cpu", "threads": 2, "isa_tier": "avx2", "activation_dtype": "bf16", "grid": "quick",
+        "budget_s": 10.0, "measurement_wall_s": 1.5,
+        "provenance": {"date_utc": "2026-12-07T00:00:00+00:00", "versions": {"torch": "2.13.0"},
+                       "git_commit": None, "method": "synthetic"},
+        "records": records,
+    }
+
+
+def test_schema_round_trips_and_rejects_unknown_keys(tmp_path):
+    records = _gemm_table(lambda m: 1.0)[:3] + [rec("sampler", 1e-4, batch=1, vocab=4096)]
+    prof = profile_from_dict(_profile(records))
+    path = tmp_path / "p.json"
+    path.write_text(profile_to_json(prof))
+    again = load_profile(path)
+    assert again == prof
+    assert OperatorTable(again.records).time_s("sampler", batch=1, vocab=4096) == 1e-4
+    bad = _profile(records)
+    bad["extra"] = 1
+    with pytest.raises(OperatorProfileError, match="extra"):
+        profile_from_dict(bad)
+    bad = _profile([{**records[0], "colour": "red"}])
+    with pytest.raises(OperatorProfileError, match="colour"):
+        profile_from_dict(bad)
+    with pytest.raises(OperatorProfileError, match="needs shape keys"):  # a gemm without n
+        profile_from_dict(_profile([{k: v for k, v in records[0].items() if k != "n"}]))
+    with pytest.raises(OperatorProfileError):
+        profile_from_dict({**_profile(records), "schema_version": 2})
+    path.write_text("{not json")
+    with pytest.raises(OperatorProfileError, match="not valid JSON"):
+        load_profile(path)
+
+
+def test_set_aside_renames_never_overwrites(tmp_path):
+    p = tmp_path / "cpu-x.json"
+    assert set_aside(p) is None
+    p.write_text("old")
+    kept = set_aside(p)
+    assert kept is not None and kept.read_text() == "old" and not p.exists()
+    assert kept.name.startswith("cpu-x.replaced-") and kept.suffix == ".json"
+    p.write_text("newer")
+    again = set_aside(p)  # the same second: a second name, the first kept
+    assert again != kept and again.read_text() == "newer" and kept.read_text() == "old"
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("")
+    p = argparse.ArgumentParser()
+    cli.add_args(p)
+    assert cli.run(p.parse_args(["--out", str(f)])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--out" in err
+    q = OneLineParser(prog="bench operators")
+    cli.add_args(q)
+    with pytest.raises(SystemExit) as e:
+        q.parse_args(["--max-seconds", "0"])
+    assert e.value.code == 2
+
+
+# --------------------------------------------------------------------------- a real measurement
+
+
+def _vllm_cpu_ops_reason() -> str | None:
+    try:
+        importlib.import_module("vllm._custom_ops")
+    except Exception as exc:  # noqa: BLE001 - ImportError, or an OSError from a broken install
+        return f"vllm._custom_ops cannot be imported: {type(exc).__name__}: {exc}"
+    import torch
+
+    if getattr(torch.version, "cuda", None) and torch.cuda.is_available():
+        return "a CUDA build: vLLM's CPU ops are not the ones this checks"
+    return None
+
+
+@pytest.mark.timeout(180)
+def test_quick_grid_on_this_cpu(tmp_path, capsys):
+    reason = _vllm_cpu_ops_reason()
+    if reason:
+        pytest.skip(reason)
+    p = argparse.ArgumentParser()
+    cli.add_args(p)
+    assert cli.run(p.parse_args(["--quick", "--device", "cpu", "--out", str(tmp_path), "--max-seconds", "120"])) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    path = tmp_path / out[-1].rsplit("/", 1)[-1]
+    assert path.exists() and path.name.endswith("-quick.json")
+    prof = load_profile(path)
+    assert prof.grid == "quick" and prof.device_kind == "cpu" and not prof.skipped
+    assert len(prof.records) == quick_grid().size()
+    for r in prof.records:
+        assert math.isfinite(r.median_s) and 0 < r.p10_s <= r.median_s <= r.p90_s
+        assert r.impl
+    assert {r.op for r in prof.records} == set(SHAPE_KEYS)
+    assert any(r.impl.startswith("vllm._C.") for r in prof.of("gemm", "int8"))
+    json.loads(path.read_text())  # plain JSON
+    # the table answers inside its grid
+    table = OperatorTable(prof.records)
+    assert table.time_s("gemm", "int8", m=2, k=256, n=256) > 0
+    OperatorRecord.model_validate(prof.records[0].model_dump())
+    assert isinstance(prof, OperatorProfile)
