@@ -70,3 +70,18 @@ def assumed_dims(hidden: int, a: ShapeAssumption = _ASSUMPTION) -> ModelDims:
         kv_heads -= 1
     return ModelDims(hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
                      intermediate=llama_intermediate(hidden), vocab=int(a.vocab_size))
+
+
+def dims_of(*, num_layers: int, hidden_size: int, num_attention_heads: int, num_kv_heads: int, head_dim: int,
+            vocab_size: int, params_matmul: float) -> ModelDims:
+    """The integer dimensions of a model described by a run's ModelInfo (core.schema.run), whose
+    config does not store the MLP width: it is solved from N = L·(attention + 3·d·I) + V·d (the
+    paper's N, layer matmuls plus the LM head; core.physics.count_params), and must come out whole."""
+    d, L, h, g, k = hidden_size, num_layers, num_attention_heads, num_kv_heads, head_dim
+    attention = d * (h + 2 * g) * k + h * k * d
+    width = ((params_matmul - vocab_size * d) / L - attention) / (3 * d)
+    inter = round(width)
+    if inter <= 0 or abs(width - inter) > 1e-6 * max(1.0, width):
+        raise ValueError(f"params_matmul={params_matmul:g} does not give a whole MLP width for hidden {d}, "
+                         f"{L} layers, {h}/{g} heads of {k}, vocab {vocab_size} (got {width:.3f})")
+    return ModelDims(hidden=d, heads=h, kv_heads=g, head_dim=k, intermediate=inter, vocab=vocab_size, layers=L)

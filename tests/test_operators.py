@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 
+import numpy as np
 import pytest
 
 from bench.operators import cli
@@ -281,3 +282,43 @@ def test_quick_grid_on_this_cpu(tmp_path, capsys):
     assert table.time_s("gemm", "int8", m=2, k=256, n=256) > 0
     OperatorRecord.model_validate(prof.records[0].model_dump())
     assert isinstance(prof, OperatorProfile)
+
+
+# --------------------------------------------------------------------------- the step model on top
+
+
+def test_dims_of_solves_the_mlp_width_from_n():
+    from core.dims import dims_of
+
+    # the CPU ladder's 2.6M model: hidden 256, 2 layers, 4/2 heads of 64, MLP 768, vocab 4096
+    d = dims_of(num_layers=2, hidden_size=256, num_attention_heads=4, num_kv_heads=2, head_dim=64,
+                vocab_size=4096, params_matmul=2621440)
+    assert d.intermediate == 768 and d.layers == 2
+    with pytest.raises(ValueError, match="whole MLP width"):
+        dims_of(num_layers=2, hidden_size=256, num_attention_heads=4, num_kv_heads=2, head_dim=64,
+                vocab_size=4096, params_matmul=2621440 + 1000)
+
+
+def test_engine_overhead_fit_recovers_a_planted_overhead():
+    """Steps simulated from a planted table + 3 ms overhead (with zero-mean jitter) give back 3 ms,
+    and the step model then reproduces the planted steps."""
+    from calibrate.operators.stepmodel import OperatorStepModel, fit_engine_overhead_s
+    from calibrate.runs.steps import Steps
+
+    model = ModelDims(hidden=512, heads=8, kv_heads=4, head_dim=64, intermediate=1536, vocab=4096, layers=4)
+    records, _ = _planted(model, batch_rows=(1, 2, 4, 8, 600, 2048), seqs=(1, 2, 4, 8))
+    sm = OperatorStepModel(OperatorTable(records), model)
+    n = np.array([1, 2, 4, 8, 4, 2], float)
+    ctx = n * 100
+    composed = np.array([sm.composed_s(a, b, 0, 0) for a, b in zip(n, ctx)])
+    jitter = np.array([1, -1, 1, -1, 1, -1]) * 2e-4
+    steps = Steps(duration_s=composed + 3e-3 + jitter, decode_seqs=n, decode_context_tokens=ctx,
+                  prefill_tokens=np.zeros(6), prefill_pairs=np.zeros(6), weight=np.ones(6))
+    fitted = fit_engine_overhead_s([(sm, steps)])
+    assert fitted == pytest.approx(3e-3, rel=1e-9)
+    sm.engine_step_overhead_s = fitted
+    assert sm(4, 400, 0, 0) == pytest.approx(sm.composed_s(4, 400, 0, 0) + 3e-3)
+    # a prefill step: the prompt count is read from the causal pairs (two prompts of 128)
+    two = sm.composed_s(0, 0, 256, 2 * 128 * 129 / 2)
+    one = sm.composed_s(0, 0, 256, 256 * 257 / 2)
+    assert two > one  # two prefill attention calls cost more than one in the planted table

@@ -1,0 +1,97 @@
+"""An engine step model built from the device's operators: what the closed-loop simulation
+(calibrate.perfmodel.simulate) steps with when a profile has an operator table.
+
+step time(n, ctx, p, pairs) = Σ operators of the step (calibrate.operators.compose, interpolated from
+                              the measured grid) + engine_step_overhead_s
+
+The operators are measured on their own (bench operators); the one number that is not is the
+engine's fixed cost per step (the model runner's Python, input preparation, scheduling, output
+processing), `engine_step_overhead_s`. It is fitted from ladder runs as the **arithmetic mean** of
+(measured step − composed operators) over the engine steps seen in the runs (each step counted once,
+calibrate.runs.steps), because a throughput is a mean of step times, not a geometric mean.
+
+The simulator's step signature gives the decode count n, their summed context, the prefill tokens p
+and their causal pairs; the prompts are taken as k equal ones, k = p²/(2·pairs) rounded (exact
+for equal prompts, which is what a fixed-length workload schedules).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calibrate.operators.compose import StepBatch, step_time
+from calibrate.operators.interpolate import OperatorTable
+from core.dims import ModelDims
+
+CONTEXT_BUCKET = 16  # tokens: decode contexts within one bucket share a composed step (a cache key)
+
+
+@dataclass
+class OperatorStepModel:
+    """Step time of one model shape from an operator table, plus the engine's per-step overhead."""
+
+    table: OperatorTable
+    dims: ModelDims
+    engine_step_overhead_s: float = 0.0
+    weight_dtype: str = "int8"
+    _cache: dict = field(default_factory=dict, repr=False)
+    _floor: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        # Below the grid's smallest attention context / prompt, an attention call is all fixed cost:
+        # held at the boundary point (the one extrapolation allowed; every other shape must be on the grid).
+        for op, axis in (("attention_decode", "context"), ("attention_prefill", "tokens")):
+            dtypes = self.table.dtypes(op)
+            if dtypes:
+                self._floor[axis] = int(math.ceil(self.table.ranges(op, dtypes[0])[axis][0]))
+
+    def composed_s(self, n: float, ctx: float, pre: float, pairs: float) -> float:
+        """Seconds of the step's operators alone (no overhead)."""
+        n_i, pre_i = int(round(n)), int(round(pre))
+        mean_ctx = max(self._floor.get("context", 1), int(round(ctx / n_i / CONTEXT_BUCKET)) * CONTEXT_BUCKET) if n_i else 0
+        key = (n_i, mean_ctx, pre_i, int(round(pairs)))
+        if key not in self._cache:
+            prompts: tuple[int, ...] = ()
+            if pre_i:
+                k = max(1, min(pre_i, int(round(pre_i * pre_i / (2.0 * pairs))) if pairs > 0 else 1))
+                base, extra = divmod(pre_i, k)
+                prompts = tuple(max(self._floor.get("tokens", 1), base + (1 if i < extra else 0)) for i in range(k))
+            batch = StepBatch(decode_contexts=(mean_ctx,) * n_i, prefill_tokens=prompts)
+            self._cache[key] = step_time(self.table, self.dims, batch, engine_step_overhead_s=0.0,
+                                         weight_dtype=self.weight_dtype).total_s
+        return self._cache[key]
+
+    def __call__(self, n: float, ctx: float, pre: float, pairs: float) -> float:
+        return self.composed_s(n, ctx, pre, pairs) + self.engine_step_overhead_s
+
+
+def residuals_s(model: OperatorStepModel, steps) -> tuple[np.ndarray, np.ndarray]:
+    """(measured − composed seconds, weight) of every observed step of a run (calibrate.runs.steps.Steps)."""
+    composed = np.array([model.composed_s(n, c, p, q) for n, c, p, q in
+                         zip(steps.decode_seqs, steps.decode_context_tokens, steps.prefill_tokens, steps.prefill_pairs)])
+    return steps.duration_s - composed, steps.weight
+
+
+def fit_engine_overhead_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> float:
+    """engine_step_overhead_s: the weighted arithmetic mean of measured − composed step time over the
+    steps of the given runs (each step counted once), at least 0."""
+    res, w = [], []
+    for model, steps in models_and_steps:
+        r, wt = residuals_s(model, steps)
+        res.append(r)
+        w.append(wt)
+    r, wt = np.concatenate(res), np.concatenate(w)
+    if not r.size or not np.isfinite(r).all() or wt.sum() <= 0:
+        raise ValueError("no engine steps to fit engine_step_overhead_s on")
+    return max(0.0, float(np.sum(r * wt) / np.sum(wt)))
+
+
+def composed_share(model: OperatorStepModel, n: float = 1.0, ctx: float = 64.0) -> float:
+    """The share of a decode step at batch `n` that its operators (the size-dependent work) make up."""
+    op = model.composed_s(n, ctx * n, 0.0, 0.0)
+    total = op + model.engine_step_overhead_s
+    return op / total if total > 0 and math.isfinite(total) else float("nan")
