@@ -45,12 +45,12 @@ MAX_BATCH = GEMM_ROWS_DECODE[-1]  # sequences in one decode step (LM head rows, 
 # Element-wise ops: no blocking, time ~ affine in tokens.
 TOKEN_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 DECODE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-DECODE_CONTEXTS = (32, 128, 512, 2048)
+DECODE_CONTEXTS = (8, 32, 128, 512, 2048)  # 8: a decode workload of short prompts starts there
 # Decode points hold at most this many cached tokens (batch · context): a CPU server's KV space
 # (bench serves with VLLM_CPU_KVCACHE_SPACE=1 GiB) holds far fewer across all layers, and the cap
 # keeps each attention group's cache at ~0.3 GiB (batch 256 stops at context 256, 64 at 1024).
 DECODE_MAX_CACHED_TOKENS = 65536
-PREFILL_TOKENS = (16, 32, 64, 128, 256, 512, 1024, 2048)
+PREFILL_TOKENS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 SAMPLER_BATCHES = DECODE_BATCHES
 STEP_OVERHEAD_CALLS = (1, 1000)
 
