@@ -12,6 +12,8 @@ Each stage is a typed function of its own package, called with an options object
   2. bench.run.sweep.run_from_config (a SweepConfig)              -> results/runs/<hw>/<model>/<run>/
   3. calibrate.profile.make.profile_runs (ProfileOptions)         -> results/calibration/<hw>-ladder.json
   4. solver.report.make.make_report (ReportOptions)               -> results/reports/<name>/
+     (with the paper's A100-40GB beside the measured hardware, from its datasheet and the paper's
+     assumed efficiencies, unless `paper_gpu` is off or the report is given datasheet profiles)
 
 Progress goes to `err` under a "[k/4]" header. Nothing is overwritten: prepare reuses an identical
 prepared model, sweep skips complete runs, the profile gets a free name (-2, -3, ...) if one exists,
@@ -37,6 +39,7 @@ from calibrate.profile.cli import format_table
 from core.cli import CliError, one_line
 from core.errors import InputError
 from core.files import free_path
+from core.paper import PAPER
 from solver.report.make import ReportOptions, make_report
 
 STAGES = 4
@@ -79,6 +82,7 @@ class PipelineOptions:
     profile: object | None = None  # calibrate.profile.make.ProfileOptions; None: its defaults
     report: object | None = None  # solver.report.make.ReportOptions (its target, demand, profile and
     #                               out_dir are the pipeline's); None: the CLI's defaults
+    paper_gpu: bool = True  # set the paper's inference GPU (datasheet, assumed) beside the measured hardware
     cwd: str | None = None  # directory the relative paths above are taken from (default: the current one)
 
     def path(self, *parts: str) -> Path:
@@ -165,8 +169,18 @@ def write_sizing_report(opts: PipelineOptions, profile: Path) -> Path:
                     out_dir=str(opts.path(opts.results_dir, "reports")))
     if opts.name:
         ropts = replace(ropts, name=opts.name)
+    if opts.paper_gpu and not ropts.datasheet_profile:
+        ropts = replace(ropts, datasheet_profile=[paper_gpu_spec()])
     out_dir, _ = make_report(ropts)
     return out_dir
+
+
+def paper_gpu_spec() -> str:
+    """The paper's inference hardware as a datasheet profile (solver.report.hardware.datasheet_profile):
+    A100-40GB, INT8, $1.10/h, 50 % MFU for prefill and 1 % for decode (Sardana et al. 2024, App. B.3),
+    all assumed, so a report shows what this machine serves beside what the paper's hardware would."""
+    inf = PAPER.inference
+    return f"{inf.gpu}:mfu_in={PAPER.mfu_input:g},mfu_out={PAPER.mfu_output:g},usd_per_h={inf.usd_per_h:g}"
 
 
 def _stage(k: int, title: str, fn: Callable, *a, err=sys.stderr):

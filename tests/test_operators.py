@@ -322,3 +322,16 @@ def test_engine_overhead_fit_recovers_a_planted_overhead():
     two = sm.composed_s(0, 0, 256, 2 * 128 * 129 / 2)
     one = sm.composed_s(0, 0, 256, 256 * 257 / 2)
     assert two > one  # two prefill attention calls cost more than one in the planted table
+
+
+def test_real_dims_for_params_are_whole_and_near_n():
+    from core.dims import params_of, real_dims_for_params
+
+    for n in (1e8, 1.3e9, 7e9, 13e9, 70e9):
+        d = real_dims_for_params(n)
+        assert d.hidden % d.head_dim == 0 and d.heads * d.head_dim == d.hidden and d.heads % d.kv_heads == 0
+        assert abs(params_of(d) / n - 1) < 0.02, (n, d)
+    pinned = real_dims_for_params(7e9, num_layers=32, hidden_size=4096)
+    assert (pinned.layers, pinned.hidden, pinned.heads, pinned.kv_heads) == (32, 4096, 32, 8)
+    with pytest.raises(ValueError, match="multiple of head_dim"):
+        real_dims_for_params(7e9, hidden_size=4100)

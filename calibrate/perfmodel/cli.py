@@ -8,8 +8,10 @@ A contract other tools call: with --json, one object with `points`, one per conc
 and `<key>_interval: [low, high]` (95 %, from the profile's bootstrap refits). The figures are
 defined as in run.json's `summary` of a closed-loop run of the same workload (a steady state of
 8 waves of requests). --model reads the shape from a checkpoint's config.json; otherwise the
-shape comes from N by the stated assumption (core.physics.ShapeAssumption), where any of
---layers/--hidden/--kv-heads/--head-dim/--vocab pins that part of it.
+shape is a real one near N by the stated assumption (core.physics.ShapeAssumption, made whole by
+core.dims.real_dims_for_params: whole layers and heads; `params_requested` is the N asked,
+`shape.params_matmul` the real shape's), where any of --layers/--hidden/--kv-heads/--head-dim/--vocab
+pins that part of it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from calibrate.perfmodel.build import predict_points
 from core.cli import int_list, positive_float, positive_int
+from core.dims import params_of, real_dims_for_params
 from core.errors import BadFile
 from core.physics import ShapeAssumption, model_info_from_dir, shape_for_params, shape_of
 from core.schema.profile import Profile
@@ -71,8 +74,11 @@ def _shape(args: argparse.Namespace, pm):
     hidden = args.hidden
     if hidden is not None and hd is not None and hidden % hd:
         raise BadFile(None, "--hidden", f"{hidden} is not a multiple of --head-dim {hd}")
-    try:
-        return shape_for_params(args.params, ShapeAssumption(kv_dtype_bytes=pm.kv_dtype_bytes), **{k: v for k, v in pins.items() if v is not None})
+    a = ShapeAssumption(kv_dtype_bytes=pm.kv_dtype_bytes)
+    try:  # a real shape: whole layers and heads (core.dims), its own N within the rounding of the one asked
+        d = real_dims_for_params(args.params, a, **{k: v for k, v in pins.items() if v is not None})
+        return shape_for_params(params_of(d), a, num_layers=d.layers, hidden_size=d.hidden,
+                                num_kv_heads=d.kv_heads, head_dim=d.head_dim, vocab_size=d.vocab)
     except ValueError as exc:
         raise BadFile(None, "--params", str(exc)) from None
 
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> dict:
         "shape": {k: getattr(shape, k) for k in ("params_matmul", "num_layers", "hidden_size", "num_heads",
                                                   "num_kv_heads", "head_dim", "vocab_size", "weight_bytes_read",
                                                   "kv_bytes_per_token", "source")},
+        "params_requested": args.params,  # --params as given (None with --model); shape.params_matmul is the real shape's
         "input_tokens": args.input_tokens,
         "output_tokens": args.output_tokens,
         "points": points,
