@@ -32,7 +32,7 @@ def inputs(**kw) -> ReportInputs:
 @pytest.fixture(scope="module")
 def curved():
     prof = synthetic_profile(curve=CURVE, performance_model=overhead_model())
-    return prof, compute_solution(inputs(), prof, {"path": "synthetic"})
+    return prof, compute_solution(inputs(), prof, {"path": "synthetic"}).model_dump()
 
 
 def test_paper_scenario_equals_solver(curved):
@@ -86,7 +86,7 @@ def test_paper_equivalent_step_model_gives_eq6():
     """A step model with the paper's constant MFUs and no overhead: the N-dependent optimum is Eq. 6's
     (within the one output token per request that comes out of the prefill step, ~0.5 %)."""
     prof = synthetic_profile(memory_bytes=None, performance_model=paper_equivalent_model())
-    sol = compute_solution(inputs(no_slo=True), prof, {"path": "synthetic"})
+    sol = compute_solution(inputs(no_slo=True), prof, {"path": "synthetic"}).model_dump()
     const, ndep = sol["scenarios"]["calibrated"], sol["scenarios"]["calibrated_n_dependent"]
     assert ndep["optimal"]["params"] == pytest.approx(const["optimal"]["params"], rel=0.01)
     assert ndep["optimal"]["total_cost_usd"] == pytest.approx(const["optimal"]["total_cost_usd"], rel=0.01)
@@ -95,7 +95,7 @@ def test_paper_equivalent_step_model_gives_eq6():
 
 def test_profile_without_performance_model_has_no_n_dependent_scenario(tmp_path, capsys):
     prof = synthetic_profile(curve=CURVE)
-    sol = compute_solution(inputs(), prof, {"path": "synthetic"})
+    sol = compute_solution(inputs(), prof, {"path": "synthetic"}).model_dump()
     assert sol["scenarios"]["calibrated_n_dependent"] is None
     assert sol["shift"] is None and sol["fleet"] is None and sol["prediction_check"] is None
     assert sol["crossover"]["calibrated_n_dependent"] is None
@@ -117,8 +117,8 @@ def test_fixed_overhead_moves_the_optimum(curved):
 
 def test_slo_overrides(curved):
     prof, sol = curved
-    tight = compute_solution(inputs(slo_tpot_p90_s=0.01), prof, {"path": "synthetic"})
-    free = compute_solution(inputs(no_slo=True), prof, {"path": "synthetic"})
+    tight = compute_solution(inputs(slo_tpot_p90_s=0.01), prof, {"path": "synthetic"}).model_dump()
+    free = compute_solution(inputs(no_slo=True), prof, {"path": "synthetic"}).model_dump()
     b = {k: s["scenarios"]["calibrated_n_dependent"]["serving_optimal"]["batch"]
          for k, s in (("tight", tight), ("profile", sol), ("free", free))}
     assert b["tight"] <= b["profile"] <= b["free"], b
@@ -163,7 +163,7 @@ def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
     sol = json.loads((out / "solution.json").read_text())
     assert sol["provenance"]["profile"]["sha256"] == hashlib.sha256(ppath.read_bytes()).hexdigest()
     assert sol["provenance"]["inputs"]["requests"] == 17.5e9 and sol["law"]["name"] == "chinchilla"
-    direct = compute_solution(inputs(map_points=31), prof, {"path": str(ppath)})
+    direct = compute_solution(inputs(map_points=31), prof, {"path": str(ppath)}).model_dump()
     for key in ("paper", "calibrated", "calibrated_n_dependent"):
         assert sol["scenarios"][key]["optimal"]["params"] == pytest.approx(
             direct["scenarios"][key]["optimal"]["params"], rel=1e-12)
@@ -177,11 +177,11 @@ def test_cli_report_files_numbers_and_escaping(tmp_path, capsys):
     assert html_text.count("data:image/png;base64,") == 5  # + front.png
     md = (out / "report.md").read_text()
     assert "<script>" not in md
-    from solver.report.render import fmt_count
+    from solver.report.output.render import fmt_count
 
     assert fmt_count(sol["scenarios"]["calibrated_n_dependent"]["optimal"]["params"]) in md
     # a second report of the same name never overwrites the first
-    from solver.report.write import write_report
+    from solver.report.output.write import write_report
 
     before = (out / "solution.json").read_bytes()
     out2 = write_report(out.parent, out.name, {"x": 1.0}, "md", "<p>h</p>", {})
@@ -196,6 +196,7 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     import types
 
     import bench.model.prepare
+    import bench.run.ladder
     import bench.run.sweep
     import calibrate.profile.make
     from core.errors import BadFile
@@ -238,6 +239,7 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     import os
 
     monkeypatch.setattr(bench.model.prepare, "prepare", fake_prepare)
+    monkeypatch.setattr(bench.run.ladder, "prepare", fake_prepare)  # the ladder's rungs are prepared there
     monkeypatch.setattr(bench.run.sweep, "run_from_config", fake_sweep)
     monkeypatch.setattr(calibrate.profile.make, "profile_runs", fake_profile)
     monkeypatch.setattr(calibrate.profile.make, "write_profile", fake_write)

@@ -1,4 +1,4 @@
-"""The HTML report in a real browser (headless Chromium, solver.report.browser): every image decodes,
+"""The HTML report in a real browser (headless Chromium, solver.report.output.browser): every image decodes,
 nothing scripted runs, tables fit a 1280-px page, a PNG of the page is written beside it, and the
 Markdown and the HTML carry the same numbers.
 
@@ -18,11 +18,11 @@ import pytest
 from solver_synthetic import overhead_model, synthetic_profile
 
 from solver.optimize.laws import LossLaw, chinchilla_loss_for_params, get_law
-from solver.report import browser as report_browser
 from solver.report.compute import ReportInputs, compute_solution
-from solver.report.plots import make_plots
-from solver.report.render import CSP, build_document, to_html, to_markdown
-from solver.report.write import PNG, write_report
+from solver.report.output import browser as report_browser
+from solver.report.output.plots import make_plots
+from solver.report.output.render import CSP, build_document, to_html, to_markdown
+from solver.report.output.write import PNG, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "__infercost_pwned"
@@ -54,7 +54,7 @@ def hostile_report(tmp_path_factory, chromium):
                           train_usd_per_flop=1.5 / 3600 / (312e12 * 0.5), train_description={"gpu": "a100"},
                           law=law, chinchilla_params=30e9, map_points=7)
     sol = compute_solution(inputs, prof, {"path": "synthetic", "model": EVIL_MODEL})
-    sol["report_name"] = EVIL_TITLE
+    sol.report_name = EVIL_TITLE
     images = make_plots(sol)
     doc = build_document(sol, EVIL_TITLE, list(images))
     out = write_report(tmp_path_factory.mktemp("reports"), "hostile", sol, to_markdown(doc),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ RUNS = "assumed"  # the synthetic profiles' "runs" were never run: their points 
 
 
 def test_measured_points_are_the_profiles_decode_curve(solved):
-    fr = front(solved)
+    fr = front(solved).model_dump()
     json.dumps(fr, allow_nan=False)  # strict JSON
     (hw,) = fr["hardware"]
     (meas,) = _series(hw, RUNS)
@@ -58,7 +59,7 @@ def test_measured_points_are_the_profiles_decode_curve(solved):
 
 
 def test_operating_point_is_the_serving_models_choice(solved):
-    (hw,) = front(solved)["hardware"]
+    (hw,) = front(solved).model_dump()["hardware"]
     op = hw["operating_point"]
     assert solved.sizing.constrained is not None  # the fixture has a feasible size: the recommended one is shown
     pt = solved.model.point(solved.sizing.constrained.params)
@@ -77,7 +78,7 @@ def test_operating_point_is_the_serving_models_choice(solved):
 
 
 def test_batching_trades_speed_per_user_for_throughput(solved):
-    (hw,) = front(solved)["hardware"]
+    (hw,) = front(solved).model_dump()["hardware"]
     (chosen,) = _series(hw, "predicted", "chosen")
     x = np.array([p["tokens_per_s_per_user"] for p in chosen["points"]])
     y = np.array([p["tokens_per_s_per_device"] for p in chosen["points"]])
@@ -86,7 +87,7 @@ def test_batching_trades_speed_per_user_for_throughput(solved):
 
 def test_slo_verdicts_follow_the_limits():
     solved = _solved(slo_tpot_p90_s=0.03)
-    (hw,) = front(solved)["hardware"]
+    (hw,) = front(solved).model_dump()["hardware"]
     slo = hw["slo"]
     assert slo["tpot_p90_s"] == solved.model.workload.tpot_slo_s == 0.03
     assert slo["tokens_per_s_per_user_min"] == pytest.approx(1.0 / slo["tpot_p90_s"])
@@ -99,14 +100,14 @@ def test_slo_verdicts_follow_the_limits():
             assert p["meets_slo"] == want, p
             verdicts.add(p["meets_slo"])
     assert {True, False} <= verdicts  # the fixture has points on both sides of the line
-    free = front(_solved(no_slo=True))["hardware"][0]
+    free = front(_solved(no_slo=True)).model_dump()["hardware"][0]
     assert free["slo"]["tpot_p90_s"] is None and free["slo"]["tokens_per_s_per_user_min"] is None
     assert {p["meets_slo"] for se in free["series"] for p in se["points"]} == {None}
 
 
 def test_per_device_divides_by_the_devices_of_the_run():
-    one = front(_solved())["hardware"][0]
-    two = front(_solved({"device_count": 2}))["hardware"][0]
+    one = front(_solved()).model_dump()["hardware"][0]
+    two = front(_solved({"device_count": 2})).model_dump()["hardware"][0]
     m1, m2 = _series(one, RUNS)[0]["points"], _series(two, RUNS)[0]["points"]
     # the synthetic profile's decode curve scales its rates with device_count: per device they agree
     for a, b in zip(m1, m2):
@@ -115,7 +116,7 @@ def test_per_device_divides_by_the_devices_of_the_run():
 
 def test_profile_without_performance_model_has_measured_points_only():
     s = _solved({"performance_model": None})
-    (hw,) = front(s)["hardware"]
+    (hw,) = front(s).model_dump()["hardware"]
     assert hw["operating_point"] is None and [se["kind"] for se in hw["series"]] == [RUNS]
     assert hw["slo"]["tpot_p90_s"] == s.profile.slo.tpot_p90_s
 
@@ -134,7 +135,7 @@ def test_ladder_runs_are_measured_points():
                            concurrency=1, measured=Figures(output_tokens_per_s=1.0), predicted=Figures(),
                            error=Figures()))
     prof = s.profile.model_copy(update={"performance_model": pm.model_copy(update={"held_out": runs})})
-    fr = front_for([HardwareEntry("x", prof, s.model, s.n_dependent.params)])
+    fr = front_for([HardwareEntry("x", prof, s.model, s.n_dependent.params)]).model_dump()
     (ladder,) = [se for se in fr["hardware"][0]["series"] if se["model"] == "ladder-a"]
     assert ladder["kind"] == RUNS and [p["concurrency"] for p in ladder["points"]] == [1, 4, 16]
     assert ladder["tpot_statistic"] == "mean"
@@ -151,7 +152,7 @@ def test_several_hardware_entries(solved):
     other = synthetic_profile(hardware_name="other-hw", curve=CURVE, performance_model=overhead_model(t0_s=0.01))
     model = serving.serving_model(other, input_tokens=70, output_tokens=215)
     fr = front_for([HardwareEntry("a", solved.profile, solved.model, solved.n_dependent.params),
-                    HardwareEntry("b", other, model, solved.n_dependent.params)])
+                    HardwareEntry("b", other, model, solved.n_dependent.params)]).model_dump()
     assert [h["label"] for h in fr["hardware"]] == ["a", "b"]
     assert [h["hardware"] for h in fr["hardware"]] == [solved.profile.hardware.name, "other-hw"]
     # a shorter fixed step overhead serves the same model faster per user at batch 1
@@ -161,10 +162,10 @@ def test_several_hardware_entries(solved):
 
 
 def test_front_is_plotted_and_rendered(solved):
-    from solver.report.plots import _front_plot
-    from solver.report.render import FRONT_PLOT, Table, render_front, to_markdown
+    from solver.report.output.plots import _front_plot
+    from solver.report.output.render import FRONT_PLOT, Table, render_front, to_markdown
 
-    sol = {"front": front(solved)}
+    sol = SimpleNamespace(front=front(solved))
     png = _front_plot(sol)[FRONT_PLOT]
     assert png.startswith(b"\x89PNG")
     doc = render_front(sol, [FRONT_PLOT])
@@ -172,7 +173,7 @@ def test_front_is_plotted_and_rendered(solved):
     assert table.rows[0][0].startswith("operating point") and table.rows[0][1] == "predicted"
     assert {r[1] for r in table.rows} == {RUNS, "predicted"}
     assert "front.png" in to_markdown(doc)
-    assert render_front({"front": None}, []) == [] and _front_plot({"front": None}) == {}
+    assert render_front(SimpleNamespace(front=None), []) == [] and _front_plot(SimpleNamespace(front=None)) == {}
     from solver.report.sections import DECODE_CURVE_WORKLOAD
 
     assert report_front.DECODE_WORKLOAD == DECODE_CURVE_WORKLOAD
@@ -182,12 +183,12 @@ def test_front_lists_each_hardware_of_a_comparison():
     prof = synthetic_profile(curve=CURVE, performance_model=overhead_model())
     other = synthetic_profile(hardware_name="other-hw", curve=CURVE, performance_model=overhead_model(t0_s=0.01))
     s = solve(_inputs(), prof, {"path": "a"}, "test", label="first", others=((other, {"path": "b"}, "second"),))
-    fr = front(s)
+    fr = front(s).model_dump()
     assert [h["label"] for h in fr["hardware"]] == ["first", "second"]
     # each hardware's operating point is that hardware's own recommended model
     for h, solved in zip(fr["hardware"], (s, *s.others)):
         assert h["operating_point"]["params"] == solved.sizing.constrained.params
-    assert fr["hardware"][1] == front(s.others[0])["hardware"][0] | {"label": "second"}
+    assert fr["hardware"][1] == front(s.others[0]).model_dump()["hardware"][0] | {"label": "second"}
 
 
 def test_runs_of_a_real_profile_are_measured():
@@ -198,6 +199,6 @@ def test_runs_of_a_real_profile_are_measured():
                                                                                       "method": "datasheet: A100"})})
     kinds = {}
     for name, p in (("real", real), ("sheet", sheet)):
-        hw = front_for([HardwareEntry(name, p, None)])["hardware"][0]
+        hw = front_for([HardwareEntry(name, p, None)]).model_dump()["hardware"][0]
         kinds[name] = {se["kind"] for se in hw["series"]} | {hw["measured_operating_point"]["kind"]}
     assert kinds == {"real": {"measured"}, "sheet": {"assumed"}}

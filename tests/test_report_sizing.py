@@ -130,7 +130,7 @@ def test_constrained_optimum_is_feasible_and_never_cheaper(gpu, tpot, r, request
 
 
 def test_infeasible_slo_is_a_message_not_a_number(gpu):
-    sol = compute_solution(inputs(slo_tpot_p90_s=1e-4), gpu, {"path": "synthetic"})
+    sol = compute_solution(inputs(slo_tpot_p90_s=1e-4), gpu, {"path": "synthetic"}).model_dump()
     Solution.model_validate(sol)
     assert sol["recommendation"] is None and sol["fleet"] is None
     assert sol["sizing"]["status"] == "infeasible" and sol["sizing"]["constrained"] is None
@@ -168,7 +168,7 @@ def test_provisioned_eq6_is_eq6_with_the_inference_price_times_r(gpu):
 
 
 def test_recommendation_contract_and_fleet_reconcile(gpu):
-    sol = compute_solution(inputs(), gpu, {"path": "synthetic"})
+    sol = compute_solution(inputs(), gpu, {"path": "synthetic"}).model_dump()
     Solution.model_validate(sol)
     rec = sol["recommendation"]
     assert set(rec) == CONTRACT == set(Recommendation.model_fields)
@@ -208,7 +208,7 @@ def test_data_limit_above_d_star_changes_nothing_and_below_binds(gpu):
 
 def test_tokens_per_param_warning_in_the_solution():
     prof = gpu_profile()
-    sol = compute_solution(inputs(requests=1e14), prof, {"path": "synthetic"})
+    sol = compute_solution(inputs(requests=1e14), prof, {"path": "synthetic"}).model_dump()
     assert any("tokens per parameter" in w for w in sol["warnings"]), sol["warnings"]
 
 
@@ -222,11 +222,11 @@ def test_multi_hardware_rows_equal_single_hardware_reports(gpu):
     s = solve(inputs(), gpu, {"path": "gpu"}, "test", label="gpu", others=others)
     from solver.report.hardware import section
 
-    sec = section(s)
+    sec = section(s).model_dump()
     assert [r["label"] for r in sec["rows"]] == ["gpu", "slow", "sheet"]
     for row, (prof, prov, label) in zip(sec["rows"], ((gpu, {"path": "gpu"}, "gpu"), *others)):
         alone = solve(inputs(), prof, prov, "test")
-        assert row == row_of(alone, label)
+        assert row == row_of(alone, label).model_dump()
     assert sec["rows"][2]["provenance"].startswith("assumed")
     assert sec["rows"][0]["provenance"].startswith("assumed")  # a synthetic profile is not a measurement
     feasible = [r for r in sec["rows"] if r["status"] == "feasible"]
@@ -263,18 +263,97 @@ def test_cli_two_profiles_and_a_datasheet(tmp_path, capsys, gpu):
     assert rc == 0 and sum(line.startswith("no recommendation: no model size") for line in out.splitlines()) == 1
 
 
-def test_version_2_solution_reads_as_version_3_without_the_new_sections(tmp_path, gpu):
+def test_version_2_solution_reads_as_version_4_without_the_new_sections(tmp_path, gpu):
     from solver.optimize.schema import SOLUTION_SCHEMA_VERSION
     from solver.report.schema import load_solution
 
-    sol = compute_solution(inputs(), gpu, {"path": "synthetic"})
+    sol = compute_solution(inputs(), gpu, {"path": "synthetic"}).model_dump()
     old = {k: v for k, v in sol.items() if k not in ("recommendation", "sizing", "provisioned", "hardware", "data_limit",
                                                        "front", "warnings")}
     old["schema_version"] = 2
     path = tmp_path / "solution.json"
     path.write_text(json.dumps(old))
     back = load_solution(path)
-    assert SOLUTION_SCHEMA_VERSION == 3 and back.schema_version == 3
+    assert SOLUTION_SCHEMA_VERSION == 4 and back.schema_version == 4
     assert back.recommendation is None and back.sizing is None and back.warnings == []
     path.write_text(json.dumps(sol))
     assert load_solution(path).recommendation.model_dump() == sol["recommendation"]
+
+
+# --------------------------------------------------------------------------- the typed solution (schema 4)
+
+
+def test_solution_round_trips_through_json(gpu):
+    from solver.report.output.write import solution_json
+
+    sol = compute_solution(inputs(max_train_tokens=5e10), gpu, {"path": "synthetic"})
+    assert isinstance(sol, Solution) and sol.schema_version == 4
+    text = solution_json(sol)
+    back = Solution.model_validate_json(text)
+    assert back == sol and solution_json(back) == text
+    # keys absent in some cases stay absent, not null (data_limit's limit record, front's optional keys)
+    data = json.loads(text)
+    assert "tpot_mean_s" not in data["front"]["hardware"][0]["series"][0]["points"][0]
+    assert "chosen" in data["front"]["hardware"][0]["series"][-1]
+    one = compute_solution(inputs(max_train_tokens=1e11), synthetic_profile(), {"path": "synthetic"})
+    dumped = json.loads(solution_json(one))
+    assert set(dumped["data_limit"]) == {"max_train_tokens", "repeat", "applies_to", "message"}
+    assert set(dumped["sizing"]) == {"status", "message", "constrained", "unconstrained"}
+    assert Solution.model_validate_json(solution_json(one)) == one
+
+
+def test_section_models_reject_unknown_keys_and_non_finite_numbers(gpu):
+    from pydantic import ValidationError
+
+    from solver.report.schema import Fleet, FrontPoint, Target
+
+    sol = compute_solution(inputs(), gpu, {"path": "synthetic"})
+    data = sol.model_dump()
+    with pytest.raises(ValidationError, match="extra"):
+        Target.model_validate(data["target"] | {"loss_typo": 1.0})
+    with pytest.raises(ValidationError, match="extra"):
+        Fleet.model_validate(data["fleet"] | {"gpus": 3})
+    bad = json.loads(json.dumps(data))
+    bad["scenarios"]["paper"]["constants"]["mfu_inptu"] = 0.5
+    with pytest.raises(ValidationError, match="mfu_inptu"):
+        Solution.model_validate(bad)
+    with pytest.raises(ValidationError):
+        Target.model_validate(data["target"] | {"loss": math.inf})
+    point = data["front"]["hardware"][0]["series"][0]["points"][0]
+    with pytest.raises(ValidationError, match="extra"):
+        FrontPoint.model_validate(point | {"colour": "red"})
+
+
+def test_version_3_solution_loads_as_version_4(tmp_path, gpu):
+    from solver.report.schema import load_solution
+
+    sol = compute_solution(inputs(), gpu, {"path": "synthetic"})
+    data = json.loads(sol.model_dump_json())
+    data["schema_version"] = 3
+    path = tmp_path / "solution.json"
+    path.write_text(json.dumps(data))
+    back = load_solution(path)
+    assert back.schema_version == 4
+    assert back.model_dump(exclude={"schema_version"}) == sol.model_dump(exclude={"schema_version"})
+    data["schema_version"] = 5
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="schema_version"):
+        load_solution(path)
+
+
+def test_each_committed_solution_loads():
+    """Every results/reports/*/solution.json (versions 1 to 3 today) reads as version 4 and renders."""
+    from solver.report.output.render import build_document, to_markdown
+    from solver.report.schema import load_solution
+
+    root = Path(__file__).resolve().parents[1] / "results" / "reports"
+    files = sorted(root.glob("*/solution.json"))
+    assert files, "no committed report"
+    versions = set()
+    for f in files:
+        versions.add(json.loads(f.read_text())["schema_version"])
+        sol = load_solution(f)
+        assert sol.schema_version == 4 and sol.target.loss > 0, f
+        assert Solution.model_validate_json(sol.model_dump_json()) == sol, f
+        assert "## Crossover" in to_markdown(build_document(sol, f.parent.name, [])), f
+    assert {1, 2, 3} <= versions

@@ -20,7 +20,7 @@ from solver.optimize.checks import INFERENCE_FLOP_PER_PARAM_TOKEN, TRAIN_FLOP_PE
 from solver.optimize.laws import LossLaw
 
 OPTIMIZE_SCHEMA_VERSION = 1
-SOLUTION_SCHEMA_VERSION = 3
+SOLUTION_SCHEMA_VERSION = 4
 
 
 class FlopPlan(Strict):

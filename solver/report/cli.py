@@ -12,7 +12,7 @@ whose efficiencies are stated and marked assumed) are sized with the same inputs
 report's hardware table (solver.report.hardware). With only --datasheet-profile, the first of them is
 the report's hardware.
 
-writes results/reports/<name>/ (solver.report.write) with report.md, report.html (self-contained),
+writes results/reports/<name>/ (solver.report.output.write) with report.md, report.html (self-contained),
 PNG plots and solution.json, and prints the directory on its last line. Every number is checked
 before any work (core.cli); the stage itself is solver.report.make.make_report(ReportOptions).
 """
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli import days, fraction, non_negative, peak_rate, positive, seconds, tokens
+from core.cli import days, fraction, non_negative, peak_rate, peak_to_mean_arg, positive, seconds, tokens
 from core.paper import PAPER
 from solver.optimize.cli import COST_DEFAULTS, add_target_args
-from solver.optimize.demand import peak_to_mean_arg
 from solver.report.make import DEFAULT_OUT_DIR, DEFAULT_PEAK_TO_MEAN, ReportOptions, make_report
 
 
@@ -84,36 +83,37 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
 def run(args) -> int:
     out_dir, solution = make_report(options_from_args(args))
     _print_summary(solution)
-    infeasible = (solution.get("sizing") or {}).get("message")
-    for w in solution.get("warnings") or []:
+    infeasible = solution.sizing.message if solution.sizing is not None else None
+    for w in solution.warnings:
         if w != infeasible:  # that one is the summary's "no recommendation:" line
             print(f"warning: {w}")
     print(out_dir)
     return 0
 
 
-def _print_summary(sol: dict) -> None:
-    from solver.report.render import SCENARIO_LABELS, fmt_count, fmt_pct, fmt_usd
+def _print_summary(sol) -> None:
+    """The cost models, the recommendation and the cheapest hardware of a Solution, one line each."""
+    from solver.report.output.render import SCENARIO_LABELS, fmt_count, fmt_pct, fmt_usd
 
     print(f"{'cost model':<52} {'N*':>8} {'D*':>8} {'total':>10} {'saving':>8}")
     for key, label in SCENARIO_LABELS.items():
-        s = sol["scenarios"][key]
+        s = getattr(sol.scenarios, key)
         if s is None:
             print(f"{label:<52} (not computed: the profile has no performance model)")
             continue
-        o = s["optimal"]
-        print(f"{label:<52} {fmt_count(o['params']):>8} {fmt_count(o['train_tokens']):>8} "
-              f"{fmt_usd(o['total_cost_usd']):>10} {fmt_pct(s['saving_fraction']):>8}")
-    rec, sz = sol.get("recommendation"), sol.get("sizing") or {}
+        o = s.optimal
+        print(f"{label:<52} {fmt_count(o.params):>8} {fmt_count(o.train_tokens):>8} "
+              f"{fmt_usd(o.total_cost_usd):>10} {fmt_pct(s.saving_fraction):>8}")
+    rec, sz = sol.recommendation, sol.sizing
     if rec is not None:
-        print(f"{'recommended (meets the SLO, provisioned fleet)':<52} {fmt_count(rec['params']):>8} "
-              f"{fmt_count(rec['train_tokens']):>8} {fmt_usd(rec['total_usd']):>10}   "
-              f"{rec['fleet_devices']} devices, {fmt_usd(rec['fleet_usd_per_h'])}/h")
-        if sz.get("slo_cost_usd") is not None:
-            print(f"the SLO costs {fmt_usd(sz['slo_cost_usd'])} ({fmt_pct(sz['slo_cost_fraction'])}) over the "
+        print(f"{'recommended (meets the SLO, provisioned fleet)':<52} {fmt_count(rec.params):>8} "
+              f"{fmt_count(rec.train_tokens):>8} {fmt_usd(rec.total_usd):>10}   "
+              f"{rec.fleet_devices} devices, {fmt_usd(rec.fleet_usd_per_h)}/h")
+        if sz is not None and getattr(sz, "slo_cost_usd", None) is not None:
+            print(f"the SLO costs {fmt_usd(sz.slo_cost_usd)} ({fmt_pct(sz.slo_cost_fraction)}) over the "
                   f"unconstrained optimum")
-    elif sz.get("message"):
-        print(f"no recommendation: {sz['message']}")
-    hw = sol.get("hardware") or {}
-    if len(hw.get("rows") or []) > 1:
-        print(f"cheapest hardware for this demand: {hw['cheapest'] or 'none meets the SLO'}")
+    elif sz is not None and sz.message:
+        print(f"no recommendation: {sz.message}")
+    hw = sol.hardware
+    if hw is not None and len(hw.rows) > 1:
+        print(f"cheapest hardware for this demand: {hw.cheapest or 'none meets the SLO'}")

@@ -1,9 +1,10 @@
-"""The sizing report's numbers: inputs and a calibration profile in, the `solution` dict out (pure).
+"""The sizing report's numbers: inputs and a calibration profile in, the `Solution` out (pure).
 
 `compute_solution(inputs, profile, profile_provenance)` checks the inputs and solves the three cost
 models once (`solver.report.solve.solve`), then runs each entry of `solver.report.sections.SECTIONS`
-on the result: every section is a small function returning its part of the solution (validated by
-`solver.optimize.schema.Solution`, rendered by `solver.report.render`). Nothing here prints or writes.
+on the result: every section is a small function returning its part of the solution, a model of its
+own, and the whole is a `solver.report.schema.Solution` (rendered by `solver.report.output.render`). Nothing
+here prints or writes.
 
 * paper:      Eq. 6 (`solver.optimize.solve.optimize_cost`) with the paper's constants
               (`core.paper.PAPER`: A100-40GB INT8 at MFU 50 % input / 1 % output).
@@ -14,7 +15,7 @@ on the result: every section is a small function returning its part of the solut
 
 from __future__ import annotations
 
-from solver.optimize.schema import SOLUTION_SCHEMA_VERSION
+from solver.report.schema import Solution
 from solver.report.sections import SECTIONS
 from solver.report.solve import (
     PaperInference,
@@ -31,14 +32,11 @@ __all__ = ["PaperInference", "ReportInputs", "ServingModel", "Solved", "check_in
 
 
 def compute_solution(inputs: ReportInputs, profile, profile_provenance: dict, *, tool: str = "solver",
-                     label: str | None = None, others: tuple = ()) -> dict:
+                     label: str | None = None, others: tuple = ()) -> Solution:
     """Every number of the report (pure): one entry per section of `solver.report.sections.SECTIONS`.
 
     `others`: (profile, provenance, label) of further inference hardware for the side-by-side
     `hardware` section (`solver.report.hardware`); the report's other sections are the first profile's.
     """
     solved = solve(inputs, profile, profile_provenance, tool, label=label, others=others)
-    out: dict = {"schema_version": SOLUTION_SCHEMA_VERSION, "kind": "sizing_report"}
-    for key, section in SECTIONS:
-        out[key] = section(solved)
-    return out
+    return Solution(**{key: section(solved) for key, section in SECTIONS})

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from solver.optimize import serving
+from solver.report.records import Section, Sparse, finite
 from solver.report.solve import ServingModel, Solved
 
 DECODE_WORKLOAD = (8, 64)  # (input, output) tokens of the profiles' decode runs (report_sections.DECODE_CURVE_WORKLOAD)
@@ -49,6 +51,97 @@ class HardwareEntry:
     model: ServingModel | None  # None: the profile has no performance model (measured points only)
     chosen_params: float | None = None  # the chosen model on this hardware (None: no predicted front)
     chosen: str = "recommended (SLO-constrained) model"  # what the chosen model is
+
+
+Kind = Literal["measured", "assumed", "predicted"]
+
+
+class FrontSlo(Section):
+    """The (p90) latency limits of one hardware entry (None: no limit)."""
+
+    tpot_p90_s: float | None
+    ttft_p90_s: float | None
+    tokens_per_s_per_user_min: float | None  # 1 / the TPOT limit: the SLO line
+
+
+class FrontPoint(Sparse):
+    """One point of a series: y = tokens_per_s_per_device, x = tokens_per_s_per_user (None: no TPOT)."""
+
+    SPARSE = frozenset({"tpot_mean_s"})
+
+    kind: Kind
+    concurrency: float
+    tokens_per_s_per_device: float
+    tokens_per_s_per_user: float | None
+    tpot_s: float | None  # p90, or the mean for a ladder run (its series' tpot_statistic says which)
+    ttft_s: float | None
+    meets_slo: bool | None  # None: unknown (a limited figure is unknown) or no SLO
+    tpot_mean_s: float | None = None  # predicted points only (absent on measured ones)
+
+
+class FrontSeries(Sparse):
+    """One curve of a hardware entry: measured runs (decode curve, a ladder size) or a prediction."""
+
+    SPARSE = frozenset({"chosen"})
+
+    kind: Kind
+    model: str  # the model's name, or "chosen" for the report's chosen model
+    chosen: str | None = None  # what the chosen model is (the "chosen" series only)
+    params: float
+    # as produced: the decode workload's integer tokens, or the report's workload (floats) for the
+    # chosen model; kept so that solution.json does not change
+    input_tokens: int | float
+    output_tokens: int | float
+    devices: int
+    tpot_statistic: str  # "p90", "mean" (ladder runs) or how the predicted p90 is made
+    source: str
+    points: list[FrontPoint]
+
+
+class FrontOperatingPoint(Section):
+    """The chosen model's operating point (predicted): the batch solver.optimize.serving picked."""
+
+    kind: Kind
+    concurrency: float
+    tokens_per_s_per_device: float
+    tokens_per_s_per_user: float | None
+    tpot_s: float | None  # p90
+    ttft_s: float | None  # p90, with the queueing wait at the planned utilisation
+    meets_slo: bool
+    batch_limited_by: str
+    params: float
+    chosen: str
+    devices_per_replica: int
+    tpot_mean_s: float
+    utilisation_at_peak: float | None
+    queue_wait_p90_s: float | None  # None: unbounded
+
+
+class MeasuredOperatingPoint(Section):
+    """The profile's own operating point (measured, or assumed for a synthetic/datasheet profile)."""
+
+    kind: Kind
+    concurrency: int
+    tokens_per_s_per_device: float
+    meets_slo: bool
+
+
+class FrontHardware(Section):
+    label: str
+    hardware: str
+    device_name: str
+    slo: FrontSlo
+    series: list[FrontSeries]
+    operating_point: FrontOperatingPoint | None  # None: no chosen model (no performance model)
+    measured_operating_point: MeasuredOperatingPoint | None
+
+
+class Front(Section):
+    """solution.json `front`: the throughput-latency front of each hardware entry."""
+
+    x: str
+    y: str
+    hardware: list[FrontHardware]
 
 
 def _rate(x: float | None) -> float | None:
@@ -189,8 +282,8 @@ def predicted_chosen_model(model: ServingModel, params: float, slo: dict, chosen
     op = _point("predicted", pt.batch, pt.output_tokens_per_s / pt.devices_per_replica, tpot90, ttft90, slo)
     op |= {"meets_slo": pt.meets_slo, "batch_limited_by": pt.batch_limited_by, "params": float(params),
            "chosen": chosen, "devices_per_replica": pt.devices_per_replica, "tpot_mean_s": pt.tpot_s,
-           "utilisation_at_peak": getattr(pt, "utilisation_at_peak", None),
-           "queue_wait_p90_s": getattr(pt, "queue_wait_p90_s", None)}
+           "utilisation_at_peak": finite(getattr(pt, "utilisation_at_peak", None)),
+           "queue_wait_p90_s": finite(getattr(pt, "queue_wait_p90_s", None))}
     return series, op
 
 
@@ -215,15 +308,15 @@ def front_entry(e: HardwareEntry, no_slo: bool = False) -> dict:
     }
 
 
-def front_for(entries: list[HardwareEntry], no_slo: bool = False) -> dict | None:
+def front_for(entries: list[HardwareEntry], no_slo: bool = False) -> Front | None:
     """The front of each hardware entry (None for no entries)."""
     if not entries:
         return None
-    return {
+    return Front.model_validate({
         "x": "tokens per second per user: 1 / TPOT p90 (ladder runs: 1 / mean TPOT, the only TPOT they carry)",
         "y": "output tokens per second per device",
         "hardware": [front_entry(e, no_slo) for e in entries],
-    }
+    })
 
 
 def entry_of(s: Solved) -> HardwareEntry:
@@ -241,6 +334,6 @@ def entry_of(s: Solved) -> HardwareEntry:
     return HardwareEntry(label, s.profile, s.model, chosen, what)
 
 
-def front(s: Solved) -> dict | None:
+def front(s: Solved) -> Front | None:
     """The report's section: the front of the report's profile and of each further hardware (`s.others`)."""
     return front_for([entry_of(x) for x in (s, *getattr(s, "others", ()))], s.inputs.no_slo)

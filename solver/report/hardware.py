@@ -25,10 +25,14 @@ are read for free and mfu_out is all-in, as in the paper. Every number of such a
 from __future__ import annotations
 
 import math
+from typing import Literal
+
+from pydantic import Field
 
 from core.errors import BadValue
 from core.paper import PAPER, SECONDS_PER_HOUR
 from solver.optimize import serving
+from solver.report.records import Section
 from solver.report.solve import Solved
 
 MAX_REPLICAS = 1e15  # a fleet beyond this is not a deployment (and ceil() of it stops being exact)
@@ -39,7 +43,90 @@ def _finite(x):
     return x if x is None or math.isfinite(x) else None
 
 
-def fleet_of(s: Solved) -> dict | None:
+class Fleet(Section):
+    """solution.json `fleet`: whole replicas serving the peak at the SLO for the recommended model.
+
+    The fields marked (v3) are None in a report upgraded from version 1 or 2 (not computed then)."""
+
+    params: float
+    peak_requests_per_s: float
+    peak_source: str
+    mean_requests_per_s: float | None  # (v3)
+    utilisation: float | None  # (v3) mean / peak
+    replica_requests_per_s: float
+    utilisation_at_peak: float | None  # (v3) the most a replica may be loaded with its TTFT p90 in the SLO
+    fleet_utilisation_at_peak: float | None  # (v3) the whole fleet's at the peak
+    replicas: int
+    devices: int
+    devices_per_replica: int
+    usd_per_request: float  # devices busy
+    usd_per_million_tokens: float  # devices busy
+    provisioned_usd_per_request: float | None  # fleet $/h x lifetime / lifetime requests (None: no requests)
+    provisioned_usd_per_million_tokens: float | None
+    energy_j_per_request: float | None  # None: the profile measured no power
+    power_w_per_device: float | None
+    fleet_usd_per_h: float
+    hardware: str
+    tpot_p90_s: float | None  # at the fleet's utilisation at the peak; None: unbounded
+    ttft_p90_s: float | None
+    lifetime_h: float | None  # (v3)
+
+
+class Recommendation(Section):
+    """The plan to act on (a contract other tools read): the cheapest model size that meets the SLO,
+    its provisioned fleet and lifetime cost. inference_usd = fleet_usd_per_h × lifetime_h exactly."""
+
+    params: float = Field(gt=0)
+    train_tokens: float = Field(gt=0)
+    total_usd: float = Field(ge=0)
+    train_usd: float = Field(ge=0)
+    inference_usd: float = Field(ge=0)
+    meets_slo: bool
+    tpot_p90_s: float | None
+    ttft_p90_s: float | None
+    fleet_devices: int = Field(ge=0)
+    fleet_usd_per_h: float = Field(ge=0)
+    lifetime_h: float = Field(gt=0)
+
+
+class HardwareRow(Section):
+    """One hardware of the `hardware` section: its recommendation, fleet, unit prices and energy (None
+    where it has none: see status and message)."""
+
+    label: str
+    hardware: str
+    device_name: str
+    profile: str | None  # the profile's path (datasheet:SPEC for a datasheet profile)
+    provenance: str  # "measured (calibration profile)" or "assumed: ..."
+    status: Literal["feasible", "infeasible", "no_performance_model"]
+    message: str | None
+    slo_tpot_p90_s: float | None
+    slo_ttft_p90_s: float | None
+    params: float | None
+    train_tokens: float | None
+    total_usd: float | None
+    train_usd: float | None
+    inference_usd: float | None
+    meets_slo: bool | None
+    tpot_p90_s: float | None
+    ttft_p90_s: float | None
+    fleet_devices: int | None
+    fleet_usd_per_h: float | None
+    usd_per_request: float | None  # provisioned
+    usd_per_million_tokens: float | None  # provisioned
+    busy_usd_per_request: float | None
+    energy_j_per_request: float | None
+
+
+class HardwareSection(Section):
+    """solution.json `hardware`: one row per inference profile (the report's first) and the cheapest."""
+
+    rows: list[HardwareRow]
+    cheapest: str | None  # label of the cheapest feasible row; None: no row is feasible
+    basis: str
+
+
+def fleet_of(s: Solved) -> Fleet | None:
     """The fleet serving the peak at the SLO for the recommended model (None without a feasible N)."""
     z = s.sizing
     if z is None or z.constrained is None:
@@ -62,7 +149,7 @@ def fleet_of(s: Solved) -> dict | None:
     tpot90, ttft90 = serving.p90_at_utilisation(point, wl, at)
     devices = n_rep * point.devices_per_replica
     fleet_usd_per_h = devices * hw.usd_per_h
-    return {
+    return Fleet(**{
         "params": point.params_matmul, "peak_requests_per_s": peak, "peak_source": z.peak_source,
         "mean_requests_per_s": z.mean_requests_per_s, "utilisation": z.utilisation,
         "replica_requests_per_s": point.requests_per_s, "utilisation_at_peak": rho,
@@ -76,10 +163,10 @@ def fleet_of(s: Solved) -> dict | None:
         "energy_j_per_request": None if power is None else power * point.device_s_per_request,
         "power_w_per_device": power, "fleet_usd_per_h": fleet_usd_per_h, "hardware": hw.name,
         "tpot_p90_s": _finite(tpot90), "ttft_p90_s": _finite(ttft90), "lifetime_h": z.lifetime_h,
-    }
+    })
 
 
-def recommendation_of(s: Solved) -> dict | None:
+def recommendation_of(s: Solved) -> Recommendation | None:
     """The `recommendation` contract: the cheapest SLO-feasible plan with its provisioned fleet;
     inference_usd = fleet_usd_per_h × lifetime_h (whole replicas: the optimiser's continuous fleet
     differs by less than one replica's hours). None when no N is feasible or the profile has no
@@ -88,13 +175,13 @@ def recommendation_of(s: Solved) -> dict | None:
     if f is None:
         return None
     c = s.sizing.constrained
-    inference = f["fleet_usd_per_h"] * f["lifetime_h"]
-    return {
-        "params": c.params, "train_tokens": c.train_tokens, "total_usd": c.train_usd + inference,
-        "train_usd": c.train_usd, "inference_usd": inference, "meets_slo": bool(s.model.feasible(c.params)),
-        "tpot_p90_s": f["tpot_p90_s"], "ttft_p90_s": f["ttft_p90_s"], "fleet_devices": int(f["devices"]),
-        "fleet_usd_per_h": f["fleet_usd_per_h"], "lifetime_h": f["lifetime_h"],
-    }
+    inference = f.fleet_usd_per_h * f.lifetime_h
+    return Recommendation(
+        params=c.params, train_tokens=c.train_tokens, total_usd=c.train_usd + inference,
+        train_usd=c.train_usd, inference_usd=inference, meets_slo=bool(s.model.feasible(c.params)),
+        tpot_p90_s=f.tpot_p90_s, ttft_p90_s=f.ttft_p90_s, fleet_devices=int(f.devices),
+        fleet_usd_per_h=f.fleet_usd_per_h, lifetime_h=f.lifetime_h,
+    )
 
 
 def _provenance_of(profile) -> str:
@@ -106,7 +193,7 @@ def _provenance_of(profile) -> str:
     return "measured (calibration profile)"
 
 
-def row_of(s: Solved, label: str | None = None) -> dict:
+def row_of(s: Solved, label: str | None = None) -> HardwareRow:
     """One hardware's row: its recommendation, fleet, unit prices and energy (or why there is none)."""
     rec = recommendation_of(s)
     f = fleet_of(s)
@@ -120,7 +207,7 @@ def row_of(s: Solved, label: str | None = None) -> dict:
     keys = ("params", "train_tokens", "total_usd", "train_usd", "inference_usd", "meets_slo", "tpot_p90_s",
             "ttft_p90_s", "fleet_devices", "fleet_usd_per_h")
     wl = s.model.workload if s.model is not None else None
-    return {
+    return HardwareRow(**{
         "label": label or s.profile.hardware.name,
         "hardware": s.profile.hardware.name,
         "device_name": s.profile.hardware.device_name,
@@ -129,27 +216,27 @@ def row_of(s: Solved, label: str | None = None) -> dict:
         "status": status, "message": message,
         "slo_tpot_p90_s": None if wl is None else wl.tpot_slo_s,
         "slo_ttft_p90_s": None if wl is None else wl.ttft_slo_s,
-        **{k: (rec or {}).get(k) for k in keys},
-        "usd_per_request": None if f is None else f["provisioned_usd_per_request"],
-        "usd_per_million_tokens": None if f is None else f["provisioned_usd_per_million_tokens"],
-        "busy_usd_per_request": None if f is None else f["usd_per_request"],
-        "energy_j_per_request": None if f is None else f["energy_j_per_request"],
-    }
+        **{k: None if rec is None else getattr(rec, k) for k in keys},
+        "usd_per_request": None if f is None else f.provisioned_usd_per_request,
+        "usd_per_million_tokens": None if f is None else f.provisioned_usd_per_million_tokens,
+        "busy_usd_per_request": None if f is None else f.usd_per_request,
+        "energy_j_per_request": None if f is None else f.energy_j_per_request,
+    })
 
 
-def cheapest(rows: list[dict]) -> str | None:
+def cheapest(rows: list[HardwareRow]) -> str | None:
     """Label of the feasible row with the lowest lifetime total (None when no row is feasible)."""
-    ok = [r for r in rows if r["status"] == "feasible" and r["total_usd"] is not None]
-    return min(ok, key=lambda r: r["total_usd"])["label"] if ok else None
+    ok = [r for r in rows if r.status == "feasible" and r.total_usd is not None]
+    return min(ok, key=lambda r: r.total_usd).label if ok else None
 
 
-def section(s: Solved) -> dict:
+def section(s: Solved) -> HardwareSection:
     """The report's `hardware` section: the report's profile, then each further one, and the cheapest."""
     rows = [row_of(x, label) for x, label in ((s, s.label), *((o, o.label) for o in s.others))]
-    return {"rows": rows, "cheapest": cheapest(rows),
-            "basis": "same target, demand and training price on every hardware; each profile's own SLO unless "
-                     "--slo-tpot-p90-s/--slo-ttft-p90-s set one for all (each row shows its SLO); $/request and "
-                     "$/1M tokens are provisioned (fleet $/h x lifetime / lifetime requests)"}
+    return HardwareSection(rows=rows, cheapest=cheapest(rows),
+                           basis="same target, demand and training price on every hardware; each profile's own SLO unless "
+                                 "--slo-tpot-p90-s/--slo-ttft-p90-s set one for all (each row shows its SLO); $/request and "
+                                 "$/1M tokens are provisioned (fleet $/h x lifetime / lifetime requests)")
 
 
 # --------------------------------------------------------------------------- datasheet profiles

@@ -1,4 +1,4 @@
-"""The report stage as a function: `make_report(ReportOptions) -> (report directory, solution)`.
+"""The report stage as a function: `make_report(ReportOptions) -> (report directory, Solution)`.
 
 ReportOptions holds what `python -m solver report` takes, under the flags' names (so a refusal of
 the solver API is said in terms of the flag behind the value, core.cli.flag_error); the CLI and the
@@ -11,9 +11,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli import CliError, flag_error, one_line
 from solver.optimize.cli import SOURCES, target_from_args, train_from_gpu
+
+if TYPE_CHECKING:
+    from solver.report.schema import Solution
 
 DEFAULT_PEAK_TO_MEAN = 2.0
 
@@ -141,7 +145,6 @@ def report_inputs(args):
         raise CliError("--no-repeat needs --max-train-tokens T")
     law, target, _ = target_from_args(args)
     profiles = _profiles(args)
-    profile = profiles[0][0]
     train_usd, train_desc = _train(args)
     r, source, hours = _demand(args)
     inputs = ReportInputs(
@@ -171,12 +174,12 @@ def _checked(args, fn, *a, **kw):
         raise flag_error(exc, args, cands) from None
 
 
-def make_report(args: ReportOptions) -> tuple[Path, dict]:
-    """Check, solve, draw and write the report; (report directory, solution)."""
+def make_report(args: ReportOptions) -> tuple[Path, Solution]:
+    """Check, solve, draw and write the report; (report directory, its solver.report.schema.Solution)."""
     from solver.report.compute import compute_solution
-    from solver.report.plots import make_plots
-    from solver.report.render import build_document, to_html, to_markdown
-    from solver.report.write import report_dirname, write_report
+    from solver.report.output.plots import make_plots
+    from solver.report.output.render import build_document, to_html, to_markdown
+    from solver.report.output.write import report_dirname, write_report
 
     inputs, profiles, target = report_inputs(args)
     (profile, provenance, label), others = profiles[0], tuple(profiles[1:])
@@ -189,7 +192,7 @@ def make_report(args: ReportOptions) -> tuple[Path, dict]:
         f"chinchilla{_count(args.chinchilla_params)}" if args.chinchilla_params else f"loss{target:.4g}",
         f"{_count(args.requests)}req",
     ])
-    solution["report_name"] = name
+    solution.report_name = name
     print("drawing plots ...", file=sys.stderr, flush=True)
     images = make_plots(solution)
     doc = build_document(solution, name, list(images))

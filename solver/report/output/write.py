@@ -2,9 +2,9 @@
 
 The directory is built under a temporary name in the parent and renamed into place, so a
 half-written report never appears; an existing report is never overwritten (the new one takes the
-first free suffix -2, -3, ...). solution.json is `solver.optimize.schema.Solution` (strict JSON: NaN and
-infinities become null first). report.png is report.html as headless Chromium renders it at 1280 px
-(`solver.report.browser`), written when a chromium is installed (scripts/setup.sh installs Debian's);
+first free suffix -2, -3, ...). solution.json is a `solver.report.schema.Solution` (strict JSON: its
+models refuse NaN and infinities; a plain dict, written as it is, has them made null first). report.png is report.html as headless Chromium renders it at 1280 px
+(`solver.report.output.browser`), written when a chromium is installed (scripts/setup.sh installs Debian's);
 without one the report is written without it and a note on stderr says so.
 """
 
@@ -53,12 +53,15 @@ def finite_or_none(o):
     return o
 
 
-def solution_json(solution: dict) -> str:
-    """solution.json's text: validated as solver.optimize.schema.Solution when it is one (kind sizing_report)."""
+def solution_json(solution) -> str:
+    """solution.json's text: a Solution's JSON; a dict is validated as a Solution when it is one (kind
+    sizing_report), else written as strict JSON."""
     import json
 
     from solver.report.schema import Solution
 
+    if isinstance(solution, Solution):
+        return solution.model_dump_json(indent=1) + "\n"
     clean = finite_or_none(solution)
     if clean.get("kind") == Solution.model_fields["kind"].default:
         return Solution.model_validate(clean).model_dump_json(indent=1) + "\n"
@@ -70,7 +73,7 @@ PNG = "report.png"
 
 def write_png(html_path: Path, png_path: Path) -> str | None:
     """Render html_path to png_path in headless Chromium; None when written, else a one-line note why not."""
-    from solver.report import browser as report_browser
+    from solver.report.output import browser as report_browser
 
     if report_browser.find_chromium() is None:
         return (f"{PNG} not written: no chromium on PATH (scripts/setup.sh installs Debian's chromium; "
@@ -82,7 +85,7 @@ def write_png(html_path: Path, png_path: Path) -> str | None:
     return None
 
 
-def write_report(parent: Path, dirname: str, solution: dict, markdown: str, html_text: str,
+def write_report(parent: Path, dirname: str, solution, markdown: str, html_text: str,
                  images: dict[str, bytes], *, png: bool = True) -> Path:
     """Write all files into a temp dir under parent, then rename it to a free name (never overwrites).
     With png, also report.png (the page in headless Chromium) when a chromium is installed."""
