@@ -34,9 +34,11 @@ class HardwareRecord(Strict):
     cpu_count: int | None = None  # cores used (CPU)
     device_index: int | None = None  # CUDA device measured (GPU)
     peak_flop_per_s: dict[str, float]
+    # Extension points: each GEMM path and bandwidth kernel measured records its own details (sizes,
+    # best-of-k times, which paths existed here); readers use only the typed peaks and bandwidth.
     peak_details: dict[str, Any] = Field(default_factory=dict)
     memory_bandwidth_bytes_per_s: float
     bandwidth_details: dict[str, Any] = Field(default_factory=dict)
     memory_bytes: int | None = None
-    datasheet: dict[str, Any] | None = None
+    datasheet: dict[str, Any] | None = None  # extension point: the GPU table row tested, with its sources
     provenance: HardwareProvenance

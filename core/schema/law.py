@@ -29,7 +29,7 @@ class LawFile(FileModel):
     alpha: float = Field(gt=0, allow_inf_nan=False)
     beta: float = Field(gt=0, allow_inf_nan=False)
     intervals: dict[str, tuple[float, float]] | None = None
-    provenance: dict[str, object] = Field(default_factory=dict)
+    provenance: dict[str, object] = Field(default_factory=dict)  # extension point: a hand-written file may say anything
 
     @classmethod
     def load(cls, path: str | Path) -> "LawFile":

@@ -36,12 +36,15 @@ class PreparedRecord(Strict):
     name: str
     created_utc: str
     built_by: str
-    request: dict[str, Any]
+    # Extension points (documented in docs/bench-prepare.md): what each quantizer and source records
+    # differs by path (round-to-nearest, llmcompressor, LLM.int8; a tiny build, a local checkpoint, a hub id),
+    # so these stay open mappings; `model` (the shape every reader needs) is typed.
+    request: dict[str, Any]  # the prepare request as given (flags), echoed
     model: PreparedModelShape
-    weights: dict[str, Any] | None = None
-    source: dict[str, Any] | None = None
-    tokenizer: dict[str, Any] | None = None
-    quantization: dict[str, Any]
+    weights: dict[str, Any] | None = None  # per-source weight facts (files, bytes, dtype)
+    source: dict[str, Any] | None = None  # the source's fingerprint (a hub revision, a directory's hashes)
+    tokenizer: dict[str, Any] | None = None  # how the tokenizer was built or found
+    quantization: dict[str, Any]  # the quantizer's own settings and its check
     packages: dict[str, str | None]
 
 

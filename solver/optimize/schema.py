@@ -71,9 +71,12 @@ class _Result(Strict):
     schema_version: Literal[1] = OPTIMIZE_SCHEMA_VERSION
     saving_fraction: float = Field(ge=0)
     law: LawRecord
+    # Extension points (docs/solver.md lists their keys): `inputs` echoes what the objective took (its
+    # keys differ between flops and cost, constants and profiles), `provenance` says how, and
+    # `data_limit` is solver.optimize.data_limit.limit_record plus the limited baseline, with --max-train-tokens.
     inputs: dict[str, Any]
     provenance: dict[str, Any]
-    data_limit: dict[str, Any] | None = None  # solver.optimize.data_limit.limit_record, with --max-train-tokens
+    data_limit: dict[str, Any] | None = None
     warnings: list[str] | None = None  # e.g. tokens per parameter beyond the paper's range
 
 
