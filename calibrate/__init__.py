@@ -1,20 +1,16 @@
 """calibrate: measured runs -> per-hardware profiles; training runs -> loss-law fits.
 
-Files, one job each (the stage imports bench only, never solver):
+One subpackage per concern (the stage imports core only: it reads bench's files, never bench's code):
 
-    cli.py, cli_types.py    `python -m calibrate SUBCOMMAND`: the list of subcommands, two argparse types
-    law_cli.py              `calibrate law`: CSV -> law file
-    law.py                  the loss law L(N, D) = E + A/N^alpha + B/D^beta: terms, derivatives, inverses
-    lawfit.py               its Eq. 4 fit (Huber on log loss, L-BFGS from a grid) and bootstrap
-    profile_cli.py          `calibrate profile`: runs -> profile file, the table
-    runs.py                 find, load, flatten and screen run directories
-    ingest.py               other tools' results (vllm bench serve, guidellm) as runs
-    window.py               a run's steady-state window: device time and tokens
-    tokencost.py            per-token costs: joint fit, phase-isolated estimates, bootstrap
-    curve.py                decode curve, SLO, operating point
-    profile.py              assembly of the Profile
-    schema.py, errors.py    the files written (Profile, LawFile; load/save) and the one error (InputError)
+    runs/        run directories as evidence: load and screen, other tools' results, the steady window,
+                 engine steps from per-token timestamps
+    profile/     the calibration profile: the stage function (make.py), per-token costs, decode curve,
+                 SLO point, a ladder's profile, `calibrate profile`
+    perfmodel/   the performance model of hardware + engine: step-time forms, the closed-loop
+                 simulation, form selection on a ladder, the stored model, `calibrate predict`
+    operators/   the device's measured operators composed into engine steps of any shape
+    law/         the loss law L(N, D) (Eq. 1/4), its fit and `calibrate law`
+    cli.py       `python -m calibrate SUBCOMMAND`: the list of subcommands
 
-The performance model of a ladder of model sizes is in steps.py, perfmodel.py, perf_build.py,
-perf_schema.py, simulate.py, ladder.py and predict_cli.py.
+docs/architecture.md has a line per file.
 """

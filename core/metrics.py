@@ -1,7 +1,7 @@
 """Per-request latency metrics and the run summary, defined once (pure: no I/O).
 
 Every time below is on the client's monotonic clock (`time.perf_counter`), in seconds relative to
-the run's start, as stored in `bench.schema.RequestRecord`.
+the run's start, as stored in `core.schema.run.RequestRecord`.
 
     TTFT  = first_token_s - send_s
             time to first token: from the moment the request was actually written to the socket

@@ -134,7 +134,7 @@ def session_specs():
 class SweepFixture:
     run_dirs: list[Path]
     results: Path
-    hardware: object  # bench.schema.HardwareInfo
+    hardware: object  # core.schema.run.HardwareInfo
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def synthetic_profile(
     model_name: str = "synthetic",
     performance_model: dict | None = None,
 ):
-    """A `calibrate.schema.Profile` built from stated constants, not from measurements.
+    """A `core.schema.profile.Profile` built from stated constants, not from measurements.
 
     Defaults reproduce the paper's inference setting (A100-40GB INT8 peak, $1.10/h, MFU 50 %/1 %).
     `curve` maps concurrency -> decode MFU (flat at `mfu_output` when None). `performance_model`:

@@ -1,4 +1,4 @@
-"""bench.schema: every file bench writes has a model with schema_version, load_file/save_file and one
+"""core.schema.run: every file bench writes has a model with schema_version, load_file/save_file and one
 error format; the committed files (results/, models/ when present) still read."""
 
 from __future__ import annotations

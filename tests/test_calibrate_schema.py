@@ -1,4 +1,4 @@
-"""calibrate.schema: profiles and law files own their files (load/save), refuse unknown keys, and say
+"""core.schema.profile: profiles and law files own their files (load/save), refuse unknown keys, and say
 what is wrong in one line; the committed results stay readable."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The hardware records under `results/hardware/<name>.json`: read, write, and measure only when needed.
 
-A record (bench.schema.HardwareRecord, measured by bench.hardware.microbench) is reused while the device, the
+A record (core.schema.hardware.HardwareRecord, measured by bench.hardware.microbench) is reused while the device, the
 core count and the torch version match, so a sweep measures once; an older record is renamed
 `<name>.replaced-<UTC>.json` (kept), never overwritten.
 """

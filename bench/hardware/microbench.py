@@ -17,7 +17,7 @@ FLOP of an (M x K) @ (K x N) matmul = 2·M·N·K. Memory bandwidth is STREAM-sty
 arrays far larger than the caches; bytes counted as the STREAM benchmark does: copy 2·n·size,
 triad 3·n·size, write-allocate traffic not counted); the larger of the two is kept.
 
-Each measurement is a bench.schema.HardwareRecord; bench.hardware.cache keeps them in
+Each measurement is a core.schema.hardware.HardwareRecord; bench.hardware.cache keeps them in
 `results/hardware/<name>.json`.
 """
 

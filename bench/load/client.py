@@ -15,7 +15,7 @@ Two ways of loading the server:
                from `seed`; optionally capped at `concurrency` in flight (the cap's queueing happens
                before the send time is taken, so it is not in TTFT either).
 
-Per request (bench.schema.RequestRecord): send time (taken just before the request is written),
+Per request (core.schema.run.RequestRecord): send time (taken just before the request is written),
 the arrival time of every streamed chunk that carried output (a non-empty `choices`, even with empty
 text: random-weight models emit partial UTF-8 that the server holds back, as vLLM bench counts it),
 first-token time (= the first such chunk), end time (the response complete), usage counts, error.

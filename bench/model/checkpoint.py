@@ -30,7 +30,7 @@ class PrepareError(ValueError):
 
 
 def load_prepared(model_dir: str | Path) -> PreparedRecord | None:
-    """The validated prepared.json of `model_dir`, or None when it has none (bench.schema.SchemaError
+    """The validated prepared.json of `model_dir`, or None when it has none (core.schema.run.SchemaError
     when it does not match the schema)."""
     path = Path(model_dir) / PREPARED_FILE
     if not path.is_file():

@@ -15,7 +15,7 @@ Three ways to get one (docs/bench-prepare.md):
    runs on INT8 kernels on A100 and on this CPU), or bitsandbytes LLM.int8.
 
 Every directory written here carries a ``prepared.json`` (how it was built, seed, sizes,
-parameter counts, quantization, package versions; bench.schema.PreparedRecord). bench.model.checkpoint
+parameter counts, quantization, package versions; core.schema.prepared.PreparedRecord). bench.model.checkpoint
 reuses a directory only for the same request and builds each in a temporary sibling renamed into
 place; bench.model.corpus is the generated text the tokenizer is trained on.
 """

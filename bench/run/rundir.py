@@ -1,7 +1,7 @@
 """Where a run is written: the run-directory layout and the status of what is already there.
 
 Run directory: `<results>/<hardware>/<model>/<run_id>/`, run_id = `<spec key>-<UTC time>`.
-Files, in the order they appear (names in bench.schema):
+Files, in the order they appear (names in core.schema.run):
     spec.json            the RunSpec and its key (written first: a sweep finds a spec's runs by it)
     metrics_before.prom  vLLM /metrics scraped BEFORE the warm-up requests
     requests.jsonl       one RequestRecord per line, appended as each request finishes (warm-up flagged)

@@ -5,7 +5,7 @@
 
 fits L(N, D) = E + A/N^alpha + B/D^beta (calibrate.law.formula) by the paper's Eq. 4 (calibrate.law.fit:
 Huber delta=1e-3 on log loss, LSE form, L-BFGS from the Hoffmann et al. App. D.2 grid) and writes a
-law file (calibrate.schema.LawFile) to results/laws/<name>.json unless --out; `python -m solver ...
+law file (core.schema.law.LawFile) to results/laws/<name>.json unless --out; `python -m solver ...
 --law FILE` reads it. An existing file is never replaced unless --force. A short table is printed
 and the last line is the path written; with --json one JSON object (the law file, plus "path") is
 printed instead. With --flop-col the training tokens are FLOP / (6 N) (Kaplan et al.'s 6 N training

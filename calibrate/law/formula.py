@@ -6,7 +6,7 @@ N = parameters, D = training tokens, L = pre-training cross-entropy loss (nats/t
 functions here.
 
 Every function takes `law`: any object with float attributes A, B, E, alpha, beta (a
-`LawCoefficients`, the solver's `LossLaw`, a `calibrate.schema.LawFile`), and is closed-form and
+`LawCoefficients`, the solver's `LossLaw`, a `core.schema.law.LawFile`), and is closed-form and
 vectorised over numpy arrays (scalars in, numpy scalars out). The two loss terms recur:
 
     x = A / N^alpha   (`params_term`, the model-size term)    y = B / D^beta   (`tokens_term`, the data term)

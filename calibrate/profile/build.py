@@ -1,5 +1,5 @@
 """The calibration profile of one hardware + model: assembled from screened runs, the per-token
-costs, the decode curve and the SLO point (`calibrate.schema.Profile`).
+costs, the decode curve and the SLO point (`core.schema.profile.Profile`).
 
 Where each part is computed (each module's docstring has the formulas):
 

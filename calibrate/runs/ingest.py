@@ -1,6 +1,6 @@
 """Other load generators' results as profile inputs: `vllm bench serve --save-result` JSON and
 guidellm's `benchmarks.json`, converted to the same in-memory runs (`calibrate.runs.load.LoadedRun`,
-a `bench.schema.RunRecord` plus per-request arrays) that bench's run directories give, so they feed
+a `core.schema.run.RunRecord` plus per-request arrays) that bench's run directories give, so they feed
 the same fit. Pure apart from reading the given file.
 
 Neither tool records the model's parameter count or the hardware, so both come from the command

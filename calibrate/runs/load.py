@@ -1,7 +1,7 @@
 """Measured runs as the fits see them: find and load run directories, flatten each run to a row,
 screen out the runs a profile cannot use, and check they are of one hardware and one model.
 
-A run directory is bench's (`bench.schema`: run.json, requests.jsonl); other tools' results come
+A run directory is bench's (`core.schema.run`: run.json, requests.jsonl); other tools' results come
 in through `calibrate.runs.ingest` as the same `LoadedRun`. Reading files happens here; nothing prints.
 """
 
@@ -101,7 +101,7 @@ def _check_finite(record: RunRecord, path: str) -> None:
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
-    """Read and validate one run directory (run.json with bench.schema.RunRecord, requests.jsonl).
+    """Read and validate one run directory (run.json with core.schema.run.RunRecord, requests.jsonl).
 
     Raises InputError naming the file and field on unreadable JSON, a schema violation or NaN.
     """

@@ -1,6 +1,6 @@
 """Calibration profiles as solver input: dollars per useful FLOP of each phase.
 
-A profile (`calibrate.schema.Profile`, written by `python -m calibrate profile`) carries the
+A profile (`core.schema.profile.Profile`, written by `python -m calibrate profile`) carries the
 *achieved* FLOP rate of prefill (input tokens) and decode (output tokens) on one piece of
 hardware, under the paper's convention of 2·N flop per inference token, and the price of that
 hardware. The paper's Eq. 6 needs, per phase, C_inf / MFU = dollars per useful FLOP:
@@ -52,7 +52,7 @@ class PhaseCosts:
 
 
 def load_profile(path: str | Path):
-    """Read and validate a profile JSON file (`calibrate.schema.Profile.load`) -> `calibrate.schema.Profile`.
+    """Read and validate a profile JSON file (`core.schema.profile.Profile.load`) -> `core.schema.profile.Profile`.
 
     Raises ProfileError with one line "profile FILE: FIELD: problem" on anything wrong, including a
     rate or price the solver divides by that is not a finite number > 0.

@@ -3,7 +3,7 @@
 N = parameters, D = training tokens, L = pre-training cross-entropy loss (nats/token). The formula
 and its closed-form inverses live in `calibrate.law.formula` (one home; re-exported here so `solver.optimize.laws.loss`
 and friends keep working); this module holds `LossLaw` (one coefficient set with its source), the
-named sets of the literature, and law files (`calibrate.schema.LawFile`, unknown keys refused).
+named sets of the literature, and law files (`core.schema.law.LawFile`, unknown keys refused).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def get_law(name: str) -> LossLaw:
 
 
 def load_law_file(path: str | Path) -> LossLaw:
-    """Read a law file (`calibrate.schema.LawFile`: A, B, E, alpha, beta, optional name and provenance;
+    """Read a law file (`core.schema.law.LawFile`: A, B, E, alpha, beta, optional name and provenance;
     any other key is refused). ValueError, one line "FILE: FIELD: problem"."""
 
     p = Path(path)

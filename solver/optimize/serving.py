@@ -105,7 +105,7 @@ class PerformanceModel:
 
 
 def performance_model_from_profile(profile, assumption: ShapeAssumption | None = None) -> PerformanceModel:
-    """The PerformanceModel of a `calibrate.schema.Profile`; ValueError when it has none."""
+    """The PerformanceModel of a `core.schema.profile.Profile`; ValueError when it has none."""
     pm = getattr(profile, "performance_model", None)
     if pm is None:
         raise ValueError("the profile has no performance model: build one from a ladder of model sizes "

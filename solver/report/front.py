@@ -8,7 +8,7 @@ servable. Per hardware entry, every point says whether it was **measured** or **
 
 x is 1 / TPOT p90 wherever a p90 is known, so the SLO line is exactly the TPOT verdict:
 
-* measured, decode curve: the profile's decode-workload runs (`calibrate.schema.CurvePoint`):
+* measured, decode curve: the profile's decode-workload runs (`core.schema.profile.CurvePoint`):
   y = output tok/s / devices of the run, x = 1 / TPOT p90 as measured.
 * measured, ladder runs: the runs of each ladder size the performance model was fitted on
   (`performance_model.held_out[].measured`, with their in/out tokens). They carry a mean TPOT only:
@@ -41,13 +41,13 @@ from solver.optimize import serving
 from solver.report.records import Section, Sparse, finite
 from solver.report.solve import ServingModel, Solved
 
-DECODE_WORKLOAD = (8, 64)  # (input, output) tokens of the profiles' decode runs (report_sections.DECODE_CURVE_WORKLOAD)
+DECODE_WORKLOAD = (8, 64)  # (input, output) tokens of the profiles' decode runs (solver.report.curves.DECODE_CURVE_WORKLOAD)
 
 
 @dataclass(frozen=True)
 class HardwareEntry:
     label: str  # how the report names this hardware (e.g. the profile's hardware name)
-    profile: object  # calibrate.schema.Profile
+    profile: object  # core.schema.profile.Profile
     model: ServingModel | None  # None: the profile has no performance model (measured points only)
     chosen_params: float | None = None  # the chosen model on this hardware (None: no predicted front)
     chosen: str = "recommended (SLO-constrained) model"  # what the chosen model is

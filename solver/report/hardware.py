@@ -273,7 +273,7 @@ def parse_datasheet_spec(text: str) -> tuple[str, dict[str, float]]:
 
 
 def datasheet_profile(text: str, *, template=None):
-    """A `calibrate.schema.Profile` of a GPU from the datasheet table and stated efficiencies (all assumed).
+    """A `core.schema.profile.Profile` of a GPU from the datasheet table and stated efficiencies (all assumed).
 
     `template`: a measured profile whose model section, SLO and request overhead are reused (its model is
     only what the step model's shape is taken from when the report prints a decode curve); the paper's

@@ -319,7 +319,7 @@ class Solved:
     """The three optima and what they were computed from: every section reads this."""
 
     inputs: ReportInputs
-    profile: object  # calibrate.schema.Profile
+    profile: object  # core.schema.profile.Profile
     profile_provenance: dict
     tool: str
     loss: float
