@@ -22,14 +22,13 @@ import sys
 
 from bench.config import (
     DEFAULT_RESULTS,
+    SERVER_FLAGS,
     ConfigError,
     SweepConfig,
-    add_server_args,
     load_config,
-    server_overrides,
     with_overrides,
 )
-from bench.model.prepare import add_prepare_args
+from bench.model.cli import add_prepare_args
 from bench.operators import cli as operators_cli
 from core.cli import (
     OneLineParser,
@@ -156,6 +155,26 @@ def add_hardware_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=positive_float, default=3.0, help="timing budget per GEMM path (default 3)")
     p.add_argument("--cache-dir", default=str(CACHE_DIR), metavar="DIR",
                    help="where records are written (default %(default)s)")
+
+
+def add_server_args(group, *, positive_int) -> None:
+    """Add the [server] flags of SERVER_FLAGS to an argparse group; `positive_int` is the CLI's
+    argparse type for counts (its one number type)."""
+    ints = {"max_model_len", "max_num_seqs", "tensor_parallel_size", "pipeline_parallel_size",
+            "data_parallel_size", "port"}
+    for key, (flag, kwargs) in SERVER_FLAGS.items():
+        group.add_argument(flag, dest=f"server_{key}", **({"type": positive_int} if key in ints else {}), **kwargs)
+
+
+def server_overrides(args) -> dict:
+    """{"server.<key>": value} of the [server] flags given on the command line (None: not given)."""
+    out = {}
+    for key in SERVER_FLAGS:
+        value = getattr(args, f"server_{key}", None)
+        if key == "endpoint" and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        out[f"server.{key}"] = value
+    return out
 
 
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
@@ -316,7 +335,7 @@ def cmd_measure(args: argparse.Namespace, *, skip_complete: bool) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from bench.model.prepare import run_prepare
+    from bench.model.cli import run_prepare
 
     return int(run_prepare(args) or 0)
 

@@ -95,7 +95,7 @@ class ServerSection(Finite):
 
 
 # [server] keys that are also command-line flags: key -> (flag, argparse kwargs besides type).
-# bench.cli adds them with `add_server_args` and reads them back with `server_overrides`.
+# bench.cli adds them (add_server_args) and reads them back (server_overrides).
 SERVER_FLAGS: dict[str, tuple[str, dict]] = {
     "endpoint": ("--endpoint", dict(metavar="URL", action="append",
                                     help="measure this running OpenAI-compatible server instead of starting vLLM; "
@@ -345,26 +345,6 @@ def load_config(path: str | Path) -> SweepConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"--config {str(p)!r}: not valid TOML: {err}") from None
     return parse_config(data, where=str(p))
-
-
-def add_server_args(group, *, positive_int) -> None:
-    """Add the [server] flags of SERVER_FLAGS to an argparse group; `positive_int` is the CLI's
-    argparse type for counts (its one number type)."""
-    ints = {"max_model_len", "max_num_seqs", "tensor_parallel_size", "pipeline_parallel_size",
-            "data_parallel_size", "port"}
-    for key, (flag, kwargs) in SERVER_FLAGS.items():
-        group.add_argument(flag, dest=f"server_{key}", **({"type": positive_int} if key in ints else {}), **kwargs)
-
-
-def server_overrides(args) -> dict:
-    """{"server.<key>": value} of the [server] flags given on the command line (None: not given)."""
-    out = {}
-    for key in SERVER_FLAGS:
-        value = getattr(args, f"server_{key}", None)
-        if key == "endpoint" and isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        out[f"server.{key}"] = value
-    return out
 
 
 def with_overrides(cfg: SweepConfig, overrides: dict) -> SweepConfig:

@@ -64,7 +64,8 @@ def _parse(stage: str, add_args: Callable[[argparse.ArgumentParser], None], text
 def options_from_args(args: argparse.Namespace) -> PipelineOptions:
     """The pipeline's flags and each stage's extra flags as typed options."""
     from bench.cli import add_measure_args, overrides_from_args
-    from bench.model.prepare import TinySpec, add_prepare_args
+    from bench.model.cli import add_prepare_args
+    from bench.model.prepare import TinySpec
     from calibrate.profile import cli as profile_cli
     from solver.report import cli as report_cli
 

@@ -335,3 +335,24 @@ def test_real_dims_for_params_are_whole_and_near_n():
     assert (pinned.layers, pinned.hidden, pinned.heads, pinned.kv_heads) == (32, 4096, 32, 8)
     with pytest.raises(ValueError, match="multiple of head_dim"):
         real_dims_for_params(7e9, hidden_size=4100)
+
+
+def test_layer_overhead_fit_recovers_planted_terms():
+    """Two models of 2 and 6 layers whose steps carry 2 ms + layers x 0.5 ms beyond their operators."""
+    from calibrate.operators.stepmodel import OperatorStepModel, fit_overheads_s
+    from calibrate.runs.steps import Steps
+
+    pairs = []
+    for layers in (2, 6):
+        model = ModelDims(hidden=512, heads=8, kv_heads=4, head_dim=64, intermediate=1536, vocab=4096, layers=layers)
+        records, _ = _planted(model, batch_rows=(1, 2, 4, 600, 2048), seqs=(1, 2, 4))
+        sm = OperatorStepModel(OperatorTable(records), model)
+        n = np.array([1, 2, 4, 2], float)
+        composed = np.array([sm.composed_s(a, a * 100, 0, 0) for a in n])
+        steps = Steps(duration_s=composed + 2e-3 + layers * 5e-4, decode_seqs=n, decode_context_tokens=n * 100,
+                      prefill_tokens=np.zeros(4), prefill_pairs=np.zeros(4), weight=1 / n)
+        pairs.append((sm, steps))
+    engine, layer = fit_overheads_s(pairs)
+    assert engine == pytest.approx(2e-3, rel=1e-6) and layer == pytest.approx(5e-4, rel=1e-6)
+    with pytest.raises(ValueError, match="two layer counts"):
+        fit_overheads_s(pairs[:1])

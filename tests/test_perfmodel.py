@@ -3,6 +3,8 @@ step extraction, the fit, its intervals, leave-one-model-out and the solver's cl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from perf_synthetic import SIZES, TRUE, USD_PER_H, synthetic_ladder, synthetic_run
@@ -130,3 +132,24 @@ def test_a_performance_model_of_each_form_builds():
     for form in FORMS:
         pm = build_performance_model(runs, n_boot=3, forms=(form,))
         assert pm.form == form and set(pm.params) == set(FORMS[form])
+
+
+def test_error_split_separates_bias_from_replicate_noise():
+    from calibrate.perfmodel.errorsplit import error_split
+
+    def row(model, c, pred, meas):
+        figs = lambda x: {"output_tokens_per_s": x, "usd_per_request": 1.0 / x}  # noqa: E731
+        return {"model": model, "input_tokens": 8, "output_tokens": 32, "concurrency": c,
+                "predicted": figs(pred), "measured": figs(meas)}
+
+    # point A: replicates 90 and 110 (noise 10 %) around 100, predicted 100: all noise, no bias
+    # point B: replicates 100 and 100, predicted 150: all bias
+    rows = [row("a", 1, 100, 90), row("a", 1, 100, 110), row("b", 1, 150, 100), row("b", 1, 150, 100)]
+    s = error_split(rows)["output_tokens_per_s"]
+    assert s["noise_max"] == pytest.approx(0.1) and s["noise_median"] == pytest.approx(0.05)
+    assert s["error_max"] == pytest.approx(0.5) and s["replicated_points"] == 2 and s["runs"] == 4
+    log_sq = 2 * math.log(1.5) ** 2
+    assert s["bias_share"] == pytest.approx(log_sq / (log_sq + math.log(100 / 90) ** 2 + math.log(100 / 110) ** 2))
+    only_noise = error_split(rows[:2])["usd_per_request"]
+    assert only_noise["bias_share"] == pytest.approx(0.0, abs=1e-12)
+    assert error_split([row("c", 4, 1, 2)])["output_tokens_per_s"]["replicated_points"] == 0

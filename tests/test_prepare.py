@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("compressed_tensors")
 
 from bench.model import checkpoint as bc  # noqa: E402
+from bench.model import cli as bcli  # noqa: E402
 from bench.model import prepare as bp  # noqa: E402
 from bench.model import quantize as bq  # noqa: E402
 from core.physics import model_info_from_dir  # noqa: E402
@@ -199,7 +200,7 @@ def test_bad_sizes(kw, match, tmp_path):
 
 def _args(**kw):
     parser = argparse.ArgumentParser()
-    bp.add_prepare_args(parser)
+    bcli.add_prepare_args(parser)
     argv = []
     for key, value in kw.items():
         argv += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
@@ -216,7 +217,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys, monkeypatch):
         (dict(hidden_size=100, models_dir=tmp_path), "hidden_size=100"),
     ]
     for kw, match in cases:
-        assert bp.run_prepare(_args(**kw)) == 2
+        assert bcli.run_prepare(_args(**kw)) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and match in err, err
     with pytest.raises(bp.PrepareError, match="quantization='fp4'"):
@@ -231,7 +232,7 @@ def test_prepare_existing_dirs(models, tmp_path, capsys):
         bp.prepare(model=str(w8a8), quantization="bnb-int8")
     # a bf16 directory is quantized into <models-dir>/<name>-w8a8, and the CLI names it last
     args = _args(model=str(base), models_dir=tmp_path)
-    assert bp.run_prepare(args) == 0
+    assert bcli.run_prepare(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == f"prepared: {tmp_path / 'tiny-w8a8'}"
     assert any("w8a8-int8 (matmuls in int8)" in line for line in out)

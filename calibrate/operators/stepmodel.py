@@ -37,6 +37,7 @@ class OperatorStepModel:
     table: OperatorTable
     dims: ModelDims
     engine_step_overhead_s: float = 0.0
+    layer_overhead_s: float = 0.0  # per decoder layer per step: eager-mode dispatch of the layer's modules
     weight_dtype: str = "int8"
     _cache: dict = field(default_factory=dict, repr=False)
     _floor: dict = field(default_factory=dict, repr=False)
@@ -65,8 +66,13 @@ class OperatorStepModel:
                                          weight_dtype=self.weight_dtype).total_s
         return self._cache[key]
 
+    @property
+    def overhead_s(self) -> float:
+        """The step's time beyond its operators: engine_step_overhead_s + layers · layer_overhead_s."""
+        return self.engine_step_overhead_s + self.dims.layers * self.layer_overhead_s
+
     def __call__(self, n: float, ctx: float, pre: float, pairs: float) -> float:
-        return self.composed_s(n, ctx, pre, pairs) + self.engine_step_overhead_s
+        return self.composed_s(n, ctx, pre, pairs) + self.overhead_s
 
 
 def residuals_s(model: OperatorStepModel, steps) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +96,29 @@ def fit_engine_overhead_s(models_and_steps: Sequence[tuple[OperatorStepModel, ob
     return max(0.0, float(np.sum(r * wt) / np.sum(wt)))
 
 
+def fit_overheads_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> tuple[float, float]:
+    """(engine_step_overhead_s, layer_overhead_s): weighted least squares of measured − composed step time
+    on a + layers · b over the steps of the given runs (each step counted once; a least-squares fit of
+    the residuals is their arithmetic mean per size, as throughput needs). Needs runs of at least two
+    layer counts; both terms at least 0 (b = 0 refits a alone)."""
+    res, w, lay = [], [], []
+    for model, steps in models_and_steps:
+        r, wt = residuals_s(model, steps)
+        res.append(r)
+        w.append(wt)
+        lay.append(np.full(r.shape, float(model.dims.layers)))
+    r, wt, L = np.concatenate(res), np.concatenate(w), np.concatenate(lay)
+    if np.unique(L).size < 2:
+        raise ValueError("a per-layer overhead needs runs of at least two layer counts")
+    sw = np.sqrt(wt)
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([sw, sw * L]), sw * r, rcond=None)
+    if b < 0:
+        return fit_engine_overhead_s(models_and_steps), 0.0
+    return max(0.0, float(a)), float(b)
+
+
 def composed_share(model: OperatorStepModel, n: float = 1.0, ctx: float = 64.0) -> float:
     """The share of a decode step at batch `n` that its operators (the size-dependent work) make up."""
     op = model.composed_s(n, ctx * n, 0.0, 0.0)
-    total = op + model.engine_step_overhead_s
+    total = op + model.overhead_s
     return op / total if total > 0 and math.isfinite(total) else float("nan")

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from calibrate.perfmodel import selection as ladder
+from calibrate.perfmodel.errorsplit import error_split
 from calibrate.perfmodel.forms import FORMS, StepModel
 from calibrate.perfmodel.forms import __doc__ as _PERF_DOC
 from calibrate.perfmodel.simulate import DEFAULT_MAX_BATCHED_TOKENS
 from core.physics import ModelShape
 from core.schema.perfmodel import (
+    ErrorSplit,
     ErrorStat,
     FittedParam,
     FormComparison,
@@ -117,6 +119,7 @@ def build_performance_model(runs: Sequence[ladder.LadderRun], *, n_boot: int = D
                for t in table],
         held_out=[HeldOutRun(**{k: v for k, v in row.items() if k != "held_out"}) for row in held],
         held_out_max_abs_error=worst,
+        error_split={k: ErrorSplit(**v) for k, v in error_split(held).items()},
         target_error=ladder.TARGET_ERROR,
         meets_target=meets,
         warning=warning,

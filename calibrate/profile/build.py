@@ -298,7 +298,7 @@ def _method(*, how: str, n_window: int, n_kept: int, n_mm: int, pp: PeakAndPrice
         "duration_s x device_count ~= a x input_tokens + b x decode_tokens per run (decode tokens =",
         "output tokens after each request's first, which its prefill pass produces),",
         "least squares on relative residuals (calibrate/profile/tokencost.py);",
-        f"totals over the completion window (C-th completion, (n-C)-th completion],",
+        "totals over the completion window (C-th completion, (n-C)-th completion],",
         "counting only prefills that ended and decode tokens that arrived in it (calibrate/runs/window.py),",
         f"for {n_window} of {n_kept} runs; over the whole run for the rest (no window: fewer than 3",
         "requests per slot, open loop, or no per-request records).",

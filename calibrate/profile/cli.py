@@ -160,6 +160,10 @@ def perf_lines(pm) -> list[str]:
         tok = max((abs(r.error.output_tokens_per_s) for r in rows if r.error.output_tokens_per_s is not None), default=None)
         usd = max((abs(r.error.usd_per_request) for r in rows if r.error.usd_per_request is not None), default=None)
         lines.append(f"  {m.name:<30} N={m.params_matmul:.3g}  {_pct(tok)}  {_pct(usd)}  ({len(rows)} runs)")
+    for key, e in pm.error_split.items():
+        lines.append(f"  {key}: error median {_pct(e.error_median)}, worst {_pct(e.error_max)}; noise floor "
+                     f"(replicates about their mean) median {_pct(e.noise_median)}, worst {_pct(e.noise_max)}; "
+                     f"bias share of the squared log error {_pct(e.bias_share)}")
     lines.append("forms compared (worst held-out |error|): " + ", ".join(
         f"{f.form} {_pct(f.score)}" + (" *" if f.chosen else "") for f in pm.forms))
     return lines

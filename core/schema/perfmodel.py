@@ -77,6 +77,18 @@ class FormComparison(Strict):
     error: str | None = None  # why the form could not be fitted
 
 
+class ErrorSplit(Strict):
+    """The held-out error beside the runs' own noise (calibrate.perfmodel.errorsplit): of one figure."""
+
+    error_median: float | None
+    error_max: float | None
+    noise_median: float | None  # |replicate / point mean − 1|: what an ideal predictor of each point's mean misses
+    noise_max: float | None
+    bias_share: float | None  # share of the squared log error that is per-point bias (1: all bias)
+    runs: int
+    replicated_points: int
+
+
 class Scheduler(Strict):
     max_num_seqs: int
     max_num_batched_tokens: int
@@ -105,6 +117,8 @@ class PerformanceModel(Strict):
     forms: list[FormComparison]
     held_out: list[HeldOutRun]
     held_out_max_abs_error: dict[str, float | None]  # per figure, over every held-out run
+    # per figure: the error beside the replicates' noise floor and the bias share (absent in older files)
+    error_split: dict[str, ErrorSplit] = Field(default_factory=dict)
     target_error: float
     meets_target: bool  # held-out |error| on output tok/s and $/request <= target for every run
     warning: str | None = None  # the profile's first line says it when the target is not met

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 
-from core.schema.perfmodel import HeldOutRun
+from core.schema.perfmodel import ErrorSplit, HeldOutRun
 from solver.report.records import Section
 
 PLOT = "prediction_check.png"  # the name solver.report.output.render shows it under (PREDICTION_PLOT)
@@ -58,6 +58,8 @@ class PredictionCheck(Section):
     meets_target: bool
     warning: str | None
     forms: list[FormScore]
+    # per figure: the error beside the replicates' noise floor and the bias share (profiles before it: {})
+    error_split: dict[str, ErrorSplit] = {}
 
 
 def section(profile) -> PredictionCheck | None:
@@ -77,6 +79,7 @@ def section(profile) -> PredictionCheck | None:
         "meets_target": pm.meets_target,
         "warning": pm.warning,
         "forms": [{"form": f.form, "score": f.score, "chosen": f.chosen} for f in pm.forms],
+        "error_split": {k: v.model_dump() for k, v in getattr(pm, "error_split", {}).items()},
     })
 
 

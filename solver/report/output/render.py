@@ -539,6 +539,15 @@ def render_prediction_check(sol: Solution, images: list[str]) -> list:
         f"model out). Worst held-out error: output tok/s {fmt_pct(worst.get('output_tokens_per_s'))}, "
         f"$/request {fmt_pct(worst.get('usd_per_request'))}, TTFT {fmt_pct(worst.get('ttft_s'))}, "
         f"TPOT {fmt_pct(worst.get('tpot_s'))} (target {fmt_pct(pc.target_error, 0)})."))
+    if pc.error_split:
+        doc.append(Table(["Figure", "Error median", "Error worst", "Noise floor median", "Noise floor worst",
+                          "Bias share"],
+                         [[k.replace("_", " "), fmt_pct(e.error_median), fmt_pct(e.error_max), fmt_pct(e.noise_median),
+                           fmt_pct(e.noise_max), fmt_pct(e.bias_share)] for k, e in pc.error_split.items()]))
+        doc.append(Para("Noise floor: how far the replicates of one point lie from their mean (what an ideal "
+                        "predictor of each point's mean would still miss). Bias share: the part of the squared log "
+                        "error that getting each point's mean right would remove; near 100 % the model, not the "
+                        "machine's noise, is what misses."))
     if PREDICTION_PLOT in images:
         doc.append(Image(PREDICTION_PLOT, "Predicted against measured output tok/s and $/request for each ladder size"))
     rows = []
