@@ -150,6 +150,6 @@ def test_error_split_separates_bias_from_replicate_noise():
     assert s["error_max"] == pytest.approx(0.5) and s["replicated_points"] == 2 and s["runs"] == 4
     log_sq = 2 * math.log(1.5) ** 2
     assert s["bias_share"] == pytest.approx(log_sq / (log_sq + math.log(100 / 90) ** 2 + math.log(100 / 110) ** 2))
-    only_noise = error_split(rows[:2])["usd_per_request"]
+    only_noise = error_split(rows[:2])["output_tokens_per_s"]  # predicted = the replicates' mean
     assert only_noise["bias_share"] == pytest.approx(0.0, abs=1e-12)
     assert error_split([row("c", 4, 1, 2)])["output_tokens_per_s"]["replicated_points"] == 0

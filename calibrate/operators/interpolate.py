@@ -39,10 +39,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import InputError
 from core.schema.operators import SHAPE_KEYS
 
 
-class OperatorGridError(ValueError):
+class OperatorGridError(InputError):
     """A query the profile cannot answer (operator missing, or shape outside the measured grid)."""
 
 

@@ -30,7 +30,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+
+from core.errors import SchemaError
+from core.schema.base import Strict, one_line
 
 OPERATORS = (
     "gemm", "attention_decode", "attention_prefill", "rms_norm", "rotary", "silu_and_mul", "sampler",
@@ -56,15 +59,11 @@ ALL_SHAPE_KEYS = ("m", "k", "n", "batch", "context", "heads", "kv_heads", "head_
                   "vocab", "calls")  # fmt: skip
 
 
-class OperatorProfileError(ValueError):
+class OperatorProfileError(SchemaError):
     """A profile file that cannot be read or does not match the schema (one line)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OperatorRecord(_Strict):
+class OperatorRecord(Strict):
     """One timed point: an operator at one shape on this device."""
 
     op: OperatorName
@@ -111,7 +110,7 @@ class OperatorRecord(_Strict):
         return {k: getattr(self, k) for k in SHAPE_KEYS[self.op]}
 
 
-class SkippedPoint(_Strict):
+class SkippedPoint(Strict):
     """A grid point that was not timed (time budget spent, or the op could not run), and why."""
 
     op: OperatorName
@@ -120,7 +119,7 @@ class SkippedPoint(_Strict):
     reason: str
 
 
-class ProfileProvenance(_Strict):
+class ProfileProvenance(Strict):
     date_utc: str
     versions: dict[str, str | None]
     git_commit: str | None = None
@@ -128,7 +127,7 @@ class ProfileProvenance(_Strict):
     method: str
 
 
-class OperatorProfile(_Strict):
+class OperatorProfile(Strict):
     """results/hardware/<hardware-name>-operators.json: the operator table of one device."""
 
     schema_version: Literal[1] = 1
@@ -152,20 +151,12 @@ class OperatorProfile(_Strict):
         return [r for r in self.records if r.op == op and (dtype is None or r.dtype == dtype)]
 
 
-def _one_line(err: ValidationError) -> str:
-    errors = err.errors()
-    first = errors[0]
-    where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
 def profile_from_dict(data: object, *, where: str = "operator profile") -> OperatorProfile:
     """Validate a parsed JSON object; OperatorProfileError (one line) when it does not match."""
     try:
         return OperatorProfile.model_validate(data)
     except ValidationError as exc:
-        raise OperatorProfileError(f"{where}: {_one_line(exc)}") from None
+        raise OperatorProfileError(f"{where}: {one_line(exc)}") from None
 
 
 def load_profile(path: str | os.PathLike) -> OperatorProfile:
