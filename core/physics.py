@@ -349,7 +349,7 @@ def request_flop_engine(
       (i = 1..G−1) attends to P + i keys.
 
     With ``causal=False`` this equals vLLM's counter for a request prefilled in one chunk with
-    no prefix-cache hit (tests/test_flops.py checks it against vLLM's own formulas).
+    no prefix-cache hit (tests/test_physics.py checks it against vLLM's own formulas).
     """
     if input_tokens < 1 or output_tokens < 1:
         raise ValueError(f"need input_tokens >= 1 and output_tokens >= 1, got {input_tokens}, {output_tokens}")

@@ -12,7 +12,7 @@ module turns a solved profile into what a buyer compares:
 * `row_of(s, label, provenance)`: one row of the comparison, and `section(s)` the report's `hardware`
   section, one row per profile (the report's own first, then each further --inference-profile) with the
   cheapest feasible choice. Each row is `row_of` of that profile solved alone, so it equals the
-  single-hardware report of that profile (tests/test_hardware_compare.py).
+  single-hardware report of that profile (tests/test_report_sizing.py).
 
 A profile may also be built from a datasheet (`datasheet_profile("a100-40gb:mfu_in=0.5,mfu_out=0.01")`):
 the GPU table's peak, memory, bandwidth, interconnect and price (core/data/gpus.toml) with *stated*
