@@ -62,7 +62,7 @@ class PrepareOptions:
     quantizer: str = "direct"
     out_dir: str | None = None
     name: str | None = None
-    spec: object | None = None  # bench.model.prepare.TinySpec; None: its CLI default
+    spec: model_prepare.TinySpec | None = None  # None: bench prepare's default shape
     check_generate: bool = True
 
 
@@ -79,9 +79,9 @@ class PipelineOptions:
     name: str | None = None
     prepare: PrepareOptions = field(default_factory=PrepareOptions)
     sweep_overrides: dict = field(default_factory=dict)  # bench.config.with_overrides keys
-    profile: object | None = None  # calibrate.profile.make.ProfileOptions; None: its defaults
-    report: object | None = None  # solver.report.make.ReportOptions (its target, demand, profile and
-    #                               out_dir are the pipeline's); None: the CLI's defaults
+    profile: profile_make.ProfileOptions | None = None  # None: its defaults
+    report: ReportOptions | None = None  # its target, demand, profile and out_dir are the pipeline's;
+    #                                      None: the CLI's defaults
     paper_gpu: bool = True  # set the paper's inference GPU (datasheet, assumed) beside the measured hardware
     cwd: str | None = None  # directory the relative paths above are taken from (default: the current one)
 
