@@ -8,6 +8,7 @@ import importlib
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -356,3 +357,31 @@ def test_layer_overhead_fit_recovers_planted_terms():
     assert engine == pytest.approx(2e-3, rel=1e-6) and layer == pytest.approx(5e-4, rel=1e-6)
     with pytest.raises(ValueError, match="two layer counts"):
         fit_overheads_s(pairs[:1])
+
+
+def test_leave_one_size_out_on_the_committed_ladder_and_operator_profile():
+    """The committed same-host evidence (results/validation/2026-12-07 and this host's operator profile):
+    every run is predicted, each size labelled by where it lies, and the error stays within a loose bound
+    (the real figures are in docs/measurements.md; this catches order-of-magnitude breakage)."""
+    from calibrate.operators.validate import leave_one_size_out, sizes_of
+    from calibrate.perfmodel.errorsplit import error_split
+    from calibrate.perfmodel.selection import load_ladder
+    from core.schema.operators import load_profile
+
+    repo = Path(__file__).resolve().parents[1]
+    profile = repo / "results" / "hardware" / "operators" / "cpu-intel-xeon-processor-amx-2c.json"
+    runs, _ = load_ladder([repo / "results" / "validation" / "2026-12-07"])
+    table = OperatorTable(load_profile(profile).records)
+    sizes = sizes_of(runs)
+    assert len(sizes) == 3
+    rows = leave_one_size_out(table, runs, layer_term=True)
+    assert len(rows) == len(runs)
+    assert {r.where for r in rows if r.model == sizes[1]} == {"interpolated"}
+    assert {r.where for r in rows if r.model == sizes[-1]} == {"extrapolated (largest)"}
+    for r in rows:
+        assert r.engine_step_overhead_s >= 0 and r.layer_overhead_s >= 0
+        assert 0 < r.predicted["output_tokens_per_s"] < math.inf
+    split = error_split([vars(r) for r in rows])["output_tokens_per_s"]
+    assert split["error_max"] < 1.5 and split["replicated_points"] == 21
+    with pytest.raises(ValueError, match="3 sizes or more"):
+        leave_one_size_out(table, [r for r in runs if r.model != sizes[0]], layer_term=True)
