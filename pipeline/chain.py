@@ -11,6 +11,8 @@ Each stage is a typed function of its own package, called with an options object
   1. bench.model.prepare.prepare / bench.run.ladder.prepare_ladder -> models/<name>/
   2. bench.run.sweep.run_from_config (a SweepConfig)              -> results/runs/<hw>/<model>/<run>/
   3. calibrate.profile.make.profile_runs (ProfileOptions)         -> results/calibration/<hw>-ladder.json
+     (with results/hardware/operators/<hw>.json present, the ladder's sizes are also predicted from
+     the device's operators: the profile's performance_model.operator_check)
   4. solver.report.make.make_report (ReportOptions)               -> results/reports/<name>/
      (with the paper's A100-40GB beside the measured hardware, from its datasheet and the paper's
      assumed efficiencies, unless `paper_gpu` is off or the report is given datasheet profiles)
@@ -157,6 +159,12 @@ def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
     if opts.usd_per_hour is not None:
         popts = replace(popts, usd_per_hour=opts.usd_per_hour)
     profile = profile_make.profile_runs(run_dirs, popts)
+    ops = opts.path(opts.results_dir, "hardware", "operators", f"{base.parent.name}.json")
+    if is_ladder and popts.operator_profile is None and ops.is_file():
+        try:  # the ladder's sizes predicted from this hardware's measured operators, beside the forms
+            profile = profile_make.with_operator_check(profile, [str(d) for d in run_dirs], ops)
+        except InputError as exc:
+            print(f"      no operator check: {one_line(exc)}", file=sys.stderr, flush=True)
     path = profile_make.write_profile(profile, out)
     print(format_table(profile, path))
     return Path(path)

@@ -385,3 +385,26 @@ def test_leave_one_size_out_on_the_committed_ladder_and_operator_profile():
     assert split["error_max"] < 1.5 and split["replicated_points"] == 21
     with pytest.raises(ValueError, match="3 sizes or more"):
         leave_one_size_out(table, [r for r in runs if r.model != sizes[0]], layer_term=True)
+
+
+def test_calibrate_profile_carries_the_operator_check(tmp_path):
+    """calibrate profile --ladder --operator-profile: the profile's performance model holds the check, and
+    it reads back; the flag without --ladder is refused in one line."""
+    from calibrate.profile.make import ProfileOptions, profile_runs, write_profile
+    from core.errors import InputError
+    from core.schema.profile import Profile
+
+    repo = Path(__file__).resolve().parents[1]
+    ops = repo / "results" / "hardware" / "operators" / "cpu-intel-xeon-processor-amx-2c.json"
+    runs = [repo / "results" / "validation" / "2026-12-07"]
+    opts = ProfileOptions(ladder=True, ladder_bootstrap=2, bootstrap=50, operator_profile=ops)
+    prof = profile_runs(runs, opts)
+    check = prof.performance_model.operator_check
+    assert check is not None and check.layer_term and set(check.error_split) >= {"interpolated", "all"}
+    assert check.error_split["all"]["output_tokens_per_s"].runs == 42
+    back = Profile.load(write_profile(prof, tmp_path / "p.json"))
+    assert back.performance_model.operator_check == check
+    with pytest.raises(InputError, match="only with --ladder"):
+        profile_runs(runs, ProfileOptions(operator_profile=ops))
+    with pytest.raises(InputError, match="no such operator profile"):
+        profile_runs(runs, ProfileOptions(ladder=True, ladder_bootstrap=2, operator_profile=tmp_path / "none.json"))

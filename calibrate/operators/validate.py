@@ -18,9 +18,13 @@ import numpy as np
 
 from calibrate.operators.interpolate import OperatorTable
 from calibrate.operators.stepmodel import OperatorStepModel, composed_share, fit_engine_overhead_s, fit_overheads_s
+from calibrate.perfmodel.errorsplit import error_split
 from calibrate.perfmodel.selection import LadderRun, figures
 from calibrate.perfmodel.simulate import simulate
 from core.dims import dims_of
+from core.files import sha256_file
+from core.schema.operators import load_profile
+from core.schema.perfmodel import ErrorSplit, OperatorCheck
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,20 @@ def leave_one_size_out(table: OperatorTable, runs: Sequence[LadderRun], *, layer
                                predicted=figures(sim, r.devices, r.usd_per_h), engine_step_overhead_s=engine,
                                layer_overhead_s=layer, request_overhead_s=request, operator_share=composed_share(m)))
     return out
+
+
+def operator_check(profile_path, runs: Sequence[LadderRun]):
+    """core.schema.perfmodel.OperatorCheck of these ladder runs from the operator profile at `profile_path`
+    (the per-layer term when there are 3 sizes or more)."""
+
+    table = OperatorTable(load_profile(profile_path).records)
+    layer_term = len(sizes_of(runs)) >= 3
+    rows = leave_one_size_out(table, runs, layer_term=layer_term)
+    flat = [vars(r) for r in rows]
+    wheres = sorted({r.where for r in rows}) + ["all"]
+    split = {w: {k: ErrorSplit(**v) for k, v in error_split([f for f in flat if w in ("all", f["where"])]).items()}
+             for w in wheres}
+    return OperatorCheck(
+        operator_profile=str(profile_path), sha256=sha256_file(profile_path), layer_term=layer_term,
+        engine_step_overhead_s={r.model: r.engine_step_overhead_s for r in rows},
+        layer_overhead_s={r.model: r.layer_overhead_s for r in rows}, error_split=split)

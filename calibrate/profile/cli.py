@@ -67,6 +67,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="the runs span several model sizes of one hardware: fit the performance model of the "
                    "hardware on all of them (validated by leaving each size out); the per-model constants "
                    "come from the largest size (docs/calibrate-perfmodel.md)")
+    p.add_argument("--operator-profile", type=Path, default=None, metavar="FILE",
+                   help="with --ladder: also predict each size, left out in turn, from this operator profile "
+                   "(python -m bench operators; results/hardware/operators/<hardware>.json)")
     p.add_argument("--ladder-bootstrap", type=positive_int, default=None,
                    help="refits behind the performance model's intervals (default %d)" % 100)
     g = p.add_argument_group("results of other tools (model and hardware given here)")
@@ -164,6 +167,15 @@ def perf_lines(pm) -> list[str]:
         lines.append(f"  {key}: error median {_pct(e.error_median)}, worst {_pct(e.error_max)}; noise floor "
                      f"(replicates about their mean) median {_pct(e.noise_median)}, worst {_pct(e.noise_max)}; "
                      f"bias share of the squared log error {_pct(e.bias_share)}")
+    oc = pm.operator_check
+    if oc is not None:
+        lines.append(f"from the device's operators ({oc.operator_profile}; overheads fitted without each size"
+                     f"{', per-layer term' if oc.layer_term else ''}): error median / worst, output tok/s")
+        for where, split in oc.error_split.items():
+            e = split.get("output_tokens_per_s")
+            if e is not None:
+                lines.append(f"  {where:<24} {_pct(e.error_median)} / {_pct(e.error_max)}; noise floor "
+                             f"{_pct(e.noise_median)} / {_pct(e.noise_max)}; bias share {_pct(e.bias_share)}")
     lines.append("forms compared (worst held-out |error|): " + ", ".join(
         f"{f.form} {_pct(f.score)}" + (" *" if f.chosen else "") for f in pm.forms))
     return lines
@@ -190,7 +202,7 @@ def options_from_args(args: argparse.Namespace) -> ProfileOptions:
         drop_bad=args.drop_bad, bootstrap=args.bootstrap, seed=args.seed, min_requests=args.min_requests,
         min_tokens=args.min_tokens, min_run={k: v for k, v in given.items() if v is not None},
         usd_per_hour=args.usd_per_hour, peak_flop_per_s=args.peak_flop_per_s, ladder=args.ladder,
-        ladder_bootstrap=args.ladder_bootstrap, foreign=foreign)
+        ladder_bootstrap=args.ladder_bootstrap, operator_profile=args.operator_profile, foreign=foreign)
 
 
 def make_profile(args: argparse.Namespace):

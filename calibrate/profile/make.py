@@ -14,7 +14,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from calibrate.operators.validate import operator_check
 from calibrate.perfmodel.build import DEFAULT_BOOTSTRAP as PERF_BOOTSTRAP
+from calibrate.perfmodel.selection import load_ladder
 from calibrate.profile.build import build_profile
 from calibrate.profile.curve import DEFAULT_SLO_TPOT_P90_S, DEFAULT_SLO_TTFT_P90_S
 from calibrate.profile.ladder import build_ladder_profile
@@ -68,6 +70,7 @@ class ProfileOptions:
     peak_flop_per_s: float | None = None
     ladder: bool = False  # several sizes of one hardware: fit the performance model
     ladder_bootstrap: int | None = None
+    operator_profile: Path | None = None  # with `ladder`: also predict each size from the device's operators
     foreign: ForeignRuns = field(default_factory=ForeignRuns)
 
 
@@ -141,14 +144,32 @@ def profile_runs(run_dirs: list[str | Path], opts: ProfileOptions = ProfileOptio
                 usd_per_h=opts.usd_per_hour, peak_flop_per_s=opts.peak_flop_per_s, tool=_tool())
 
         if opts.ladder:
-            return build_ladder_profile(run_dirs, runs=runs, dropped=dropped,
-                                        n_boot_perf=opts.ladder_bootstrap or PERF_BOOTSTRAP, seed=opts.seed,
-                                        usd_per_h=opts.usd_per_hour, build_base=base)
+            profile = build_ladder_profile(run_dirs, runs=runs, dropped=dropped,
+                                           n_boot_perf=opts.ladder_bootstrap or PERF_BOOTSTRAP, seed=opts.seed,
+                                           usd_per_h=opts.usd_per_hour, build_base=base)
+            if opts.operator_profile is not None:
+                profile = with_operator_check(profile, run_dirs, Path(opts.operator_profile))
+            return profile
+        if opts.operator_profile is not None:
+            raise BadFile(None, "--operator-profile", "only with --ladder")
         if opts.ladder_bootstrap is not None:
             raise BadFile(None, "--ladder-bootstrap", "only with --ladder")
         return base(runs)
     except ValidationError as exc:  # a value from the command line the schemas refuse
         raise BadFile(None, None, one_line(exc)) from None
+
+
+def with_operator_check(profile: Profile, run_dirs: list[str], path: Path) -> Profile:
+    """The profile with its performance model's `operator_check` (calibrate.operators.validate)."""
+
+    if not path.is_file():
+        raise BadFile(path, None, "no such operator profile (python -m bench operators writes one)")
+    try:
+        check = operator_check(path, load_ladder(run_dirs)[0])
+    except ValueError as exc:  # a shape off the operator grid, too few sizes, a file that does not match
+        raise BadFile(path, None, one_line(exc)) from None
+    pm = profile.performance_model.model_copy(update={"operator_check": check})
+    return profile.model_copy(update={"performance_model": pm})
 
 
 def write_profile(profile: Profile, out: str | Path | None = None, *, force: bool = False) -> Path:

@@ -89,6 +89,20 @@ class ErrorSplit(Strict):
     replicated_points: int
 
 
+class OperatorCheck(Strict):
+    """The ladder's sizes predicted from the device's measured operators (calibrate.operators.validate),
+    each left out in turn: beside the step-time forms, what the operator path would give."""
+
+    operator_profile: str  # results/hardware/operators/<hardware>.json
+    sha256: str
+    layer_term: bool  # a per-layer overhead fitted beside the per-step one
+    engine_step_overhead_s: dict[str, float]  # fitted without each size (keyed by the size left out)
+    layer_overhead_s: dict[str, float]
+    # where the held-out size lies ("interpolated", "extrapolated (smallest)", "extrapolated (largest)", "all")
+    # -> figure -> the split of its error
+    error_split: dict[str, dict[str, ErrorSplit]]
+
+
 class Scheduler(Strict):
     max_num_seqs: int
     max_num_batched_tokens: int
@@ -119,6 +133,7 @@ class PerformanceModel(Strict):
     held_out_max_abs_error: dict[str, float | None]  # per figure, over every held-out run
     # per figure: the error beside the replicates' noise floor and the bias share (absent in older files)
     error_split: dict[str, ErrorSplit] = Field(default_factory=dict)
+    operator_check: OperatorCheck | None = None  # with an operator profile of the hardware (calibrate profile)
     target_error: float
     meets_target: bool  # held-out |error| on output tok/s and $/request <= target for every run
     warning: str | None = None  # the profile's first line says it when the target is not met

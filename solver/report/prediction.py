@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 
-from core.schema.perfmodel import ErrorSplit, HeldOutRun
+from core.schema.perfmodel import ErrorSplit, HeldOutRun, OperatorCheck
 from solver.report.records import Section
 
 PLOT = "prediction_check.png"  # the name solver.report.output.render shows it under (PREDICTION_PLOT)
@@ -60,6 +60,7 @@ class PredictionCheck(Section):
     forms: list[FormScore]
     # per figure: the error beside the replicates' noise floor and the bias share (profiles before it: {})
     error_split: dict[str, ErrorSplit] = {}
+    operator_check: OperatorCheck | None = None  # the sizes predicted from the device's operators
 
 
 def section(profile) -> PredictionCheck | None:
@@ -80,6 +81,7 @@ def section(profile) -> PredictionCheck | None:
         "warning": pm.warning,
         "forms": [{"form": f.form, "score": f.score, "chosen": f.chosen} for f in pm.forms],
         "error_split": {k: v.model_dump() for k, v in getattr(pm, "error_split", {}).items()},
+        "operator_check": oc.model_dump() if (oc := getattr(pm, "operator_check", None)) is not None else None,
     })
 
 

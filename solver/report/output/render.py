@@ -548,6 +548,17 @@ def render_prediction_check(sol: Solution, images: list[str]) -> list:
                         "predictor of each point's mean would still miss). Bias share: the part of the squared log "
                         "error that getting each point's mean right would remove; near 100 % the model, not the "
                         "machine's noise, is what misses."))
+    if pc.operator_check is not None:
+        oc = pc.operator_check
+        doc.append(Para(
+            f"From the device's measured operators ({oc.operator_profile}): each size predicted with the steps "
+            "composed from the operator profile, the engine's per-step overhead"
+            + (" and a per-layer overhead" if oc.layer_term else "") + " fitted on the other sizes."))
+        doc.append(Table(["Held-out size lies", "Figure", "Error median", "Error worst", "Noise floor worst",
+                          "Bias share"],
+                         [[where, k.replace("_", " "), fmt_pct(e.error_median), fmt_pct(e.error_max),
+                           fmt_pct(e.noise_max), fmt_pct(e.bias_share)]
+                          for where, split in oc.error_split.items() for k, e in split.items()]))
     if PREDICTION_PLOT in images:
         doc.append(Image(PREDICTION_PLOT, "Predicted against measured output tok/s and $/request for each ladder size"))
     rows = []
