@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.physics import ShapeAssumption
+from core.physics import ShapeAssumption, shape_for_params
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,6 @@ def real_dims_for_params(params_matmul: float, a: ShapeAssumption = ShapeAssumpt
     For each hidden size within 0.5-2x the continuous solution of core.physics.shape_for_params, the
     whole layer counts either side of N; the shape scoring best on |log N ratio| + 0.05·|log (d/L) /
     aspect| wins (N first, then the assumed aspect ratio); pinned values are kept. Its N (`params_of`) differs from the one asked by the rounding."""
-    from core.physics import shape_for_params
 
     pins = {"num_layers": num_layers, "hidden_size": hidden_size, "num_kv_heads": num_kv_heads,
             "head_dim": head_dim, "vocab_size": vocab_size}

@@ -18,8 +18,14 @@ import shlex
 import sys
 from collections.abc import Callable
 
+from bench.cli import add_measure_args, overrides_from_args
+from bench.model.cli import add_prepare_args
+from bench.model.prepare import TinySpec
+from bench.server.stopping import Interrupted, install_stop_handlers
+from calibrate.profile import cli as profile_cli
 from core.cli import Parser, at_least_one, non_negative, positive
 from pipeline.chain import PipelineError, PipelineOptions, PrepareOptions, run_pipeline
+from solver.report import cli as report_cli
 
 PROG = "python -m pipeline"
 
@@ -63,11 +69,6 @@ def _parse(stage: str, add_args: Callable[[argparse.ArgumentParser], None], text
 
 def options_from_args(args: argparse.Namespace) -> PipelineOptions:
     """The pipeline's flags and each stage's extra flags as typed options."""
-    from bench.cli import add_measure_args, overrides_from_args
-    from bench.model.cli import add_prepare_args
-    from bench.model.prepare import TinySpec
-    from calibrate.profile import cli as profile_cli
-    from solver.report import cli as report_cli
 
     prep = _parse("bench prepare", add_prepare_args, args.prepare_args)
     spec = TinySpec(hidden_size=prep.hidden_size, num_layers=prep.num_layers, num_heads=prep.num_heads,
@@ -90,8 +91,6 @@ def options_from_args(args: argparse.Namespace) -> PipelineOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.server.stopping import Interrupted, install_stop_handlers
-
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_args(parser)

@@ -36,6 +36,7 @@ from bench.hardware.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier
 from bench.operators import kernels
 from bench.operators.grid import Grid, GridGroup, work_of
 from core.files import slug
+from core.gpus import match_nvml_name
 from core.provenance import git_commit, package_versions
 from core.schema.operators import OperatorProfile, OperatorRecord, ProfileProvenance, SkippedPoint
 
@@ -107,8 +108,6 @@ def device_identity(env: kernels.Env) -> dict[str, Any]:
     props = torch.cuda.get_device_properties(0)
     name = str(props.name)
     try:
-        from core.gpus import match_nvml_name
-
         row = match_nvml_name(name, int(props.total_memory))
     except Exception:  # noqa: BLE001 - no table row: the name falls back to the device's own
         row = None

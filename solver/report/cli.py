@@ -25,6 +25,7 @@ from core.cli import days, fraction, non_negative, peak_rate, peak_to_mean_arg, 
 from core.paper import PAPER
 from solver.optimize.cli import COST_DEFAULTS, add_target_args
 from solver.report.make import DEFAULT_OUT_DIR, DEFAULT_PEAK_TO_MEAN, ReportOptions, make_report
+from solver.report.output.render import SCENARIO_LABELS, fmt_count, fmt_pct, fmt_usd
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -93,7 +94,6 @@ def run(args) -> int:
 
 def _print_summary(sol) -> None:
     """The cost models, the recommendation and the cheapest hardware of a Solution, one line each."""
-    from solver.report.output.render import SCENARIO_LABELS, fmt_count, fmt_pct, fmt_usd
 
     print(f"{'cost model':<52} {'N*':>8} {'D*':>8} {'total':>10} {'saving':>8}")
     for key, label in SCENARIO_LABELS.items():

@@ -29,8 +29,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from calibrate.profile.curve import make_slo
 from core.errors import BadValue
+from core.gpus import get_device, peak_flop_per_s
 from core.paper import PAPER, SECONDS_PER_HOUR
+from core.schema.perfmodel import FittedParam, Parallelism, PerformanceModel, Scheduler
+from core.schema.profile import Costs, Estimate, Profile, ProfileHardware, ProfileModel, ProfileProvenance, Slo
 from solver.optimize import serving
 from solver.report.records import Section
 from solver.report.solve import Solved
@@ -279,17 +283,6 @@ def datasheet_profile(text: str, *, template=None):
     only what the step model's shape is taken from when the report prints a decode curve); the paper's
     workload otherwise. ValueError for an unknown device or a bad spec.
     """
-    from core.gpus import get_device, peak_flop_per_s
-    from core.schema.perfmodel import FittedParam, Parallelism, PerformanceModel, Scheduler
-    from core.schema.profile import (
-        Costs,
-        Estimate,
-        Profile,
-        ProfileHardware,
-        ProfileModel,
-        ProfileProvenance,
-        Slo,
-    )
 
     name, v = parse_datasheet_spec(text)
     try:
@@ -333,7 +326,6 @@ def datasheet_profile(text: str, *, template=None):
         num_layers=32, hidden_size=4096, num_kv_heads=8, head_dim=128, weight_bytes=n, bytes_per_param=1.0)
     slo = template.slo if template is not None else None
     if slo is None:
-        from calibrate.profile.curve import make_slo
         slo = make_slo()
     return Profile(
         hardware=ProfileHardware(

@@ -14,7 +14,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cli import CliError, flag_error, one_line
+from core.errors import InputError
+from core.files import sha256_file
+from core.provenance import git_commit
 from solver.optimize.cli import SOURCES, target_from_args, train_from_gpu
+from solver.optimize.costs import (
+    load_profile,
+    profile_provenance,
+    train_profile_caution,
+    train_usd_per_flop_from_profile,
+)
+from solver.optimize.demand import demand_from_csv
+from solver.report.compute import compute_solution
+from solver.report.hardware import datasheet_profile, datasheet_provenance
+from solver.report.output.plots import make_plots
+from solver.report.output.render import build_document, to_html, to_markdown
+from solver.report.output.write import report_dirname, write_report
+from solver.report.solve import ReportInputs, check_inputs
 
 if TYPE_CHECKING:
     from solver.report.schema import Solution
@@ -68,8 +84,6 @@ class ReportOptions:
 def tool_version() -> str:
     from importlib import metadata
 
-    from core.provenance import git_commit
-
     try:
         version = metadata.version("infercost")
     except metadata.PackageNotFoundError:
@@ -79,8 +93,6 @@ def tool_version() -> str:
 
 def _train(args) -> tuple[float, dict]:
     """Training $ per useful FLOP and how it was obtained: a training profile, or GPU x MFU."""
-    from core.files import sha256_file
-    from solver.optimize.costs import load_profile, train_profile_caution, train_usd_per_flop_from_profile
 
     if args.train_profile:
         prof = load_profile(args.train_profile)
@@ -101,8 +113,6 @@ def _count(x: float) -> str:
 
 def _profiles(args) -> list[tuple[object, dict, str]]:
     """(profile, provenance, label) of each --inference-profile, then each --datasheet-profile."""
-    from solver.optimize.costs import load_profile, profile_provenance
-    from solver.report.hardware import datasheet_profile, datasheet_provenance
 
     out = []
     for path in args.inference_profile or []:
@@ -120,7 +130,6 @@ def _profiles(args) -> list[tuple[object, dict, str]]:
 
 def _demand(args):
     """(peak_to_mean, source, hours) from --peak-to-mean | --demand-profile (default 2, assumed)."""
-    from solver.optimize.demand import demand_from_csv
 
     if args.demand_profile:
         try:
@@ -134,7 +143,6 @@ def _demand(args):
 
 def report_inputs(args):
     """(ReportInputs, profile, target loss) from the arguments; every number checked, nothing solved yet."""
-    from solver.report.solve import ReportInputs, check_inputs
 
     if not args.inference_profile and not args.datasheet_profile:
         raise CliError("--inference-profile FILE is required (a profile from `python -m calibrate profile`), "
@@ -163,7 +171,6 @@ def report_inputs(args):
 
 def _checked(args, fn, *a, **kw):
     """fn(*a, **kw) with the solver API's InputError said in terms of the flags behind the value."""
-    from core.errors import InputError
 
     try:
         return fn(*a, **kw)
@@ -176,10 +183,6 @@ def _checked(args, fn, *a, **kw):
 
 def make_report(args: ReportOptions) -> tuple[Path, Solution]:
     """Check, solve, draw and write the report; (report directory, its solver.report.schema.Solution)."""
-    from solver.report.compute import compute_solution
-    from solver.report.output.plots import make_plots
-    from solver.report.output.render import build_document, to_html, to_markdown
-    from solver.report.output.write import report_dirname, write_report
 
     inputs, profiles, target = report_inputs(args)
     (profile, provenance, label), others = profiles[0], tuple(profiles[1:])

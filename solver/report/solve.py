@@ -49,7 +49,8 @@ from core.physics import ShapeAssumption
 from solver.optimize import serving
 from solver.optimize.checks import TRAIN_FLOP_PER_PARAM_TOKEN, check_loss, check_totals
 from solver.optimize.costs import PhaseCosts, phase_costs
-from solver.optimize.data_limit import DataLimitUnreachable
+from solver.optimize.data_limit import DataLimitUnreachable, data_limited_optimum
+from solver.optimize.demand import provisioned_settings
 from solver.optimize.laws import LossLaw
 from solver.optimize.solve import (
     Comparison,
@@ -58,6 +59,7 @@ from solver.optimize.solve import (
     NoFeasibleModel,
     optimize_cost,
     optimize_cost_general,
+    usd_per_flop,
 )
 
 
@@ -158,8 +160,6 @@ def utilisation(inputs: ReportInputs) -> float:
 
 
 def cost_settings_paper(inputs: ReportInputs) -> CostSettings:
-    from solver.optimize.solve import usd_per_flop
-
     c_inf = usd_per_flop(inputs.paper.usd_per_h, inputs.paper.peak_flop_per_s)
     return CostSettings(
         train_usd_per_flop=inputs.train_usd_per_flop,
@@ -289,7 +289,6 @@ def _data_limited(inputs: ReportInputs, loss: float, law: LossLaw, constrained: 
                   capacity: float, model: ServingModel):
     """The cheapest SLO-feasible (N, D) reaching the loss with at most max_train_tokens unique tokens
     (`solver.optimize.data_limit.data_limited_optimum`; infeasible N cost inf, so they are never chosen)."""
-    from solver.optimize.data_limit import data_limited_optimum
 
     def cost(n: float, d: float) -> float:
         if np.ndim(n) or np.ndim(d):
@@ -372,6 +371,5 @@ def solve(inputs: ReportInputs, profile, profile_provenance: dict, tool: str, *,
 def provisioned(settings: CostSettings, u: float) -> CostSettings:
     """Eq. 6 constants of a fleet busy a fraction u of its hours: inference $/useful FLOP / u
     (`solver.optimize.demand.provisioned_settings` with R = 1/u; u = 1 returns `settings` itself)."""
-    from solver.optimize.demand import provisioned_settings
 
     return provisioned_settings(settings, 1.0 / u)

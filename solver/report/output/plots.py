@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 
-from solver.report.output.render import SCENARIO_LABELS, fmt_count, fmt_s
+from solver.report import prediction as report_prediction
+from solver.report.output.render import FRONT_PLOT, SCENARIO_LABELS, fmt_count, fmt_s
 
 
 def _png(fig) -> bytes:
@@ -37,8 +38,6 @@ def make_plots(sol) -> dict[str, bytes]:
 
 
 def _front_plot(sol) -> dict[str, bytes]:
-    from solver.report.output.render import FRONT_PLOT
-
     fr = sol.front
     if not fr or not any(p.tokens_per_s_per_user for hw in fr.hardware for se in hw.series for p in se.points):
         return {}
@@ -103,8 +102,6 @@ def _plot_front(fr) -> bytes:
 
 
 def _prediction_plot(sol) -> dict[str, bytes]:
-    from solver.report import prediction as report_prediction
-
     png = report_prediction.plot(sol)
     return {report_prediction.PLOT: png} if png else {}
 

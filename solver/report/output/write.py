@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from core.files import safe_name
+from solver.report.output import browser as report_browser
+from solver.report.schema import Solution
 
 
 def report_dirname(name: str) -> str:
@@ -58,8 +60,6 @@ def solution_json(solution) -> str:
     sizing_report), else written as strict JSON."""
     import json
 
-    from solver.report.schema import Solution
-
     if isinstance(solution, Solution):
         return solution.model_dump_json(indent=1) + "\n"
     clean = finite_or_none(solution)
@@ -73,7 +73,6 @@ PNG = "report.png"
 
 def write_png(html_path: Path, png_path: Path) -> str | None:
     """Render html_path to png_path in headless Chromium; None when written, else a one-line note why not."""
-    from solver.report.output import browser as report_browser
 
     if report_browser.find_chromium() is None:
         return (f"{PNG} not written: no chromium on PATH (scripts/setup.sh installs Debian's chromium; "
