@@ -7,7 +7,6 @@ in through `calibrate.runs.ingest` as the same `LoadedRun`. Reading files happen
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pydantic import ValidationError
 from core.errors import BadFile, InputError
 from core.files import sha256_file
 from core.metrics import e2e_s, is_ok, tpot_s, ttft_s
-from core.schema.base import one_line
+from core.schema.base import one_line, read_json_object
 from core.schema.profile import Dropped
 from core.schema.run import FAILED_MARKER, METRICS_BEFORE, REQUESTS_FILE, RUN_FILE, RequestRecord, RunRecord
 
@@ -107,14 +106,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     """
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
-    try:
-        text = run_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadFile(run_file, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadFile(run_file, None, f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    data = read_json_object(run_file)  # BadFile: unreadable, not JSON, not an object
     try:
         record = RunRecord.model_validate(data)
     except ValidationError as exc:
