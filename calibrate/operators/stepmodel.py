@@ -82,38 +82,40 @@ def residuals_s(model: OperatorStepModel, steps) -> tuple[np.ndarray, np.ndarray
     return steps.duration_s - composed, steps.weight
 
 
+def _pooled(models_and_steps: Sequence[tuple[OperatorStepModel, object]]):
+    """(measured − composed seconds, step weight, layers) of every step of the given runs, pooled."""
+    parts = [(*residuals_s(model, steps), model.dims.layers) for model, steps in models_and_steps]
+    r = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+    wt = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
+    layers = np.concatenate([np.full(p[0].shape, float(p[2])) for p in parts]) if parts else np.zeros(0)
+    if not r.size or not np.isfinite(r).all() or wt.sum() <= 0:
+        raise ValueError("no engine steps to fit engine_step_overhead_s on")
+    return r, wt, layers
+
+
+def _mean(r: np.ndarray, wt: np.ndarray) -> float:
+    return max(0.0, float(np.sum(r * wt) / np.sum(wt)))
+
+
 def fit_engine_overhead_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> float:
     """engine_step_overhead_s: the weighted arithmetic mean of measured − composed step time over the
     steps of the given runs (each step counted once), at least 0."""
-    res, w = [], []
-    for model, steps in models_and_steps:
-        r, wt = residuals_s(model, steps)
-        res.append(r)
-        w.append(wt)
-    r, wt = np.concatenate(res), np.concatenate(w)
-    if not r.size or not np.isfinite(r).all() or wt.sum() <= 0:
-        raise ValueError("no engine steps to fit engine_step_overhead_s on")
-    return max(0.0, float(np.sum(r * wt) / np.sum(wt)))
+    r, wt, _ = _pooled(models_and_steps)
+    return _mean(r, wt)
 
 
 def fit_overheads_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> tuple[float, float]:
     """(engine_step_overhead_s, layer_overhead_s): weighted least squares of measured − composed step time
     on a + layers · b over the steps of the given runs (each step counted once; a least-squares fit of
     the residuals is their arithmetic mean per size, as throughput needs). Needs runs of at least two
-    layer counts; both terms at least 0 (b = 0 refits a alone)."""
-    res, w, lay = [], [], []
-    for model, steps in models_and_steps:
-        r, wt = residuals_s(model, steps)
-        res.append(r)
-        w.append(wt)
-        lay.append(np.full(r.shape, float(model.dims.layers)))
-    r, wt, L = np.concatenate(res), np.concatenate(w), np.concatenate(lay)
-    if np.unique(L).size < 2:
+    layer counts; both terms at least 0 (b < 0: the per-step mean alone)."""
+    r, wt, layers = _pooled(models_and_steps)
+    if np.unique(layers).size < 2:
         raise ValueError("a per-layer overhead needs runs of at least two layer counts")
     sw = np.sqrt(wt)
-    (a, b), *_ = np.linalg.lstsq(np.column_stack([sw, sw * L]), sw * r, rcond=None)
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([sw, sw * layers]), sw * r, rcond=None)
     if b < 0:
-        return fit_engine_overhead_s(models_and_steps), 0.0
+        return _mean(r, wt), 0.0
     return max(0.0, float(a)), float(b)
 
 
