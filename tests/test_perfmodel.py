@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from perf_synthetic import SIZES, TRUE, USD_PER_H, synthetic_ladder, synthetic_run
+from perf_synthetic import RUNS, SIZES, TRUE, USD_PER_H, synthetic_ladder, synthetic_run
 from perf_synthetic import shape_of_size as _shape
 
 from calibrate.perfmodel import selection as ladder
 from calibrate.perfmodel.build import build_performance_model, predict_points
-from calibrate.perfmodel.forms import fit_step_model
+from calibrate.perfmodel.forms import StepModel, fit_step_model
 from calibrate.perfmodel.simulate import simulate
 from solver.optimize import serving
 
@@ -153,3 +153,40 @@ def test_error_split_separates_bias_from_replicate_noise():
     only_noise = error_split(rows[:2])["output_tokens_per_s"]  # predicted = the replicates' mean
     assert only_noise["bias_share"] == pytest.approx(0.0, abs=1e-12)
     assert error_split([row("c", 4, 1, 2)])["output_tokens_per_s"]["replicated_points"] == 0
+
+
+def test_fitted_parameters_are_finite_and_a_diverged_fit_is_refused():
+    """A term the runs do not identify drifts in log space; an overflowed exp() once wrote a bootstrap
+    refit as null into a profile that `calibrate predict` then refused (CI, 2026-12-07). The parameters
+    are held within 1e8x of their starts, and a non-finite fit raises (bootstrap drops that refit)."""
+    from calibrate.perfmodel.forms import _START, LOG_RANGE, params_from_log
+
+    names = ("t0_s", "bandwidth_bytes_per_s")
+    p = params_from_log(names, [math.log(_START["t0_s"]), 800.0])  # exp(800) overflows
+    assert all(math.isfinite(v) for v in p.values())
+    assert p["bandwidth_bytes_per_s"] == pytest.approx(_START["bandwidth_bytes_per_s"] * math.exp(LOG_RANGE))
+    assert p["t0_s"] == pytest.approx(_START["t0_s"])
+    with pytest.raises(ValueError, match="did not converge"):
+        params_from_log(names, [float("nan"), 0.0])
+
+    # runs with no weight-read cost at all: the bandwidth is unidentified, the fit stays finite
+    no_weights = StepModel("layered", {**TRUE.params, "bandwidth_bytes_per_s": 1e40}, TRUE.request_overhead_s)
+    rng = np.random.default_rng(3)
+    runs = [synthetic_run(no_weights, n, *r, rng=rng) for n in SIZES[:2] for r in RUNS[:4]]
+    fitted = fit_step_model([r.evidence for r in runs], "layered")
+    assert all(math.isfinite(v) for v in fitted.params.values()), fitted.params
+
+
+def test_a_performance_model_refuses_a_non_finite_bootstrap_refit(clean):
+    """What is written must read back: a refit with an infinite parameter is refused at construction
+    (pydantic would otherwise serialise it as null, which the reader refuses)."""
+    from pydantic import ValidationError
+
+    from calibrate.perfmodel.build import build_performance_model
+    from core.schema.perfmodel import PerformanceModel
+
+    pm = build_performance_model(clean, n_boot=2, forms=("layered",))
+    data = pm.model_dump()
+    data["bootstrap"][0]["bandwidth_bytes_per_s"] = float("inf")
+    with pytest.raises(ValidationError, match="finite"):
+        PerformanceModel.model_validate(data)

@@ -179,6 +179,23 @@ def _residuals(form: str, names: Sequence[str], evidence: Sequence[RunEvidence])
     return f
 
 
+# How far (a factor either way) a fitted parameter may move from its start. A term the runs do not
+# identify (e.g. the weight read on steps that are all overhead) drifts towards 0 or infinity in log
+# space; beyond 1e8x its share of any step is nil, and an overflowed exp() would write a profile that
+# cannot be read back (a bootstrap refit did exactly that, CI 2026-12-07). Such a parameter stays at the
+# bound, and its bootstrap interval says it is unidentified.
+LOG_RANGE = math.log(1e8)
+
+
+def params_from_log(names: Sequence[str], x) -> dict[str, float]:
+    """{name: exp(x)} with each log-parameter held within LOG_RANGE of its start (finite by construction)."""
+    start = np.log([_START[k] for k in names])
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"the fit did not converge (parameters {dict(zip(names, np.asarray(x).tolist()))} in log space)")
+    x = np.clip(np.asarray(x, float), start - LOG_RANGE, start + LOG_RANGE)
+    return {k: float(v) for k, v in zip(names, np.exp(x))}
+
+
 def fit_step_model(evidence: Sequence[RunEvidence], form: str) -> StepModel:
     """Fit one form over the runs of all models at once (see the module docstring)."""
     from scipy.optimize import least_squares
@@ -193,7 +210,7 @@ def fit_step_model(evidence: Sequence[RunEvidence], form: str) -> StepModel:
     x0 = np.log([_START[k] for k in names])
     res = least_squares(_residuals(form, names, usable), x0, loss="soft_l1", f_scale=0.1,
                         x_scale=1.0, max_nfev=2000)
-    params = {k: float(v) for k, v in zip(names, np.exp(res.x))}
+    params = params_from_log(names, res.x)
     overhead = params.pop("request_overhead_s")
     return StepModel(form, params, request_overhead_s=overhead)
 

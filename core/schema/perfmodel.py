@@ -8,7 +8,7 @@ held-out validation (leave one model out) and the comparison of the candidate fo
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -123,7 +123,8 @@ class PerformanceModel(Strict):
     formula: str
     params: dict[str, FittedParam]
     request_overhead_s: FittedParam
-    bootstrap: list[dict[str, float]]  # parameter sets (incl. request_overhead_s) of the refits
+    # parameter sets (incl. request_overhead_s) of the refits; finite, so what is written can be read back
+    bootstrap: list[dict[str, Annotated[float, Field(allow_inf_nan=False)]]]
     fitted_on: list[LadderModel]
     scheduler: Scheduler
     kv_dtype_bytes: int  # KV-cache bytes per element the ladder's servers used (activation dtype)
