@@ -47,6 +47,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default="models", help="prepared models (default models, git-ignored)")
     p.add_argument("--no-paper-gpu", action="store_true",
                    help="leave the paper's A100-40GB (datasheet, assumed efficiencies) out of the report's hardware table")
+    p.add_argument("--no-operators", action="store_true",
+                   help="do not measure the device's operator profile (stage 1, ~3 min once per host; a stored one "
+                        "under RESULTS/hardware/operators/ is reused and still checks the ladder)")
     p.add_argument("--quick", action="store_true",
                    help="a shorter sweep for CI: 4 measured requests per run, no warm-up")
     for stage in ("prepare", "sweep", "calibrate", "report"):
@@ -86,7 +89,7 @@ def options_from_args(args: argparse.Namespace) -> PipelineOptions:
         model=args.model, ladder=args.ladder_model, config=args.config, results_dir=args.results,
         models_dir=args.models_dir, usd_per_hour=args.usd_per_hour, chinchilla_params=args.chinchilla_params,
         requests=args.requests, name=args.name, prepare=prepare, sweep_overrides=sweep, profile=profile,
-        report=report, paper_gpu=not args.no_paper_gpu,
+        report=report, paper_gpu=not args.no_paper_gpu, operators=not args.no_operators,
     )
 
 

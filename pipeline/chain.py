@@ -8,18 +8,21 @@ out the N-dependent serving cost.
 
 Each stage is a typed function of its own package, called with an options object:
 
-  1. bench.model.prepare.prepare / bench.run.ladder.prepare_ladder -> models/<name>/
-  2. bench.run.sweep.run_from_config (a SweepConfig)              -> results/runs/<hw>/<model>/<run>/
-  3. calibrate.profile.make.profile_runs (ProfileOptions)         -> results/calibration/<hw>-ladder.json
-     (with results/hardware/operators/<hw>.json present, the ladder's sizes are also predicted from
-     the device's operators: the profile's performance_model.operator_check)
-  4. solver.report.make.make_report (ReportOptions)               -> results/reports/<name>/
+  1. bench.operators.store.measure_into                           -> results/hardware/operators/<hw>.json
+     (the device's operators, for a ladder: measured once per host within `operators_budget_s`,
+     then reused; a device without vLLM's CPU ops or CUDA skips it with a line, it is a check)
+  2. bench.model.prepare.prepare / bench.run.ladder.prepare_ladder -> models/<name>/
+  3. bench.run.sweep.run_from_config (a SweepConfig)              -> results/runs/<hw>/<model>/<run>/
+  4. calibrate.profile.make.profile_runs (ProfileOptions)         -> results/calibration/<hw>-ladder.json
+     (with the operator profile, the ladder's sizes are also predicted from the device's operators,
+     each left out of the fit of the engine's overheads: the profile's performance_model.operator_check)
+  5. solver.report.make.make_report (ReportOptions)               -> results/reports/<name>/
      (with the paper's A100-40GB beside the measured hardware, from its datasheet and the paper's
      assumed efficiencies, unless `paper_gpu` is off or the report is given datasheet profiles)
 
-Progress goes to `err` under a "[k/4]" header. Nothing is overwritten: prepare reuses an identical
-prepared model, sweep skips complete runs, the profile gets a free name (-2, -3, ...) if one exists,
-and the report directory too. The sweep config is `bench/data/sweep_cpu.toml` where NVML sees no
+Progress goes to `err` under a "[k/5]" header. Nothing is overwritten: an operator profile of this
+device is reused, prepare reuses an identical prepared model, sweep skips complete runs, the profile
+gets a free name (-2, -3, ...) if one exists, and the report directory too. The sweep config is `bench/data/sweep_cpu.toml` where NVML sees no
 NVIDIA GPU and `bench/data/sweep_a100.toml` where it sees one (bench detects the exact hardware).
 """
 
@@ -34,6 +37,8 @@ from pathlib import Path
 from bench.config import load_config, with_overrides
 from bench.hardware.nvml import nvml_available
 from bench.model import prepare as model_prepare
+from bench.operators import kernels as operator_kernels
+from bench.operators import store as operator_store
 from bench.run import ladder
 from bench.run import sweep as run_sweep
 from calibrate.profile import make as profile_make
@@ -44,7 +49,7 @@ from core.files import free_path
 from core.paper import PAPER
 from solver.report.make import ReportOptions, make_report
 
-STAGES = 4
+STAGES = 5
 DATA = Path(__file__).resolve().parents[1] / "bench" / "data"
 
 
@@ -85,6 +90,8 @@ class PipelineOptions:
     report: ReportOptions | None = None  # its target, demand, profile and out_dir are the pipeline's;
     #                                      None: the CLI's defaults
     paper_gpu: bool = True  # set the paper's inference GPU (datasheet, assumed) beside the measured hardware
+    operators: bool = True  # measure (or reuse) the device's operator profile for a ladder
+    operators_budget_s: float = operator_store.DEFAULT_MAX_SECONDS
     cwd: str | None = None  # directory the relative paths above are taken from (default: the current one)
 
     def path(self, *parts: str) -> Path:
@@ -101,11 +108,36 @@ def default_config(gpu: bool, ladder: bool = False) -> str:
     return str(DATA / ("sweep_a100.toml" if gpu else ("ladder_cpu.toml" if ladder else "sweep_cpu.toml")))
 
 
-# --------------------------------------------------------------------------- the four stages
+# --------------------------------------------------------------------------- the five stages
+
+
+def measure_operators(opts: PipelineOptions, gpu: bool, *, err=sys.stderr) -> Path | None:
+    """Stage 1: this device's operator profile (reused when one is stored); None when it is off, for
+    one model, or the device cannot time the operators (the reason is printed: it is a check, not a
+    measurement the chain needs)."""
+    if opts.model or not opts.operators:
+        print("      skipped (" + ("one model: no ladder to check" if opts.model else "--no-operators") + ")",
+              file=err, flush=True)
+        return None
+    out = opts.path(opts.results_dir, "hardware", "operators")
+    try:
+        stored = operator_store.measure_into(out, device="cuda" if gpu else "cpu", reuse=True,
+                                             budget_s=opts.operators_budget_s)
+    except operator_kernels.KernelUnavailable as exc:
+        print(f"      no operator profile: {one_line(exc)}", file=err, flush=True)
+        return None
+    except InputError as exc:  # a stored profile that does not read: said, kept, and not used
+        print(f"      no operator profile: {one_line(exc)} (move the file aside to measure again)", file=err, flush=True)
+        return None
+    p = stored.profile
+    how = (f"reused, measured {p.provenance.date_utc}" if stored.reused
+           else f"measured: {len(p.records)} points in {p.measurement_wall_s:.0f} s, {len(p.skipped)} skipped")
+    print(f"      {stored.path} ({how})", file=err, flush=True)
+    return stored.path
 
 
 def prepare_models(opts: PipelineOptions, *, err=sys.stderr) -> list[Path]:
-    """Stage 1: the INT8 model(s) to serve: one (`model`) or the ladder (bench.run.ladder)."""
+    """Stage 2: the INT8 model(s) to serve: one (`model`) or the ladder (bench.run.ladder)."""
     models_dir = opts.path(opts.models_dir)
     if opts.model:
         p = opts.prepare
@@ -126,7 +158,7 @@ def sweep_config(opts: PipelineOptions, model_dir: Path, config: str):
 
 
 def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, err=sys.stderr) -> list[Path]:
-    """Stage 2: sweep each model with the same config; the run directories of this sweep's specs
+    """Stage 3: sweep each model with the same config; the run directories of this sweep's specs
     (complete runs measured earlier included, other runs of the same series left out)."""
     def on_run_end(res) -> None:
         state = "already complete" if res.skipped else res.record.status
@@ -147,8 +179,8 @@ def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, 
     return runs
 
 
-def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
-    """Stage 3: the calibration profile of these runs (a ladder's when they span several models), at a
+def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path], operators: Path | None = None) -> Path:
+    """Stage 4: the calibration profile of these runs (a ladder's when they span several models), at a
     free name; its table is printed."""
     series = sorted({d.parent for d in run_dirs})
     is_ladder = len(series) > 1
@@ -159,7 +191,7 @@ def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
     if opts.usd_per_hour is not None:
         popts = replace(popts, usd_per_hour=opts.usd_per_hour)
     profile = profile_make.profile_runs(run_dirs, popts)
-    ops = opts.path(opts.results_dir, "hardware", "operators", f"{base.parent.name}.json")
+    ops = operators or opts.path(opts.results_dir, "hardware", "operators", f"{base.parent.name}.json")
     if is_ladder and popts.operator_profile is None and ops.is_file():
         try:  # the ladder's sizes predicted from this hardware's measured operators, beside the forms
             profile = profile_make.with_operator_check(profile, [str(d) for d in run_dirs], ops)
@@ -171,7 +203,7 @@ def calibrate_runs(opts: PipelineOptions, run_dirs: list[Path]) -> Path:
 
 
 def write_sizing_report(opts: PipelineOptions, profile: Path) -> Path:
-    """Stage 4: the sizing report from the profile; its directory."""
+    """Stage 5: the sizing report from the profile; its directory."""
     ropts = replace(opts.report or ReportOptions(requests=opts.requests), chinchilla_params=opts.chinchilla_params,
                     loss=None, requests=opts.requests, inference_profile=[str(profile)],
                     out_dir=str(opts.path(opts.results_dir, "reports")))
@@ -208,7 +240,7 @@ def _stage(k: int, title: str, fn: Callable, *a, err=sys.stderr):
 
 
 def run_pipeline(opts: PipelineOptions, *, err=sys.stderr) -> Path:
-    """Run the four stages; return the report directory. Raises PipelineError on a failed stage."""
+    """Run the five stages; return the report directory. Raises PipelineError on a failed stage."""
     gpu = has_nvidia_gpu()
     if opts.model and opts.ladder:
         raise PipelineError("give one --model or a ladder (--ladder-model, repeated), not both", 2)
@@ -217,12 +249,13 @@ def run_pipeline(opts: PipelineOptions, *, err=sys.stderr) -> Path:
                             "first; README names published W8A8 checkpoints) or one --model", 2)
     what = opts.model or ("ladder " + ", ".join(opts.ladder) if opts.ladder else "the CPU ladder (built here)")
     print(f"pipeline: {'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: vLLM CPU backend'}; {what}", file=err, flush=True)
-    model_dirs = _stage(1, "prepare the INT8 model(s)", lambda: prepare_models(opts, err=err), err=err)
+    operators = _stage(1, "measure the device's operators", lambda: measure_operators(opts, gpu, err=err), err=err)
+    model_dirs = _stage(2, "prepare the INT8 model(s)", lambda: prepare_models(opts, err=err), err=err)
     config = opts.config or default_config(gpu, ladder=not opts.model)
-    run_dirs = _stage(2, "sweep with vLLM", lambda: sweep_models(opts, model_dirs, config, err=err), err=err)
+    run_dirs = _stage(3, "sweep with vLLM", lambda: sweep_models(opts, model_dirs, config, err=err), err=err)
     if not run_dirs:
-        raise PipelineError("stage 2 wrote no run directory")
-    profile = _stage(3, "calibrate a profile", calibrate_runs, opts, run_dirs, err=err)
+        raise PipelineError("stage 3 wrote no run directory")
+    profile = _stage(4, "calibrate a profile", calibrate_runs, opts, run_dirs, operators, err=err)
     if not profile.is_file():
-        raise PipelineError(f"stage 3 did not write {profile}")
-    return _stage(4, "write the sizing report", write_sizing_report, opts, profile, err=err)
+        raise PipelineError(f"stage 4 did not write {profile}")
+    return _stage(5, "write the sizing report", write_sizing_report, opts, profile, err=err)

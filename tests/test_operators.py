@@ -283,6 +283,13 @@ def test_quick_grid_on_this_cpu(tmp_path, capsys):
     assert table.time_s("gemm", "int8", m=2, k=256, n=256) > 0
     OperatorRecord.model_validate(prof.records[0].model_dump())
     assert isinstance(prof, OperatorProfile)
+    # the pipeline's call: a stored profile of this device is reused as it is, not measured again
+    from bench.operators.store import measure_into
+
+    before = path.read_bytes()
+    stored = measure_into(tmp_path, device="cpu", quick=True, reuse=True)
+    assert stored.reused and stored.path == path and stored.kept is None
+    assert path.read_bytes() == before and stored.profile == prof
 
 
 # --------------------------------------------------------------------------- the step model on top

@@ -244,12 +244,20 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(calibrate.profile.make, "profile_runs", fake_profile)
     monkeypatch.setattr(calibrate.profile.make, "write_profile", fake_write)
     monkeypatch.setattr(pipeline, "has_nvidia_gpu", lambda: False)
+
+    def fake_operators(out, **kw):  # stage 1: the device's operators, measured once, then reused
+        calls.append(("operators", (out, kw)))
+        raise pipeline.operator_kernels.KernelUnavailable("vLLM's CPU ops are not importable here (test)")
+
+    monkeypatch.setattr(pipeline.operator_store, "measure_into", fake_operators)
     monkeypatch.setenv("PIPELINE_PROFILE", str(prof))
     report = run_pipeline(PipelineOptions(cwd=str(work), sweep_overrides={"num_requests": 4}, name="glue"))
     assert (report / "report.html").is_file()
     assert report == work / "results" / "reports" / "glue"
     # the default on a CPU: the ladder, each size prepared, then each swept with the ladder config
-    assert [c[0] for c in calls] == ["prepare"] * 3 + ["sweep"] * 3 + ["calibrate", "write"]
+    assert [c[0] for c in calls] == ["operators"] + ["prepare"] * 3 + ["sweep"] * 3 + ["calibrate", "write"]
+    out, kw = calls.pop(0)[1]
+    assert out == work / "results" / "hardware" / "operators" and kw["reuse"] and kw["device"] == "cpu"
     assert calls[0][1]["models_dir"] == work / "models"
     from bench.run.ladder import DEFAULT_CPU_LADDER
 
@@ -267,10 +275,11 @@ def test_pipeline_glue_with_fake_stages(tmp_path, monkeypatch, capsys):
     sol = json.loads((report / "solution.json").read_text())
     assert sol["provenance"]["profile"]["path"] == str(work / "results" / "calibration" / "cpu-test-ladder-2.json")
     err = capsys.readouterr().err
-    assert "[1/4]" in err and "[4/4]" in err
+    assert "[1/5]" in err and "[5/5]" in err
+    assert "no operator profile: vLLM's CPU ops are not importable here (test)" in err  # soft: it is a check
     # a failing stage stops the chain with its exit code and names it
     monkeypatch.setenv("PIPELINE_PROFILE", str(tmp_path / "missing.json"))
-    with pytest.raises(PipelineError, match="stage 3") as exc:
+    with pytest.raises(PipelineError, match="stage 4") as exc:
         run_pipeline(PipelineOptions(cwd=str(work)))
     assert exc.value.returncode == 2
 

@@ -14,12 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.operators.store import DEFAULT_MAX_SECONDS, DEFAULT_OUT, measure_into
 from core.cli import bad_input, seconds
-from core.files import set_aside, write_atomic
 
 PROG = "python -m bench operators"
-DEFAULT_OUT = Path("results/hardware/operators")
-DEFAULT_MAX_SECONDS = 170.0
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -46,10 +44,6 @@ def _resolve_device(choice: str) -> str:
         return "cuda" if getattr(torch.version, "cuda", None) and torch.cuda.is_available() else "cpu"
     except ImportError:
         return "cpu"
-
-
-def profile_path(out_dir: Path, name: str, quick: bool) -> Path:
-    return out_dir / f"{name}{'-quick' if quick else ''}.json"
 
 
 def _fmt_s(t: float) -> str:
@@ -86,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()  # the budget covers the whole command, imports included
     from bench.operators import kernels
     from bench.operators.grid import full_grid, quick_grid
-    from bench.operators.measure import measure_profile
-    from core.schema.operators import profile_to_json
 
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -96,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     if not (budget > 0 and budget < float("inf")):
         return _bad(f"--max-seconds {args.max_seconds!r}: need a finite number of seconds > 0")
     device = _resolve_device(args.device)
-    grid = quick_grid() if args.quick else full_grid()
+    size = (quick_grid() if args.quick else full_grid()).size()
     tty = sys.stderr.isatty()
-    step = max(1, grid.size() // 20)
+    step = max(1, size // 20)
 
     def progress(done: int, total: int, what: str) -> None:
         if done % step == 0 or done == total:
@@ -107,18 +99,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         left = max(1.0, budget - (time.perf_counter() - started))
-        profile = measure_profile(grid, device=device, budget_s=left, progress=progress)
+        stored = measure_into(out_dir, device=device, quick=args.quick, budget_s=left, progress=progress)
     except kernels.KernelUnavailable as exc:
         if args.device == "auto" or device == "cpu" and "vLLM" in str(exc):
             print(f"{PROG}: {exc}; nothing written", file=sys.stderr)
             return 1
         return _bad(f"--device {args.device}: {exc}")
-    path = profile_path(out_dir, profile.name, args.quick)
-    kept = set_aside(path)
-    write_atomic(path, profile_to_json(profile))
-    for line in table_lines(profile):
+    for line in table_lines(stored.profile):
         print(line)
-    if kept is not None:
-        print(f"(the earlier profile was kept as {kept})")
-    print(path)
+    if stored.kept is not None:
+        print(f"(the earlier profile was kept as {stored.kept})")
+    print(stored.path)
     return 0
