@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibrate.operators.interpolate import OperatorTable  # noqa: E402
-from calibrate.operators.validate import leave_one_size_out, sizes_of  # noqa: E402
+from calibrate.operators.validate import leave_one_size_out, nested_leave_one_size_out, sizes_of  # noqa: E402
 from calibrate.perfmodel.errorsplit import error_split  # noqa: E402
 from calibrate.perfmodel.selection import load_ladder  # noqa: E402
 from core.schema.operators import load_profile  # noqa: E402
@@ -45,13 +45,21 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--layer-term", action="store_true",
                     help="fit a per-layer overhead beside the per-step one (needs two layer counts besides the held-out size)")
+    ap.add_argument("--sequence-term", action="store_true",
+                    help="fit an overhead per sequence in the step (the host's CPU time per streamed token)")
+    ap.add_argument("--context-term", action="store_true",
+                    help="fit an overhead per cached token per layer (the KV read in the engine beyond the kernel's)")
+    ap.add_argument("--nested", action="store_true",
+                    help="choose the terms per held-out size by leave-one-size-out on the other sizes (nested "
+                         "cross-validation, as calibrate profile does); the --*-term flags are then ignored")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     table = OperatorTable(load_profile(a.profile).records)
     runs, dropped = load_ladder(a.runs)
     sizes = sizes_of(runs)
     print(f"{len(runs)} runs of {len(sizes)} sizes ({', '.join(sizes)}); {len(dropped)} dropped")
-    rows = leave_one_size_out(table, runs, layer_term=a.layer_term)
+    terms = [t for t, on in (("layer", a.layer_term), ("sequence", a.sequence_term), ("context", a.context_term)) if on]
+    rows = nested_leave_one_size_out(table, runs) if a.nested else leave_one_size_out(table, runs, terms=terms)
     # per run: measured vs predicted, beside its point's replicate spread
     flat = [vars(r) for r in rows]
     by_point = defaultdict(list)
@@ -71,11 +79,12 @@ def main(argv=None) -> int:
                 print(f"{g['model']:<26} {g['where']:<24} {g['input_tokens']:>3}/{g['output_tokens']:<6} "
                       f"{g['concurrency']:>3} {k:<20} {v:>10.4g} {pred:>10.4g} {100 * (pred / v - 1):>+7.1f}% "
                       f"{100 * spread:>11.1f}%")
-    print("\nengine_step_overhead_s / layer_overhead_s / request_overhead_s fitted without each size:")
+    print("\noverheads fitted without each size: per step / per layer / per request / per sequence / per cached token·layer:")
     for held in sizes:
         row = next(x for x in rows if x.model == held)
         print(f"  {held:<26} {1e3 * row.engine_step_overhead_s:.2f} ms / {1e3 * row.layer_overhead_s:.3f} ms / "
-              f"{1e3 * row.request_overhead_s:.2f} ms; operators' share of its batch-1 decode step "
+              f"{1e3 * row.request_overhead_s:.2f} ms / {1e3 * row.overheads.sequence:.3f} ms / "
+              f"{1e6 * row.overheads.context:.3f} µs (terms: step{''.join(', ' + t for t in row.terms)}); operators' share of its batch-1 decode step "
               f"{100 * row.operator_share:.0f} %")
     wheres = sorted({f["where"] for f in flat})
     for k in KEYS:

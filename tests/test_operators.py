@@ -366,6 +366,48 @@ def test_layer_overhead_fit_recovers_planted_terms():
         fit_overheads_s(pairs[:1])
 
 
+def test_sequence_overhead_fit_recovers_planted_host_work():
+    """Steps carrying 2 ms + layers x 0.5 ms + sequences x 0.3 ms (a prefill of two prompts counts two
+    sequences) + cached tokens x layers x 0.2 µs give the four terms back, and the step model then adds them; a term the data make
+    negative is dropped rather than kept below 0."""
+    from calibrate.operators.stepmodel import OperatorStepModel, fit_all_overheads_s
+    from calibrate.runs.steps import Steps
+
+    pairs = []
+    for layers in (2, 6):
+        model = ModelDims(hidden=512, heads=8, kv_heads=4, head_dim=64, intermediate=1536, vocab=4096, layers=layers)
+        records, _ = _planted(model, batch_rows=(1, 2, 4, 8, 256, 600, 2048), seqs=(1, 2, 4, 8))
+        sm = OperatorStepModel(OperatorTable(records), model)
+        n = np.array([1, 2, 4, 8, 0], float)
+        pre = np.array([0, 0, 0, 0, 256], float)
+        pairs_ = np.array([0, 0, 0, 0, 2 * 128 * 129 / 2])  # two prompts of 128
+        ctx = n * np.array([100, 300, 50, 200, 0])
+        composed = np.array([sm.composed_s(a, c, p, q) for a, c, p, q in zip(n, ctx, pre, pairs_)])
+        seqs = n + np.array([0, 0, 0, 0, 2])
+        steps = Steps(duration_s=composed + 2e-3 + layers * 5e-4 + seqs * 3e-4 + ctx * layers * 2e-7, decode_seqs=n,
+                      decode_context_tokens=ctx, prefill_tokens=pre, prefill_pairs=pairs_, weight=np.ones(5))
+        pairs.append((sm, steps))
+    o = fit_all_overheads_s(pairs, ("layer", "sequence", "context"))
+    assert o == (pytest.approx(2e-3, rel=1e-6), pytest.approx(5e-4, rel=1e-6), pytest.approx(3e-4, rel=1e-6),
+                 pytest.approx(2e-7, rel=1e-6))
+    sm = OperatorStepModel(pairs[0][0].table, pairs[0][0].dims).set_overheads(o)
+    assert sm(4, 400, 0, 0) == pytest.approx(sm.composed_s(4, 400, 0, 0) + 2e-3 + 2 * 5e-4 + 4 * 3e-4
+                                             + 400 * 2 * 2e-7)
+    # steps that shorten with the batch: the per-sequence term would be < 0, so it is dropped
+    for sm_, st in pairs:
+        st.duration_s[:] = st.duration_s - 2 * _sequences_of(st) * 3e-4 - st.decode_context_tokens * sm_.dims.layers * 2e-7
+    engine, layer, seq, _ = fit_all_overheads_s(pairs, ("layer", "sequence"))
+    assert seq == 0.0 and engine >= 0 and layer >= 0
+    with pytest.raises(ValueError, match="allowed layer, sequence, context"):
+        fit_all_overheads_s(pairs, ("batch",))
+
+
+def _sequences_of(steps):
+    from calibrate.operators.stepmodel import _sequences
+
+    return _sequences(steps)
+
+
 def test_leave_one_size_out_on_the_committed_ladder_and_operator_profile():
     """The committed same-host evidence (results/validation/2026-12-07 and this host's operator profile):
     every run is predicted, each size labelled by where it lies, and the error stays within a loose bound
@@ -381,7 +423,7 @@ def test_leave_one_size_out_on_the_committed_ladder_and_operator_profile():
     table = OperatorTable(load_profile(profile).records)
     sizes = sizes_of(runs)
     assert len(sizes) == 3
-    rows = leave_one_size_out(table, runs, layer_term=True)
+    rows = leave_one_size_out(table, runs, terms=("layer",))
     assert len(rows) == len(runs)
     assert {r.where for r in rows if r.model == sizes[1]} == {"interpolated"}
     assert {r.where for r in rows if r.model == sizes[-1]} == {"extrapolated (largest)"}
@@ -391,7 +433,50 @@ def test_leave_one_size_out_on_the_committed_ladder_and_operator_profile():
     split = error_split([vars(r) for r in rows])["output_tokens_per_s"]
     assert split["error_max"] < 1.5 and split["replicated_points"] == 21
     with pytest.raises(ValueError, match="3 sizes or more"):
-        leave_one_size_out(table, [r for r in runs if r.model != sizes[0]], layer_term=True)
+        leave_one_size_out(table, [r for r in runs if r.model != sizes[0]], terms=("layer",))
+
+
+def test_nested_choice_never_sees_the_size_it_is_scored_on(monkeypatch):
+    """Nested leave-one-size-out: the terms that predict a size are chosen on the other sizes only, and
+    on 2 inner sizes a per-layer term (needing two layer counts to fit) is never a candidate."""
+    from calibrate.operators import validate
+    from calibrate.perfmodel.selection import load_ladder
+    from core.schema.operators import load_profile
+
+    repo = Path(__file__).resolve().parents[1]
+    runs, _ = load_ladder([repo / "results" / "validation" / "2026-12-07"])
+    table = OperatorTable(load_profile(repo / "results/hardware/operators/cpu-intel-xeon-processor-amx-2c.json").records)
+    sizes = validate.sizes_of(runs)
+    seen = []
+    real = validate.choose_terms
+
+    def spy(table_, train, *a, **kw):
+        best, scores = real(table_, train, *a, **kw)
+        seen.append(({r.model for r in train}, best, scores))
+        return best, scores
+
+    monkeypatch.setattr(validate, "choose_terms", spy)
+    rows = validate.nested_leave_one_size_out(table, runs)
+    assert len(rows) == len(runs) and len(seen) == len(sizes)
+    for held, (train_sizes, best, scores) in zip(sizes, seen):
+        assert held not in train_sizes and len(train_sizes) == len(sizes) - 1
+        assert all("layer" not in t for t in scores)  # 2 sizes to choose on: no per-layer term
+        assert {r.terms for r in rows if r.model == held} == {best}
+    with pytest.raises(ValueError, match="3 sizes or more"):
+        validate.nested_leave_one_size_out(table, [r for r in runs if r.model != sizes[0]])
+
+
+def test_cv_score_is_the_mean_absolute_log_error():
+    from calibrate.operators.validate import cv_score
+
+    class Row:
+        def __init__(self, p, m):
+            self.predicted = {"output_tokens_per_s": p, "usd_per_request": 1 / p}
+            self.measured = {"output_tokens_per_s": m, "usd_per_request": 1 / m}
+
+    assert cv_score([Row(2.0, 1.0), Row(1.0, 1.0)]) == pytest.approx(math.log(2) / 2)
+    assert cv_score([Row(0.5, 1.0)]) == pytest.approx(cv_score([Row(2.0, 1.0)]))  # over and under alike
+    assert cv_score([]) == math.inf
 
 
 def test_calibrate_profile_carries_the_operator_check(tmp_path):
@@ -407,8 +492,24 @@ def test_calibrate_profile_carries_the_operator_check(tmp_path):
     opts = ProfileOptions(ladder=True, ladder_bootstrap=2, bootstrap=50, operator_profile=ops)
     prof = profile_runs(runs, opts)
     check = prof.performance_model.operator_check
-    assert check is not None and check.layer_term and set(check.error_split) >= {"interpolated", "all"}
+    assert check is not None and set(check.error_split) >= {"interpolated", "all"}
+    # the terms: chosen without each size (nested), and on all sizes (with the overheads fitted there)
+    assert set(check.terms_by_size) == {"tiny-llama-h256-l2-w8a8", "tiny-llama-h512-l4-w8a8", "tiny-llama-h1152-l9-w8a8"}
+    assert check.selection.startswith("nested") and "layer" in check.cv_scores
+    assert check.layer_term == ("layer" in check.terms) and check.overheads_s["engine"] >= 0
     assert check.error_split["all"]["output_tokens_per_s"].runs == 42
+    # each size's predicted step against the criteria a ladder must meet, and the smallest size meeting them
+    assert [c.model for c in check.size_checks] == ["tiny-llama-h256-l2-w8a8", "tiny-llama-h512-l4-w8a8",
+                                                    "tiny-llama-h1152-l9-w8a8"]
+    for c in check.size_checks:
+        assert c.ticks == pytest.approx(c.step_s / check.answering.tick_s) and 0 < c.operator_share < 1
+    assert not check.size_checks[0].meets_ticks  # the 2.6M size steps at ~2 ticks: it cannot identify N terms
+    a = check.answering
+    assert a.smallest_params is None or a.top_params == pytest.approx(a.span * a.smallest_params)
+    from calibrate.profile.cli import size_check_lines
+
+    text = "\n".join(size_check_lines(check))
+    assert "tiny-llama-h1152-l9-w8a8" in text and "ticks" in text
     back = Profile.load(write_profile(prof, tmp_path / "p.json"))
     assert back.performance_model.operator_check == check
     with pytest.raises(InputError, match="only with --ladder"):

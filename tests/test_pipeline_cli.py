@@ -31,3 +31,43 @@ def test_a_bad_stage_flag_is_one_line_exit_2():
     with pytest.raises(PipelineError, match="bench sweep") as exc:
         _opts("--sweep-args", "--repeats zero")
     assert exc.value.returncode == 2
+
+
+def _outcome(base, statuses):
+    import types
+
+    results = [types.SimpleNamespace(run_dir=base / f"run{i}", skipped=False,
+                                     record=types.SimpleNamespace(status=s, error=None if s == "complete" else "x"))
+               for i, s in enumerate(statuses)]
+    return types.SimpleNamespace(base=base, results=results, not_run=[],
+                                 ok=all(s == "complete" for s in statuses))
+
+
+def test_a_failed_run_is_measured_once_more_then_the_stage_fails(tmp_path, monkeypatch):
+    """Stage 3 retries a sweep's failed runs once (the failed run stays on disk; a second sweep measures
+    its point again) and gives up, naming them, when they fail again."""
+    import io
+
+    from bench.run import sweep as run_sweep
+    from pipeline import chain
+    from pipeline.chain import PipelineOptions, sweep_models
+
+    config = chain.default_config(False, ladder=True)
+    answers = [["complete", "failed"], ["complete", "complete"]]
+    calls = []
+
+    def fake(cfg, **kw):
+        calls.append(cfg.model)
+        return _outcome(tmp_path / "series", answers[len(calls) - 1])
+
+    monkeypatch.setattr(run_sweep, "run_from_config", fake)
+    err = io.StringIO()
+    runs = sweep_models(PipelineOptions(cwd=str(tmp_path)), [tmp_path / "m"], config, err=err)
+    assert len(calls) == 2 and len(runs) == 2
+    assert "1 run(s) failed (run1); kept, and their points measured again (retry 1 of 1)" in err.getvalue()
+
+    calls.clear()
+    answers[1] = ["complete", "failed"]
+    with pytest.raises(PipelineError, match="1 run\\(s\\) failed"):
+        sweep_models(PipelineOptions(cwd=str(tmp_path)), [tmp_path / "m"], config, err=io.StringIO())
+    assert len(calls) == 2

@@ -18,8 +18,9 @@ for equal prompts, which is what a fixed-length workload schedules).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,10 @@ class OperatorStepModel:
     dims: ModelDims
     engine_step_overhead_s: float = 0.0
     layer_overhead_s: float = 0.0  # per decoder layer per step: eager-mode dispatch of the layer's modules
+    # per sequence in the step: the host's CPU time per streamed token (API server, detokenising,
+    # streaming, the load client) that shares the cores with the engine and so lengthens its steps
+    sequence_overhead_s: float = 0.0
+    context_overhead_s: float = 0.0  # per cached token per layer: the KV read in the engine beyond the kernel's
     weight_dtype: str = "int8"
     _cache: dict = field(default_factory=dict, repr=False)
     _floor: dict = field(default_factory=dict, repr=False)
@@ -58,7 +63,7 @@ class OperatorStepModel:
         if key not in self._cache:
             prompts: tuple[int, ...] = ()
             if pre_i:
-                k = max(1, min(pre_i, int(round(pre_i * pre_i / (2.0 * pairs))) if pairs > 0 else 1))
+                k = prompt_count(pre_i, pairs)
                 base, extra = divmod(pre_i, k)
                 prompts = tuple(max(self._floor.get("tokens", 1), base + (1 if i < extra else 0)) for i in range(k))
             batch = StepBatch(decode_contexts=(mean_ctx,) * n_i, prefill_tokens=prompts)
@@ -68,11 +73,24 @@ class OperatorStepModel:
 
     @property
     def overhead_s(self) -> float:
-        """The step's time beyond its operators: engine_step_overhead_s + layers · layer_overhead_s."""
+        """The step's fixed time beyond its operators: engine_step_overhead_s + layers · layer_overhead_s."""
         return self.engine_step_overhead_s + self.dims.layers * self.layer_overhead_s
 
     def __call__(self, n: float, ctx: float, pre: float, pairs: float) -> float:
-        return self.composed_s(n, ctx, pre, pairs) + self.overhead_s
+        seqs = n + (prompt_count(int(round(pre)), pairs) if pre >= 0.5 else 0)
+        return (self.composed_s(n, ctx, pre, pairs) + self.overhead_s + seqs * self.sequence_overhead_s
+                + ctx * self.dims.layers * self.context_overhead_s)
+
+    def set_overheads(self, o: Overheads) -> OperatorStepModel:
+        """Set the overheads to `o` (the composed-step cache is kept); returns self."""
+        self.engine_step_overhead_s, self.layer_overhead_s = o.engine, o.layer
+        self.sequence_overhead_s, self.context_overhead_s = o.sequence, o.context
+        return self
+
+
+def prompt_count(pre: int, pairs: float) -> int:
+    """How many equal prompts make `pre` prefill tokens with `pairs` causal pairs (k = p²/(2·pairs))."""
+    return max(1, min(pre, int(round(pre * pre / (2.0 * pairs))) if pairs > 0 else 1))
 
 
 def residuals_s(model: OperatorStepModel, steps) -> tuple[np.ndarray, np.ndarray]:
@@ -82,26 +100,31 @@ def residuals_s(model: OperatorStepModel, steps) -> tuple[np.ndarray, np.ndarray
     return steps.duration_s - composed, steps.weight
 
 
+def _sequences(steps) -> np.ndarray:
+    """Sequences in each step: the decoding ones and the prompts being prefilled."""
+    pre = np.asarray(steps.prefill_tokens, float)
+    k = np.array([prompt_count(int(round(p)), q) if p >= 0.5 else 0 for p, q in zip(pre, steps.prefill_pairs)], float)
+    return np.asarray(steps.decode_seqs, float) + k
+
+
 def _pooled(models_and_steps: Sequence[tuple[OperatorStepModel, object]]):
-    """(measured − composed seconds, step weight, layers) of every step of the given runs, pooled."""
-    parts = [(*residuals_s(model, steps), model.dims.layers) for model, steps in models_and_steps]
+    """(measured − composed seconds, step weight, layers, sequences, Σ decode context) of every step, pooled."""
+    parts = [(*residuals_s(model, steps), model.dims.layers, _sequences(steps),
+              np.asarray(steps.decode_context_tokens, float)) for model, steps in models_and_steps]
     r = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
     wt = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
     layers = np.concatenate([np.full(p[0].shape, float(p[2])) for p in parts]) if parts else np.zeros(0)
+    seqs = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0)
+    ctx = np.concatenate([p[4] for p in parts]) if parts else np.zeros(0)
     if not r.size or not np.isfinite(r).all() or wt.sum() <= 0:
         raise ValueError("no engine steps to fit engine_step_overhead_s on")
-    return r, wt, layers
-
-
-def _mean(r: np.ndarray, wt: np.ndarray) -> float:
-    return max(0.0, float(np.sum(r * wt) / np.sum(wt)))
+    return r, wt, layers, seqs, ctx
 
 
 def fit_engine_overhead_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> float:
     """engine_step_overhead_s: the weighted arithmetic mean of measured − composed step time over the
     steps of the given runs (each step counted once), at least 0."""
-    r, wt, _ = _pooled(models_and_steps)
-    return _mean(r, wt)
+    return fit_all_overheads_s(models_and_steps).engine
 
 
 def fit_overheads_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> tuple[float, float]:
@@ -109,14 +132,47 @@ def fit_overheads_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]
     on a + layers · b over the steps of the given runs (each step counted once; a least-squares fit of
     the residuals is their arithmetic mean per size, as throughput needs). Needs runs of at least two
     layer counts; both terms at least 0 (b < 0: the per-step mean alone)."""
-    r, wt, layers = _pooled(models_and_steps)
-    if np.unique(layers).size < 2:
+    o = fit_all_overheads_s(models_and_steps, ("layer",))
+    return o.engine, o.layer
+
+
+class Overheads(NamedTuple):
+    """What a step takes beyond its operators (seconds): per step, per layer, per sequence in the step,
+    and per cached token per layer (the KV cache read in the engine beyond the isolated kernel's)."""
+
+    engine: float = 0.0
+    layer: float = 0.0
+    sequence: float = 0.0
+    context: float = 0.0
+
+
+TERMS = ("layer", "sequence", "context")  # the optional terms beside the per-step one
+
+
+def fit_all_overheads_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]],
+                        terms: Collection[str] = ()) -> Overheads:
+    """The overheads by weighted least squares of measured − composed step time on
+    a + layers · b + sequences · c + Σ context · layers · d, with the optional `terms` (of TERMS); a
+    term fitted below 0 is dropped and the rest refitted (a least-squares fit keeps the arithmetic mean,
+    as throughput needs)."""
+    unknown = set(terms) - set(TERMS)
+    if unknown:
+        raise ValueError(f"overhead terms {sorted(unknown)}: allowed {', '.join(TERMS)}")
+    r, wt, layers, seqs, ctx = _pooled(models_and_steps)
+    if "layer" in terms and np.unique(layers).size < 2:
         raise ValueError("a per-layer overhead needs runs of at least two layer counts")
+    columns = {"engine": np.ones_like(r), "layer": layers, "sequence": seqs, "context": ctx * layers}
+    cols = {k: v for k, v in columns.items() if k == "engine" or k in terms}
     sw = np.sqrt(wt)
-    (a, b), *_ = np.linalg.lstsq(np.column_stack([sw, sw * layers]), sw * r, rcond=None)
-    if b < 0:
-        return _mean(r, wt), 0.0
-    return max(0.0, float(a)), float(b)
+    while True:
+        coef, *_ = np.linalg.lstsq(np.column_stack([sw * c for c in cols.values()]), sw * r, rcond=None)
+        fitted = dict(zip(cols, (float(c) for c in coef)))
+        negative = [k for k, v in fitted.items() if k != "engine" and v < 0]
+        if not negative:
+            break
+        del cols[negative[0]]
+    fitted["engine"] = max(0.0, fitted["engine"])
+    return Overheads(**fitted)
 
 
 def composed_share(model: OperatorStepModel, n: float = 1.0, ctx: float = 64.0) -> float:

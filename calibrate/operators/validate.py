@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibrate.operators.interpolate import OperatorTable
-from calibrate.operators.stepmodel import OperatorStepModel, composed_share, fit_engine_overhead_s, fit_overheads_s
+from calibrate.operators.plan import check_size, log_spaced, median_overheads, scan, to_records
+from calibrate.operators.stepmodel import OperatorStepModel, Overheads, composed_share, fit_all_overheads_s
 from calibrate.perfmodel.errorsplit import error_split
 from calibrate.perfmodel.selection import LadderRun, figures
 from calibrate.perfmodel.simulate import simulate
@@ -41,16 +42,18 @@ class HeldOut:
     engine_step_overhead_s: float
     layer_overhead_s: float
     request_overhead_s: float
+    overheads: Overheads  # all fitted terms (engine and layer repeated above)
     operator_share: float  # the operators' share of the size's batch-1 decode step
+    terms: tuple[str, ...] = ()  # the optional overhead terms fitted (calibrate.operators.stepmodel.TERMS)
 
 
-def step_model(table: OperatorTable, run: LadderRun, engine_s: float = 0.0, layer_s: float = 0.0) -> OperatorStepModel:
+def step_model(table: OperatorTable, run: LadderRun, overheads: Overheads = Overheads()) -> OperatorStepModel:
     """The operator step model of a ladder run's model (its integer dims from the run's shape)."""
     s = run.shape
     dims = dims_of(num_layers=int(s.num_layers), hidden_size=int(s.hidden_size), num_attention_heads=int(s.num_heads),
                    num_kv_heads=int(s.num_kv_heads), head_dim=int(s.head_dim), vocab_size=int(s.vocab_size),
                    params_matmul=s.params_matmul)
-    return OperatorStepModel(table, dims, engine_s, layer_s)
+    return OperatorStepModel(table, dims).set_overheads(overheads)
 
 
 def fit_request_overhead_s(models_runs: Sequence[tuple[OperatorStepModel, LadderRun]]) -> float:
@@ -65,45 +68,153 @@ def sizes_of(runs: Sequence[LadderRun]) -> list[str]:
     return sorted({r.model for r in runs}, key=lambda m: next(r.shape.params_matmul for r in runs if r.model == m))
 
 
-def leave_one_size_out(table: OperatorTable, runs: Sequence[LadderRun], *, layer_term: bool = False) -> list[HeldOut]:
-    """Every run predicted from the operators with the overheads fitted on the other sizes."""
+CANDIDATE_TERMS: tuple[tuple[str, ...], ...] = ((), ("layer",), ("context",), ("layer", "context"),
+                                                ("layer", "sequence", "context"))
+
+
+def _where(held: str, sizes: Sequence[str]) -> str:
+    return ("extrapolated (largest)" if held == sizes[-1] else "extrapolated (smallest)" if held == sizes[0]
+            else "interpolated")
+
+
+def _models(table: OperatorTable, runs: Sequence[LadderRun]) -> dict[str, OperatorStepModel]:
+    """One step model per ladder size: its composed-step cache serves every fold (the overheads are set per fold)."""
+    return {m: step_model(table, next(r for r in runs if r.model == m)) for m in sizes_of(runs)}
+
+
+def fit_overheads_on(models: dict[str, OperatorStepModel], runs: Sequence[LadderRun],
+                     terms: Sequence[str]) -> tuple[Overheads, float]:
+    """(step overheads with `terms`, request overhead) fitted on `runs` (arithmetic means, see stepmodel)."""
+    fitted = fit_all_overheads_s([(models[r.model], r.evidence.steps) for r in runs], terms)
+    for m in {r.model for r in runs}:
+        models[m].set_overheads(fitted)
+    return fitted, fit_request_overhead_s([(models[r.model], r) for r in runs])
+
+
+def _predict(models: dict[str, OperatorStepModel], train: Sequence[LadderRun], test: Sequence[LadderRun],
+             terms: Sequence[str], where: str) -> list[HeldOut]:
+    fitted, request = fit_overheads_on(models, train, terms)
+    out = []
+    for r in test:
+        m = models[r.model].set_overheads(fitted)
+        sim = simulate(m, concurrency=r.concurrency, num_requests=r.num_requests,
+                       lengths=[(r.input_tokens, r.output_tokens)], request_overhead_s=request,
+                       max_num_seqs=r.max_num_seqs)
+        out.append(HeldOut(model=r.model, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                           concurrency=r.concurrency, where=where, measured=dict(r.measured),
+                           predicted=figures(sim, r.devices, r.usd_per_h),
+                           engine_step_overhead_s=fitted.engine, layer_overhead_s=fitted.layer,
+                           request_overhead_s=request, overheads=fitted, operator_share=composed_share(m),
+                           terms=tuple(terms)))
+    return out
+
+
+def feasible(terms: Sequence[str], sizes: int) -> bool:
+    """Whether leaving one of `sizes` ladder sizes out leaves enough to fit `terms` (a per-layer term
+    needs two layer counts, so three sizes)."""
+    return sizes >= (3 if "layer" in terms else 2)
+
+
+def leave_one_size_out(table: OperatorTable, runs: Sequence[LadderRun], *, terms: Sequence[str] = (),
+                       models: dict[str, OperatorStepModel] | None = None) -> list[HeldOut]:
+    """Every run predicted from the operators with the overheads fitted on the other sizes: per step,
+    and the optional `terms` of calibrate.operators.stepmodel.TERMS ("layer" needs 3 sizes or more)."""
     sizes = sizes_of(runs)
-    if len(sizes) < (3 if layer_term else 2):
-        raise ValueError(f"leaving a size out needs {3 if layer_term else 2} sizes or more; got {len(sizes)}")
+    if not feasible(terms, len(sizes)):
+        raise ValueError(f"leaving a size out with terms {list(terms)} needs {3 if 'layer' in terms else 2} sizes "
+                         f"or more; got {len(sizes)}")
+    models = models if models is not None else _models(table, runs)
     out = []
     for held in sizes:
-        train = [(step_model(table, r), r) for r in runs if r.model != held]
-        pairs = [(m, r.evidence.steps) for m, r in train]
-        engine, layer = fit_overheads_s(pairs) if layer_term else (fit_engine_overhead_s(pairs), 0.0)
-        for m, _ in train:
-            m.engine_step_overhead_s, m.layer_overhead_s = engine, layer
-        request = fit_request_overhead_s(train)
-        where = ("extrapolated (largest)" if held == sizes[-1] else "extrapolated (smallest)" if held == sizes[0]
-                 else "interpolated")
-        for r in (r for r in runs if r.model == held):
-            m = step_model(table, r, engine, layer)
-            sim = simulate(m, concurrency=r.concurrency, num_requests=r.num_requests,
-                           lengths=[(r.input_tokens, r.output_tokens)], request_overhead_s=request,
-                           max_num_seqs=r.max_num_seqs)
-            out.append(HeldOut(model=r.model, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
-                               concurrency=r.concurrency, where=where, measured=dict(r.measured),
-                               predicted=figures(sim, r.devices, r.usd_per_h), engine_step_overhead_s=engine,
-                               layer_overhead_s=layer, request_overhead_s=request, operator_share=composed_share(m)))
+        out += _predict(models, [r for r in runs if r.model != held], [r for r in runs if r.model == held], terms,
+                        _where(held, sizes))
+    return out
+
+
+def cv_score(rows: Sequence[HeldOut]) -> float:
+    """What the inner cross-validation minimises: the mean |log(predicted / measured)| over output tok/s
+    and $/request of the held-out runs (a mean, so one odd point does not decide; logs, so over- and
+    under-prediction weigh alike)."""
+    e = [abs(np.log(r.predicted[k] / r.measured[k])) for r in rows for k in ("output_tokens_per_s", "usd_per_request")
+         if r.predicted.get(k) and r.measured.get(k)]
+    return float(np.mean(e)) if e else float("inf")
+
+
+def choose_terms(table: OperatorTable, runs: Sequence[LadderRun], candidates=CANDIDATE_TERMS,
+                 models: dict[str, OperatorStepModel] | None = None) -> tuple[tuple[str, ...], dict]:
+    """(the candidate term set with the lowest leave-one-size-out `cv_score` on `runs`, {terms: score});
+    ties go to the fewer terms. Sets the sizes cannot fit are left out."""
+    n = len(sizes_of(runs))
+    models = models if models is not None else _models(table, runs)
+    scores = {tuple(t): cv_score(leave_one_size_out(table, runs, terms=t, models=models))
+              for t in candidates if feasible(t, n)}
+    if not scores:
+        raise ValueError(f"no candidate overhead terms can be cross-validated on {n} sizes")
+    best = min(scores, key=lambda t: (scores[t], len(t)))
+    return best, scores
+
+
+def nested_leave_one_size_out(table: OperatorTable, runs: Sequence[LadderRun],
+                              candidates=CANDIDATE_TERMS) -> list[HeldOut]:
+    """Every run predicted with the overhead terms chosen *without* its size: for each size left out,
+    the terms are chosen by leave-one-size-out on the other sizes (`choose_terms`), fitted on them, and
+    the left-out size predicted. The error of these rows is that of the whole procedure (choice
+    included), never the error the choice was made on."""
+    sizes = sizes_of(runs)
+    if len(sizes) < 3:
+        raise ValueError(f"nested cross-validation needs 3 sizes or more (2 to choose on); got {len(sizes)}")
+    models = _models(table, runs)
+    out = []
+    for held in sizes:
+        train = [r for r in runs if r.model != held]
+        terms, _ = choose_terms(table, train, candidates, models)
+        out += _predict(models, train, [r for r in runs if r.model == held], terms, _where(held, sizes))
     return out
 
 
 def operator_check(profile_path, runs: Sequence[LadderRun]):
-    """core.schema.perfmodel.OperatorCheck of these ladder runs from the operator profile at `profile_path`
-    (the per-layer term when there are 3 sizes or more)."""
+    """core.schema.perfmodel.OperatorCheck of these ladder runs from the operator profile at `profile_path`:
+    each size predicted with overhead terms chosen without it (nested leave-one-size-out, 3 sizes or
+    more; with 2, the per-step overhead alone), then the terms chosen and fitted on all sizes."""
 
     table = OperatorTable(load_profile(profile_path).records)
-    layer_term = len(sizes_of(runs)) >= 3
-    rows = leave_one_size_out(table, runs, layer_term=layer_term)
+    sizes = sizes_of(runs)
+    models = _models(table, runs)
+    if len(sizes) >= 3:
+        rows = nested_leave_one_size_out(table, runs)
+        selection = (f"nested leave-one-size-out: for each size, the terms among {_names(CANDIDATE_TERMS)} with "
+                     "the lowest mean |log error| of output tok/s and $/request predicting each other size "
+                     "from the rest; the errors are of sizes their choice never saw")
+    else:
+        rows = leave_one_size_out(table, runs, models=models)
+        selection = "2 sizes: the per-step overhead alone (no size left to choose terms on)"
+    terms, scores = choose_terms(table, runs, models=models)
+    fitted, request = fit_overheads_on(models, runs, terms)
+    checks, answering = size_checks(table, runs, rows)
     flat = [vars(r) for r in rows]
     wheres = sorted({r.where for r in rows}) + ["all"]
     split = {w: {k: ErrorSplit(**v) for k, v in error_split([f for f in flat if w in ("all", f["where"])]).items()}
              for w in wheres}
     return OperatorCheck(
-        operator_profile=str(profile_path), sha256=sha256_file(profile_path), layer_term=layer_term,
+        operator_profile=str(profile_path), sha256=sha256_file(profile_path), layer_term="layer" in terms,
         engine_step_overhead_s={r.model: r.engine_step_overhead_s for r in rows},
-        layer_overhead_s={r.model: r.layer_overhead_s for r in rows}, error_split=split)
+        layer_overhead_s={r.model: r.layer_overhead_s for r in rows}, error_split=split,
+        size_checks=checks, answering=answering, selection=selection,
+        terms_by_size={r.model: list(r.terms) for r in rows}, cv_scores={"+".join(t): v for t, v in scores.items()},
+        terms=list(terms), overheads_s=fitted._asdict(), request_overhead_s=request)
+
+
+def _names(candidates) -> str:
+    return ", ".join("{" + ", ".join(("step",) + tuple(t)) + "}" for t in candidates)
+
+
+def size_checks(table: OperatorTable, runs: Sequence[LadderRun], rows: Sequence[HeldOut]):
+    """Each ladder size's predicted batch-1 decode step against the criteria of calibrate.operators.plan,
+    and the smallest size of the shape family (at the ladder's vocabulary) meeting them, with the median
+    of the overheads fitted without each size."""
+    overheads = median_overheads([r.overheads for r in rows])
+    first = {m: next(r for r in runs if r.model == m) for m in sizes_of(runs)}
+    sizes = [(m, check_size(table, step_model(table, r).dims, overheads)) for m, r in first.items()]
+    vocab = int(next(iter(first.values())).shape.vocab_size)
+    found = scan(table, log_spaced(1e6, 1e11, 4), overheads, vocab_size=vocab)
+    return to_records(sizes, found)

@@ -170,14 +170,39 @@ def perf_lines(pm) -> list[str]:
     oc = pm.operator_check
     if oc is not None:
         lines.append(f"from the device's operators ({oc.operator_profile}; overheads fitted without each size"
-                     f"{', per-layer term' if oc.layer_term else ''}): error median / worst, output tok/s")
+                     f"{', per-layer term' if oc.layer_term and not oc.selection else ''}): error median / worst, "
+                     "output tok/s")
+        if oc.selection:
+            by_size = "; ".join(f"{m}: step{''.join(', ' + t for t in ts)}" for m, ts in oc.terms_by_size.items())
+            lines.append(f"  overhead terms chosen without each size ({by_size}); on all sizes: "
+                         f"step{''.join(', ' + t for t in oc.terms)} (scores: "
+                         + ", ".join(f"{k or 'step'} {v:.3f}" for k, v in oc.cv_scores.items()) + ")")
         for where, split in oc.error_split.items():
             e = split.get("output_tokens_per_s")
             if e is not None:
                 lines.append(f"  {where:<24} {_pct(e.error_median)} / {_pct(e.error_max)}; noise floor "
                              f"{_pct(e.noise_median)} / {_pct(e.noise_max)}; bias share {_pct(e.bias_share)}")
+        lines += size_check_lines(oc)
     lines.append("forms compared (worst held-out |error|): " + ", ".join(
         f"{f.form} {_pct(f.score)}" + (" *" if f.chosen else "") for f in pm.forms))
+    return lines
+
+
+def size_check_lines(oc) -> list[str]:
+    """Can each ladder size identify the size-dependent terms (predicted from the operators)?"""
+    a = oc.answering
+    if a is None:
+        return []
+    lines = [f"ladder sizes, predicted batch-1 decode step (operators + median fitted overheads; needs >= "
+             f"{a.min_ticks:g} ticks of {a.tick_s * 1e3:g} ms and operators >= {a.min_share:.0%} of the step):"]
+    for c in oc.size_checks:
+        lines.append(f"  {c.model:<30} {c.step_s * 1e3:7.2f} ms = {c.ticks:5.1f} ticks, operators "
+                     f"{c.operator_share:4.0%}  {'ok' if c.meets_ticks and c.meets_share else 'cannot identify N terms'}")
+    if a.smallest_params is None:
+        lines.append(f"  no size of the operator grid ({min(a.checked_params, default=0):.3g}..{max(a.checked_params, default=0):.3g}) meets both")
+    else:
+        lines.append(f"  smallest size meeting both on this device: N = {a.smallest_params:.3g}; a {a.span:g}x ladder "
+                     f"from it reaches N = {a.top_params:.3g} (~{a.top_weight_bytes / 2**30:.0f} GiB of INT8 weights)")
     return lines
 
 

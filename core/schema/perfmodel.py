@@ -89,6 +89,35 @@ class ErrorSplit(Strict):
     replicated_points: int
 
 
+class SizeCheck(Strict):
+    """A ladder size's predicted batch-1 decode step (operators + the median fitted overheads) and
+    whether it can identify the size-dependent terms (calibrate.operators.plan): predicted, not measured."""
+
+    model: str
+    params_matmul: int
+    layers: int
+    hidden: int
+    step_s: float
+    operator_share: float  # the operators' (N-dependent work's) share of the step
+    ticks: float  # step / the scheduler tick
+    meets_ticks: bool
+    meets_share: bool
+
+
+class AnsweringSizes(Strict):
+    """The smallest size of the shape family meeting both criteria on this device, and what a ladder
+    spanning `span`x from it would hold (INT8 weights ~ 1 byte per matmul parameter): predicted."""
+
+    tick_s: float
+    min_ticks: float
+    min_share: float
+    smallest_params: float | None  # None: no size of the operator grid meets both
+    span: float
+    top_params: float | None
+    top_weight_bytes: float | None
+    checked_params: list[float]  # the sizes looked at
+
+
 class OperatorCheck(Strict):
     """The ladder's sizes predicted from the device's measured operators (calibrate.operators.validate),
     each left out in turn: beside the step-time forms, what the operator path would give."""
@@ -101,6 +130,17 @@ class OperatorCheck(Strict):
     # where the held-out size lies ("interpolated", "extrapolated (smallest)", "extrapolated (largest)", "all")
     # -> figure -> the split of its error
     error_split: dict[str, dict[str, ErrorSplit]]
+    size_checks: list[SizeCheck] = Field(default_factory=list)  # absent in files before 2026-12-07 (2nd)
+    answering: AnsweringSizes | None = None
+    # the overhead terms (calibrate.operators.stepmodel.TERMS) besides the per-step one: how they were
+    # chosen, those chosen without each size (the error above is of that nested procedure), the
+    # inner scores on all sizes, and the choice and fit on all sizes (what predicts a new size)
+    selection: str = ""
+    terms_by_size: dict[str, list[str]] = Field(default_factory=dict)
+    cv_scores: dict[str, float] = Field(default_factory=dict)  # "+"-joined terms ("" none) -> mean |log error|
+    terms: list[str] = Field(default_factory=list)
+    overheads_s: dict[str, float] = Field(default_factory=dict)  # engine, layer, sequence, context (fitted on all)
+    request_overhead_s: float | None = None
 
 
 class Scheduler(Strict):
