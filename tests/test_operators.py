@@ -512,6 +512,39 @@ def test_calibrate_profile_carries_the_operator_check(tmp_path):
     assert "tiny-llama-h1152-l9-w8a8" in text and "ticks" in text
     back = Profile.load(write_profile(prof, tmp_path / "p.json"))
     assert back.performance_model.operator_check == check
+    assert set(check.overheads_by_size) == set(check.terms_by_size)
+
+    # calibrate predict --from operators: the contract's points, from the operator profile and these overheads
+    import subprocess
+    import sys
+
+    def predict(*extra):
+        return subprocess.run([sys.executable, "-m", "calibrate", "predict", str(tmp_path / "p.json"), *extra,
+                               "--input-tokens", "70", "--output-tokens", "215", "--concurrency", "1,16"],
+                              capture_output=True, text=True, cwd=repo)
+
+    res = predict("--params", "50e6", "--from", "operators", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["form"] == "operators" and "one ladder size out" in out["interval_method"]
+    assert [p["concurrency"] for p in out["points"]] == [1, 16]
+    for p in out["points"]:
+        lo, hi = p["output_tokens_per_s_interval"]
+        assert 0 < lo <= p["output_tokens_per_s"] <= hi
+    assert out["points"][1]["output_tokens_per_s"] > out["points"][0]["output_tokens_per_s"]
+    forms = json.loads(predict("--params", "50e6", "--json").stdout)
+    assert forms["form"] == prof.performance_model.form and forms["interval_method"].startswith("95 %")
+    changed = tmp_path / "ops.json"  # the operator profile edited after the check: refused, not silently used
+    changed.write_text(ops.read_text() + "\n")
+    data = json.loads((tmp_path / "p.json").read_text())
+    data["performance_model"]["operator_check"]["operator_profile"] = str(changed)
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    res = predict("--params", "50e6", "--from", "operators")
+    assert res.returncode == 2 and "changed since" in res.stderr
+    data["performance_model"]["operator_check"]["operator_profile"] = str(ops)
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    off = predict("--params", "1e13", "--from", "operators")  # far outside the operator grid
+    assert off.returncode == 2 and "outside the measured grid" in off.stderr and len(off.stderr.strip().splitlines()) == 1
     with pytest.raises(InputError, match="only with --ladder"):
         profile_runs(runs, ProfileOptions(operator_profile=ops))
     with pytest.raises(InputError, match="no such operator profile"):

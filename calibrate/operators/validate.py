@@ -22,7 +22,7 @@ from calibrate.operators.stepmodel import OperatorStepModel, Overheads, composed
 from calibrate.perfmodel.errorsplit import error_split
 from calibrate.perfmodel.selection import LadderRun, figures
 from calibrate.perfmodel.simulate import simulate
-from core.dims import dims_of
+from core.dims import ModelDims, dims_of
 from core.files import sha256_file
 from core.schema.operators import load_profile
 from core.schema.perfmodel import ErrorSplit, OperatorCheck
@@ -47,13 +47,16 @@ class HeldOut:
     terms: tuple[str, ...] = ()  # the optional overhead terms fitted (calibrate.operators.stepmodel.TERMS)
 
 
-def step_model(table: OperatorTable, run: LadderRun, overheads: Overheads = Overheads()) -> OperatorStepModel:
-    """The operator step model of a ladder run's model (its integer dims from the run's shape)."""
-    s = run.shape
-    dims = dims_of(num_layers=int(s.num_layers), hidden_size=int(s.hidden_size), num_attention_heads=int(s.num_heads),
+def dims_of_shape(s) -> ModelDims:
+    """The integer dims of a core.physics.ModelShape (a run's, or one calibrate predict builds)."""
+    return dims_of(num_layers=int(s.num_layers), hidden_size=int(s.hidden_size), num_attention_heads=int(s.num_heads),
                    num_kv_heads=int(s.num_kv_heads), head_dim=int(s.head_dim), vocab_size=int(s.vocab_size),
                    params_matmul=s.params_matmul)
-    return OperatorStepModel(table, dims).set_overheads(overheads)
+
+
+def step_model(table: OperatorTable, run: LadderRun, overheads: Overheads = Overheads()) -> OperatorStepModel:
+    """The operator step model of a ladder run's model (its integer dims from the run's shape)."""
+    return OperatorStepModel(table, dims_of_shape(run.shape)).set_overheads(overheads)
 
 
 def fit_request_overhead_s(models_runs: Sequence[tuple[OperatorStepModel, LadderRun]]) -> float:
@@ -201,7 +204,8 @@ def operator_check(profile_path, runs: Sequence[LadderRun]):
         layer_overhead_s={r.model: r.layer_overhead_s for r in rows}, error_split=split,
         size_checks=checks, answering=answering, selection=selection,
         terms_by_size={r.model: list(r.terms) for r in rows}, cv_scores={"+".join(t): v for t, v in scores.items()},
-        terms=list(terms), overheads_s=fitted._asdict(), request_overhead_s=request)
+        terms=list(terms), overheads_s=fitted._asdict(), request_overhead_s=request,
+        overheads_by_size={r.model: {**r.overheads._asdict(), "request": r.request_overhead_s} for r in rows})
 
 
 def _names(candidates) -> str:

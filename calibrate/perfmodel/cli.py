@@ -1,11 +1,13 @@
 """`python -m calibrate predict PROFILE ...`: closed-loop figures of any model on a profile's hardware.
 
     python -m calibrate predict PROFILE (--model DIR | --params N [--layers L --hidden D --kv-heads K
-        --head-dim H --vocab V]) --input-tokens P --output-tokens G --concurrency 1,4,16 [--json]
+        --head-dim H --vocab V]) --input-tokens P --output-tokens G --concurrency 1,4,16
+        [--from forms|operators] [--json]
 
 A contract other tools call: with --json, one object with `points`, one per concurrency, each with
 `concurrency`, `output_tokens_per_s`, `input_tokens_per_s`, `ttft_s`, `tpot_s`, `usd_per_request`
-and `<key>_interval: [low, high]` (95 %, from the profile's bootstrap refits). The figures are
+and `<key>_interval: [low, high]` (95 %, from the profile's bootstrap refits; with `--from operators`
+the range over the fits leaving one ladder size out; `interval_method` says which). The figures are
 defined as in run.json's `summary` of a closed-loop run of the same workload (a steady state of
 8 waves of requests). --model reads the shape from a checkpoint's config.json; otherwise the
 shape is a real one near N by the stated assumption (core.physics.ShapeAssumption, made whole by
@@ -21,11 +23,16 @@ import json
 import math
 from pathlib import Path
 
+from calibrate.operators.interpolate import OperatorTable
+from calibrate.operators.predict import INTERVAL_METHOD, check_usable, operator_points
+from calibrate.operators.validate import dims_of_shape
 from calibrate.perfmodel.build import predict_points
 from core.cli import int_list, positive_float, positive_int
 from core.dims import params_of, real_dims_for_params
 from core.errors import BadFile
+from core.files import sha256_file
 from core.physics import ShapeAssumption, model_info_from_dir, shape_for_params, shape_of
+from core.schema.operators import load_profile
 from core.schema.profile import Profile
 
 NAME = "predict"
@@ -54,6 +61,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-tokens", type=positive_int, required=True, metavar="G")
     p.add_argument("--concurrency", type=int_list, default=[1, 4, 16], metavar="1,4,16")
     p.add_argument("--usd-per-hour", type=positive_float, default=None, help="price per device-hour (default: the profile's)")
+    p.add_argument("--from", dest="source", choices=("forms", "operators"), default="forms",
+                   help="forms: the profile's chosen step-time form (default); operators: the device's operator "
+                        "profile composed into steps, with the overheads the profile's operator check fitted")
     p.add_argument("--json", action="store_true", help="print one JSON object (the contract above)")
 
 
@@ -96,18 +106,34 @@ def run(args: argparse.Namespace) -> dict:
     pm = profile.performance_model
     shape = _shape(args, pm)
     usd = args.usd_per_hour if args.usd_per_hour is not None else profile.hardware.usd_per_h
-    points = predict_points(pm, shape, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                            concurrencies=args.concurrency, usd_per_h=usd,
-                            devices=profile.hardware.device_count)
+    source = getattr(args, "source", "forms")
+    if source == "operators":
+        points = _operator_points(args.profile, pm, shape, args, usd, profile.hardware.device_count)
+        form, interval_method = "operators", INTERVAL_METHOD
+        split = pm.operator_check.error_split.get("all", {})
+        held = {k: (split[k].error_max if k in split else None) for k in ("output_tokens_per_s", "usd_per_request")}
+        warning = (f"the operator check's held-out error (each ladder size left out, terms chosen without it): "
+                   f"output tok/s worst {held['output_tokens_per_s']:.0%}"
+                   if (held["output_tokens_per_s"] or 0) > pm.target_error else None)
+        provenance = ("predicted: the device's operator profile composed into steps + the overheads the profile's "
+                      "operator check fitted (closed-loop simulation of continuous batching)")
+    else:
+        points = predict_points(pm, shape, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                                concurrencies=args.concurrency, usd_per_h=usd,
+                                devices=profile.hardware.device_count)
+        form, interval_method = pm.form, "95 % of the profile's bootstrap refits"
+        held, warning = pm.held_out_max_abs_error, pm.warning
+        provenance = "predicted: performance model of the profile (closed-loop simulation of continuous batching)"
     return {
         "kind": "prediction",
         "schema_version": 1,
         "profile": str(args.profile),
         "hardware": profile.hardware.name,
         "usd_per_h": usd,
-        "form": pm.form,
-        "held_out_max_abs_error": pm.held_out_max_abs_error,
-        "warning": pm.warning,
+        "form": form,
+        "interval_method": interval_method,
+        "held_out_max_abs_error": held,
+        "warning": warning,
         "shape": {k: getattr(shape, k) for k in ("params_matmul", "num_layers", "hidden_size", "num_heads",
                                                   "num_kv_heads", "head_dim", "vocab_size", "weight_bytes_read",
                                                   "kv_bytes_per_token", "source")},
@@ -115,8 +141,31 @@ def run(args: argparse.Namespace) -> dict:
         "input_tokens": args.input_tokens,
         "output_tokens": args.output_tokens,
         "points": points,
-        "provenance": "predicted: performance model of the profile (closed-loop simulation of continuous batching)",
+        "provenance": provenance,
     }
+
+
+def _operator_points(profile_path: Path, pm, shape, args: argparse.Namespace, usd, devices: int) -> list[dict]:
+    """The points from the operator profile named by the profile's operator check (BadFile: one line)."""
+    try:
+        check = check_usable(pm.operator_check)
+    except ValueError as exc:
+        raise BadFile(profile_path, "performance_model.operator_check", str(exc)) from None
+    ops = Path(check.operator_profile)
+    if not ops.is_file():
+        raise BadFile(ops, None, "the operator profile the check was made with is not here "
+                                 "(python -m bench operators, or run from the directory the profile was made in)")
+    if sha256_file(ops) != check.sha256:
+        raise BadFile(ops, None, "changed since the profile's operator check was made (sha256 differs); "
+                                 "run calibrate profile again")
+    try:
+        return operator_points(check, OperatorTable(load_profile(ops).records), dims_of_shape(shape),
+                               input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                               concurrencies=args.concurrency, usd_per_h=usd, devices=devices,
+                               max_num_seqs=pm.scheduler.max_num_seqs,
+                               max_num_batched_tokens=pm.scheduler.max_num_batched_tokens)
+    except ValueError as exc:  # a shape off the operator grid (OperatorGridError), dims that are not whole
+        raise BadFile(None, "--model/--params", str(exc)) from None
 
 
 def _fmt(x, spec=".4g") -> str:

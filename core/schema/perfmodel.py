@@ -141,6 +141,8 @@ class OperatorCheck(Strict):
     terms: list[str] = Field(default_factory=list)
     overheads_s: dict[str, float] = Field(default_factory=dict)  # engine, layer, sequence, context (fitted on all)
     request_overhead_s: float | None = None
+    # per size left out: the overheads fitted without it (the same keys, and "request")
+    overheads_by_size: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 class Scheduler(Strict):
