@@ -2,7 +2,7 @@
 
     law      fit the loss law (paper Eq. 4) to a CSV of training runs   (calibrate.law.cli)
     profile  calibration profile from measured runs                      (calibrate.profile.cli)
-    predict  closed-loop figures of any model size from a profile        (calibrate.perfmodel.cli)
+    predict  closed-loop figures of any model size from a profile        (calibrate.predict)
 
 Each subcommand is a module with NAME, HELP, add_args(parser) and main(args) -> int; its main
 raises core.errors.InputError for bad input, printed here in the stages' one format
@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from calibrate import predict as predict_cli
 from calibrate.law import cli as law_cli
-from calibrate.perfmodel import cli as predict_cli
 from calibrate.profile import cli as profile_cli
 from core.cli import OneLineParser, bad_input
 from core.errors import InputError
