@@ -310,7 +310,7 @@ def test_dims_of_solves_the_mlp_width_from_n():
 def test_engine_overhead_fit_recovers_a_planted_overhead():
     """Steps simulated from a planted table + 3 ms overhead (with zero-mean jitter) give back 3 ms,
     and the step model then reproduces the planted steps."""
-    from calibrate.operators.stepmodel import OperatorStepModel, fit_engine_overhead_s
+    from calibrate.operators.stepmodel import OperatorStepModel, fit_all_overheads_s
     from calibrate.runs.steps import Steps
 
     model = ModelDims(hidden=512, heads=8, kv_heads=4, head_dim=64, intermediate=1536, vocab=4096, layers=4)
@@ -322,7 +322,7 @@ def test_engine_overhead_fit_recovers_a_planted_overhead():
     jitter = np.array([1, -1, 1, -1, 1, -1]) * 2e-4
     steps = Steps(duration_s=composed + 3e-3 + jitter, decode_seqs=n, decode_context_tokens=ctx,
                   prefill_tokens=np.zeros(6), prefill_pairs=np.zeros(6), weight=np.ones(6))
-    fitted = fit_engine_overhead_s([(sm, steps)])
+    fitted = fit_all_overheads_s([(sm, steps)]).engine  # no optional terms: the weighted mean
     assert fitted == pytest.approx(3e-3, rel=1e-9)
     sm.engine_step_overhead_s = fitted
     assert sm(4, 400, 0, 0) == pytest.approx(sm.composed_s(4, 400, 0, 0) + 3e-3)
@@ -347,7 +347,7 @@ def test_real_dims_for_params_are_whole_and_near_n():
 
 def test_layer_overhead_fit_recovers_planted_terms():
     """Two models of 2 and 6 layers whose steps carry 2 ms + layers x 0.5 ms beyond their operators."""
-    from calibrate.operators.stepmodel import OperatorStepModel, fit_overheads_s
+    from calibrate.operators.stepmodel import OperatorStepModel, fit_all_overheads_s
     from calibrate.runs.steps import Steps
 
     pairs = []
@@ -360,10 +360,10 @@ def test_layer_overhead_fit_recovers_planted_terms():
         steps = Steps(duration_s=composed + 2e-3 + layers * 5e-4, decode_seqs=n, decode_context_tokens=n * 100,
                       prefill_tokens=np.zeros(4), prefill_pairs=np.zeros(4), weight=1 / n)
         pairs.append((sm, steps))
-    engine, layer = fit_overheads_s(pairs)
+    engine, layer, _, _ = fit_all_overheads_s(pairs, ("layer",))
     assert engine == pytest.approx(2e-3, rel=1e-6) and layer == pytest.approx(5e-4, rel=1e-6)
     with pytest.raises(ValueError, match="two layer counts"):
-        fit_overheads_s(pairs[:1])
+        fit_all_overheads_s(pairs[:1], ("layer",))
 
 
 def test_sequence_overhead_fit_recovers_planted_host_work():

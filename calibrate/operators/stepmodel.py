@@ -2,13 +2,18 @@
 (calibrate.perfmodel.simulate) steps with when a profile has an operator table.
 
 step time(n, ctx, p, pairs) = Σ operators of the step (calibrate.operators.compose, interpolated from
-                              the measured grid) + engine_step_overhead_s
+                              the measured grid)
+                            + engine + layers · layer + sequences · sequence + ctx · layers · context
 
-The operators are measured on their own (bench operators); the one number that is not is the
-engine's fixed cost per step (the model runner's Python, input preparation, scheduling, output
-processing), `engine_step_overhead_s`. It is fitted from ladder runs as the **arithmetic mean** of
-(measured step − composed operators) over the engine steps seen in the runs (each step counted once,
-calibrate.runs.steps), because a throughput is a mean of step times, not a geometric mean.
+The operators are measured on their own (bench operators); what they leave out is fitted from ladder
+runs (`Overheads`): the engine's fixed cost per step (the model runner's Python, input preparation,
+scheduling, output processing), and optionally a cost per layer (eager dispatch of the layer's
+modules), per sequence in the step (the host's CPU time per streamed token, on cores it shares with
+the engine) and per cached token per layer (the KV read beyond the isolated kernel's).
+`fit_all_overheads_s` fits them by weighted least squares of (measured step − composed operators)
+over the engine steps seen in the runs (each step counted once, calibrate.runs.steps), which keeps the
+**arithmetic mean**, because a throughput is a mean of step times, not a geometric mean. Which
+optional terms is chosen by calibrate.operators.validate (nested leave-one-size-out).
 
 The simulator's step signature gives the decode count n, their summed context, the prefill tokens p
 and their causal pairs; the prompts are taken as k equal ones, k = p²/(2·pairs) rounded (exact
@@ -119,21 +124,6 @@ def _pooled(models_and_steps: Sequence[tuple[OperatorStepModel, object]]):
     if not r.size or not np.isfinite(r).all() or wt.sum() <= 0:
         raise ValueError("no engine steps to fit engine_step_overhead_s on")
     return r, wt, layers, seqs, ctx
-
-
-def fit_engine_overhead_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> float:
-    """engine_step_overhead_s: the weighted arithmetic mean of measured − composed step time over the
-    steps of the given runs (each step counted once), at least 0."""
-    return fit_all_overheads_s(models_and_steps).engine
-
-
-def fit_overheads_s(models_and_steps: Sequence[tuple[OperatorStepModel, object]]) -> tuple[float, float]:
-    """(engine_step_overhead_s, layer_overhead_s): weighted least squares of measured − composed step time
-    on a + layers · b over the steps of the given runs (each step counted once; a least-squares fit of
-    the residuals is their arithmetic mean per size, as throughput needs). Needs runs of at least two
-    layer counts; both terms at least 0 (b < 0: the per-step mean alone)."""
-    o = fit_all_overheads_s(models_and_steps, ("layer",))
-    return o.engine, o.layer
 
 
 class Overheads(NamedTuple):

@@ -39,12 +39,18 @@ class HeldOut:
     where: str  # "interpolated" | "extrapolated (smallest)" | "extrapolated (largest)"
     measured: dict
     predicted: dict
-    engine_step_overhead_s: float
-    layer_overhead_s: float
     request_overhead_s: float
-    overheads: Overheads  # all fitted terms (engine and layer repeated above)
+    overheads: Overheads  # the step's overheads fitted without this size
     operator_share: float  # the operators' share of the size's batch-1 decode step
     terms: tuple[str, ...] = ()  # the optional overhead terms fitted (calibrate.operators.stepmodel.TERMS)
+
+    @property
+    def engine_step_overhead_s(self) -> float:
+        return self.overheads.engine
+
+    @property
+    def layer_overhead_s(self) -> float:
+        return self.overheads.layer
 
 
 def dims_of_shape(s) -> ModelDims:
@@ -105,9 +111,8 @@ def _predict(models: dict[str, OperatorStepModel], train: Sequence[LadderRun], t
                        max_num_seqs=r.max_num_seqs)
         out.append(HeldOut(model=r.model, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
                            concurrency=r.concurrency, where=where, measured=dict(r.measured),
-                           predicted=figures(sim, r.devices, r.usd_per_h),
-                           engine_step_overhead_s=fitted.engine, layer_overhead_s=fitted.layer,
-                           request_overhead_s=request, overheads=fitted, operator_share=composed_share(m),
+                           predicted=figures(sim, r.devices, r.usd_per_h), request_overhead_s=request,
+                           overheads=fitted, operator_share=composed_share(m),
                            terms=tuple(terms)))
     return out
 
