@@ -22,7 +22,8 @@ Each stage is a typed function of its own package, called with an options object
 
 Progress goes to `err` under a "[k/5]" header. Nothing is overwritten: an operator profile of this
 device is reused, prepare reuses an identical prepared model, sweep skips complete runs, the profile
-gets a free name (-2, -3, ...) if one exists, and the report directory too. The sweep config is `bench/data/sweep_cpu.toml` where NVML sees no
+gets a free name (-2, -3, ...) if one exists, and the report directory too. The sweep config is
+`bench/data/sweep_cpu.toml` where NVML sees no
 NVIDIA GPU and `bench/data/sweep_a100.toml` where it sees one (bench detects the exact hardware).
 """
 

@@ -98,7 +98,8 @@ class Scan:
         return out
 
 
-def scan(table: OperatorTable, params: Iterable[float], overheads: Overheads, *, span: float = 100.0, vocab_size: int | None = None, tick_s: float = TICK_S, min_ticks: float = MIN_TICKS,
+def scan(table: OperatorTable, params: Iterable[float], overheads: Overheads, *, span: float = 100.0,
+         vocab_size: int | None = None, tick_s: float = TICK_S, min_ticks: float = MIN_TICKS,
          min_share: float = MIN_SHARE) -> Scan:
     """Check the family's real shape at each N of `params` (ascending); see `Scan`."""
     checked, outside = [], []
