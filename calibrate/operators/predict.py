@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from calibrate.operators.interpolate import OperatorTable
 from calibrate.operators.stepmodel import OperatorStepModel, Overheads
+from calibrate.perfmodel.build import POINT_KEYS
 from calibrate.perfmodel.selection import figures
 from calibrate.perfmodel.simulate import DEFAULT_MAX_BATCHED_TOKENS, simulate
 from core.dims import ModelDims
 from core.schema.perfmodel import OperatorCheck
 
-POINT_KEYS = ("output_tokens_per_s", "input_tokens_per_s", "ttft_s", "tpot_s", "usd_per_request")
 INTERVAL_METHOD = "range over the fits leaving one ladder size out (not a 95 % interval)"
 
 
