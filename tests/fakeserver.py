@@ -14,6 +14,7 @@ Fault knobs:
     error_rate=f          that fraction of requests (seeded) gets an HTTP 500 JSON error.
     api_key="K"           requests without `Authorization: Bearer K` get 401, as vLLM's --api-key does.
     strict_model=True     a request naming another model than `model` gets 404, as vLLM answers.
+    keepalive_timeout_s   an idle connection is closed after this long (75 s; vLLM closes after 5 s).
 
 In process:   async with FakeServer(ttft_s=0.01) as srv: ... srv.base_url ...
 As a process: python -m fakeserver --port 8123 --itl-s 0.001 --tokens-per-chunk 1
@@ -91,6 +92,7 @@ class FakeServer:
         exit_on_death: bool = False,
         api_key: str | None = None,
         strict_model: bool = False,
+        keepalive_timeout_s: float = 75.0,
     ):
         if tokens_per_chunk < 1:
             raise ValueError(f"tokens_per_chunk must be >= 1, got {tokens_per_chunk}")
@@ -106,6 +108,7 @@ class FakeServer:
         self.model, self.params_matmul, self.max_model_len = model, params_matmul, max_model_len
         self.keep_bodies, self.exit_on_death = keep_bodies, exit_on_death
         self.api_key, self.strict_model = api_key, strict_model
+        self.keepalive_timeout_s = keepalive_timeout_s  # an idle connection is closed after this long
         self._rng = random.Random(seed)
         self.stats = FakeStats()
         self.dead = False
@@ -126,7 +129,8 @@ class FakeServer:
         return app
 
     async def start(self) -> FakeServer:
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.keepalive_timeout_s)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await self._site.start()

@@ -384,3 +384,61 @@ def test_load_split_across_several_endpoints():
     assert sa.requests_completed + sb.requests_completed == 34
     assert peaks == (2, 2)  # the 4 closed-loop streams dealt out 2 + 2
     assert sa.requests_completed >= 5 + 5 and sb.requests_completed >= 5 + 5  # both got a share
+
+
+def _stall_client_once(seconds: float):
+    """An on_record callback that blocks the client's event loop once, after the first record (as the
+    client process went unscheduled for seconds on two shared cores)."""
+    state = {"done": False}
+
+    def on_record(rec):
+        if not state["done"]:
+            state["done"] = True
+            time.sleep(seconds)
+
+    return on_record
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_connection_the_server_closed_while_the_client_stalled_is_written_again(concurrency):
+    """The server's keep-alive closes the pooled connections while the client stalls; the next
+    requests go out on them, fail before any response ('Server disconnected') and are resent once."""
+    prompts = prompts_for("decode", n=8, out=3)
+
+    async def go():
+        async with FakeServer(keepalive_timeout_s=0.1) as srv:
+            recs = await run_load(srv.base_url, "fake-model", prompts, mode="concurrency",
+                                  concurrency=concurrency, on_record=_stall_client_once(0.5))
+            return recs, srv.stats
+
+    recs, stats = run(go())
+    assert all(r.error is None for r in recs), [r.error for r in recs if r.error]
+    assert summarize(recs).num_ok == 8
+    resent = [r for r in recs if r.resends]
+    assert resent and all(r.resends == 1 for r in resent)  # the stale connections, no more
+    assert stats.requests_received == 8  # a resent request was never read the first time
+
+
+def test_resends_are_bounded():
+    """A server that closes every connection without answering: each request fails after
+    MAX_RESENDS resends, with the error and the count in its record (never an endless loop)."""
+    from bench.load import client as C
+
+    prompts = prompts_for("decode", n=3, out=3)
+    accepted = []
+
+    async def hang_up(reader, writer):
+        accepted.append(1)
+        writer.close()
+
+    async def go():
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await run_load(f"http://127.0.0.1:{port}", "fake-model", prompts, mode="concurrency",
+                                  concurrency=1)
+
+    recs = run(go())
+    assert len(recs) == 3 and all(r.error and "disconnected" in r.error.lower() for r in recs), recs
+    assert all(r.resends == C.MAX_RESENDS for r in recs)
+    assert len(accepted) == 3 * (C.MAX_RESENDS + 1)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.server import process as S
+from bench.server.args import KEEP_ALIVE_S
 
 FAKE_SERVER = textwrap.dedent(
     """
@@ -155,7 +156,11 @@ def test_server_env_cpu_only_without_gpu_and_user_values_win():
     assert cpu["VLLM_CPU_KVCACHE_SPACE"] == "3"  # the user's setting is kept
     assert cpu["VLLM_HOST_IP"] == "127.0.0.1" and cpu["X"] == "1" and cpu["PATH"] == "/bin"
     gpu = S.server_env(None, base={"PATH": "/bin"}, cpu=False)
-    assert gpu == {"PATH": "/bin"}
+    assert gpu == {"PATH": "/bin", "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(KEEP_ALIVE_S)}
+    # an idle pooled connection must outlive a client stall (vLLM's own default closes it after 5 s)
+    assert KEEP_ALIVE_S >= 60 and cpu["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] == str(KEEP_ALIVE_S)
+    kept = S.server_env(None, base={"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "7"}, cpu=False)
+    assert kept["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] == "7"  # the user's setting wins
     assert S.server_env({"VLLM_HOST_IP": "10.0.0.1"}, base={}, cpu=True)["VLLM_HOST_IP"] == "10.0.0.1"
 
 

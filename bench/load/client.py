@@ -25,6 +25,15 @@ Warm-up requests run first (closed loop), are flagged `warmup=True` and excluded
 By default their prompts are the measured prompts reversed: same lengths, but a different prefix, so
 vLLM's prefix cache cannot hand a measured request a free prefill.
 
+A stale connection: an HTTP server closes a pooled connection that stayed idle past its keep-alive
+timeout (vLLM's uvicorn: VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s by default). On two shared cores the
+client process was seen unscheduled for up to 6 s between two requests, so the server had closed
+connections the client then wrote to ("Server disconnected", "Can not write request body"). A request
+that fails that way before any byte of a response came back was never read by the server: it is
+written again on a fresh connection, at most MAX_RESENDS times, its send time taken anew and the
+count kept in the record (`resends`). Servers bench starts get a keep-alive of
+bench.server.args.KEEP_ALIVE_S, so this is the exception.
+
 A server that dies mid-run: in-flight requests fail with the connection error; once a connection is
 refused, every request not yet sent is recorded at once as an error without being sent, so the run
 ends promptly and the caller (bench.run.execute) decides the run failed. The same happens when the first
@@ -181,6 +190,7 @@ class _Job:
         self.input_tokens, self.output_tokens = input_tokens, output_tokens
 
 
+MAX_RESENDS = 2  # a request whose connection the server closed before answering is written again at most this often
 FAIL_FAST_REQUESTS = 3  # the first this many finished requests of a run decide "dead endpoint"
 INTERRUPTED_ERROR = "interrupted: the run was stopped (SIGINT/SIGTERM) while this request was in flight"
 
@@ -255,13 +265,26 @@ class _Runner:
     async def request(self, job: _Job, url: str) -> RequestRecord:
         if self.stopped is not None:
             return self._unsent(job)
+        resends = 0
+        while True:
+            rec = await self._try(job, url, resends)
+            if rec is not None:
+                return rec
+            resends += 1
+
+    async def _try(self, job: _Job, url: str, resends: int) -> RequestRecord | None:
+        """One try of `job`; None when it should be written again: the connection was closed by the
+        server before any byte of a response came back (a stale pooled connection), fewer than
+        MAX_RESENDS resends were made, and the run goes on."""
         pc = time.perf_counter
         chunk_times: list[float] = []
         usage = error = None
+        responded = False
         send = pc()
         t0 = self.t0
         try:
             async with self.session.post(url, data=job.body) as resp:
+                responded = True
                 if resp.status != 200:
                     text = (await resp.text(errors="replace"))[:300]
                     error = f"HTTP {resp.status}: {text}"
@@ -278,7 +301,7 @@ class _Runner:
                 index=job.index, warmup=job.warmup, send_s=send - t0,
                 first_token_s=chunk_times[0] - t0 if chunk_times else None, end_s=end - t0,
                 chunk_times_s=[t - t0 for t in chunk_times], requested_input_tokens=job.input_tokens,
-                requested_output_tokens=job.output_tokens, error=INTERRUPTED_ERROR,
+                requested_output_tokens=job.output_tokens, error=INTERRUPTED_ERROR, resends=resends,
             ))  # fmt: skip
             raise
         except asyncio.TimeoutError:
@@ -289,6 +312,10 @@ class _Runner:
                 self.server_gone = "connection refused"
                 if "refused" not in error.lower():
                     error += " (connection refused)"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not responded and resends < MAX_RESENDS and self.stopped is None:
+                return None  # never read by the server: write it again on a fresh connection
+            error = f"{type(exc).__name__}: {exc}" + (f" (after {resends} resends)" if resends else "")
         except (aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         end = pc()
@@ -309,6 +336,7 @@ class _Runner:
             requested_input_tokens=job.input_tokens,
             requested_output_tokens=job.output_tokens,
             error=error,
+            resends=resends,
         )
 
     async def closed_loop(self, jobs: Sequence[_Job], concurrency: int) -> None:

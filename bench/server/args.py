@@ -115,6 +115,12 @@ def has_cuda_gpu() -> bool:
     return gpu_present()
 
 
+# The server keeps an idle client connection open this long (vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE,
+# 5 s by default): the load client's pooled connections must outlive a stall of the client process,
+# which reached 6.1 s on two shared cores (docs/measurements.md, "Client stalls on two cores").
+KEEP_ALIVE_S = 300
+
+
 def server_env(
     env: Mapping[str, str] | None = None,
     *,
@@ -122,9 +128,10 @@ def server_env(
     cpu: bool | None = None,
 ) -> dict[str, str]:
     """The server's environment: `base` (default os.environ), plus `cpu_env()` where no CUDA GPU
-    exists (values already set in `base` win: a user's VLLM_CPU_KVCACHE_SPACE is kept), plus
-    `env` (explicit settings win over everything)."""
+    exists (values already set in `base` win: a user's VLLM_CPU_KVCACHE_SPACE is kept), plus an HTTP
+    keep-alive of KEEP_ALIVE_S unless `base` sets one, plus `env` (explicit settings win over everything)."""
     merged = dict(os.environ if base is None else base)
+    merged.setdefault("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", str(KEEP_ALIVE_S))
     if cpu is None:
         cpu = not has_cuda_gpu()
     if cpu:

@@ -122,6 +122,10 @@ class RequestRecord(Strict):
     requested_input_tokens: int
     requested_output_tokens: int
     error: str | None = None
+    # times the request was written again because the pooled connection it went out on had been
+    # closed by the server before any byte of a response came back (bench.load.client.MAX_RESENDS);
+    # send_s is the last try's
+    resends: int = 0
 
 
 # --------------------------------------------------------------------------- summary
