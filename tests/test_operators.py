@@ -545,6 +545,12 @@ def test_calibrate_profile_carries_the_operator_check(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(data))
     off = predict("--params", "1e13", "--from", "operators")  # far outside the operator grid
     assert off.returncode == 2 and "outside the measured grid" in off.stderr and len(off.stderr.strip().splitlines()) == 1
+    by_size = data["performance_model"]["operator_check"].pop("overheads_by_size")  # an older profile:
+    (tmp_path / "p.json").write_text(json.dumps(data))  # no interval to give, so no zero-width one either
+    old = predict("--params", "50e6", "--from", "operators")
+    assert old.returncode == 2 and "no fits leaving one size out" in old.stderr
+    data["performance_model"]["operator_check"]["overheads_by_size"] = by_size
+    (tmp_path / "p.json").write_text(json.dumps(data))
     with pytest.raises(InputError, match="only with --ladder"):
         profile_runs(runs, ProfileOptions(operator_profile=ops))
     with pytest.raises(InputError, match="no such operator profile"):

@@ -32,6 +32,9 @@ def check_usable(check: OperatorCheck | None) -> OperatorCheck:
     if not check.overheads_s or check.request_overhead_s is None:
         raise ValueError("the profile's operator check has no overheads fitted on all sizes (made before "
                          "2026-12-07; run calibrate profile again)")
+    if not check.overheads_by_size:  # without them the interval would be a single point
+        raise ValueError("the profile's operator check has no fits leaving one size out, so no interval "
+                         "(made before overheads_by_size was stored; run calibrate profile again)")
     return check
 
 
