@@ -271,6 +271,9 @@ def test_quick_grid_on_this_cpu(tmp_path, capsys):
     assert path.exists() and path.name.endswith("-quick.json")
     prof = load_profile(path)
     assert prof.grid == "quick" and prof.device_kind == "cpu" and not prof.skipped
+    # what other processes took of the cores meanwhile is measured, stored and printed
+    assert prof.provenance.other_cpu_share is not None and 0 <= prof.provenance.other_cpu_share <= 1
+    assert any("of the host's CPU time meanwhile (measured)" in line for line in out)
     assert len(prof.records) == quick_grid().size()
     for r in prof.records:
         assert math.isfinite(r.median_s) and 0 < r.p10_s <= r.median_s <= r.p90_s

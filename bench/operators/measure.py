@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.hardware import hostload
 from bench.hardware.microbench import cpu_count, cpu_hardware_name, cpu_isa_tier, cpu_model_name
 from bench.operators import kernels
 from bench.operators.grid import Grid, GridGroup, work_of
@@ -124,6 +125,7 @@ def measure_profile(
     if not (math.isfinite(budget_s) and budget_s > 0):
         raise ValueError(f"budget_s={budget_s!r}: must be a finite number > 0")
     start = clock()
+    cpu_start = hostload.sample()  # what others take of the cores meanwhile is measured (bench.hardware.hostload)
     deadline = start + budget_s - min(3.0, 0.03 * budget_s)  # kept for assembling the profile
     env = env or kernels.open_env(device)
     ident = device_identity(env)
@@ -182,6 +184,10 @@ def measure_profile(
         load = list(os.getloadavg())
     except OSError:
         load = None
+    others = hostload.other_share(cpu_start, hostload.sample())
+    busy = hostload.busy_note(others)
+    if busy is not None:
+        notes.append(busy)
     method = (f"bench.operators: warm-up + median of {min_repeats}..{max_repeats} calls per point "
               f"({point_budget_s:g} s per point), {budget_s:g} s budget in all")
     return OperatorProfile(
@@ -190,6 +196,7 @@ def measure_profile(
         budget_s=budget_s, measurement_wall_s=clock() - start, notes=notes,
         provenance=ProfileProvenance(
             date_utc=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            versions=package_versions(VERSIONS), git_commit=_git_commit_read_only(), loadavg_1_5_15=load, method=method),
+            versions=package_versions(VERSIONS), git_commit=_git_commit_read_only(), loadavg_1_5_15=load,
+            other_cpu_share=others, method=method),
         records=records, skipped=skipped,
     )

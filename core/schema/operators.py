@@ -123,7 +123,10 @@ class ProfileProvenance(Strict):
     date_utc: str
     versions: dict[str, str | None]
     git_commit: str | None = None
-    loadavg_1_5_15: list[float] | None = None
+    loadavg_1_5_15: list[float] | None = None  # at the end of the measurement (its own threads included)
+    # measured: the share of the host's CPU time other processes took during the measurement
+    # (bench.hardware.hostload; None where it cannot be read, and in profiles made before 2026-12-07)
+    other_cpu_share: float | None = None
     method: str
 
 
