@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibrate.operators.interpolate import OperatorTable  # noqa: E402
-from calibrate.operators.predict import check_usable  # noqa: E402
-from calibrate.operators.stepmodel import OperatorStepModel, Overheads  # noqa: E402
+from calibrate.operators.predict import check_usable, overheads_of  # noqa: E402
+from calibrate.operators.stepmodel import OperatorStepModel  # noqa: E402
 from calibrate.operators.validate import _models, dims_of_shape, fit_overheads_on  # noqa: E402
 from calibrate.perfmodel.build import step_models  # noqa: E402
 from calibrate.perfmodel.selection import figures, load_ladder, predict_run, reprice  # noqa: E402
@@ -70,8 +70,8 @@ def main(argv=None) -> int:
     if sha256_file(check.operator_profile) != check.sha256:
         ap.error(f"{check.operator_profile}: changed since the profile's operator check (sha256 differs)")
     table = OperatorTable(load_profile(check.operator_profile).records)
-    overheads = Overheads(**{k: float(check.overheads_s.get(k, 0.0)) for k in Overheads._fields})
-    request_s, terms = check.request_overhead_s, list(check.terms)
+    overheads, request_s = overheads_of({**check.overheads_s, "request": check.request_overhead_s})
+    terms = list(check.terms)
     if args.refit_terms is not None:
         terms = [t for t in args.refit_terms.split(",") if t]
         bad = set(terms) - {"layer", "sequence", "context"}

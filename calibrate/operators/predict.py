@@ -21,7 +21,8 @@ from core.schema.perfmodel import OperatorCheck
 INTERVAL_METHOD = "range over the fits leaving one ladder size out (not a 95 % interval)"
 
 
-def _overheads(d: dict[str, float]) -> tuple[Overheads, float]:
+def overheads_of(d: dict[str, float]) -> tuple[Overheads, float]:
+    """(step overheads, request overhead) from a stored dict (OperatorCheck.overheads_s / overheads_by_size)."""
     return Overheads(**{k: float(d.get(k, 0.0)) for k in Overheads._fields}), float(d.get("request", 0.0))
 
 
@@ -43,8 +44,8 @@ def operator_points(check: OperatorCheck, table: OperatorTable, dims: ModelDims,
                     max_num_seqs: int = 256, max_num_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS) -> list[dict]:
     """Per concurrency: the figures with `<key>_interval` (see the module docstring). OperatorGridError
     (one line) when the shape lies outside the operator grid."""
-    main = _overheads({**check.overheads_s, "request": check.request_overhead_s})
-    folds = [_overheads(v) for v in check.overheads_by_size.values()]
+    main = overheads_of({**check.overheads_s, "request": check.request_overhead_s})
+    folds = [overheads_of(v) for v in check.overheads_by_size.values()]
     model = OperatorStepModel(table, dims)  # one composed-step cache for every fit
 
     def run(o: Overheads, request_s: float, c: int, n: int) -> dict:
