@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.config import load_config, with_overrides
-from bench.hardware.hostload import BUSY_NOTE_PREFIX
+from bench.hardware.hostload import host_load_lines
 from bench.hardware.nvml import nvml_available
 from bench.model import prepare as model_prepare
 from bench.operators import kernels as operator_kernels
@@ -139,12 +139,9 @@ def measure_operators(opts: PipelineOptions, gpu: bool, *, err=None) -> Path | N
     p = stored.profile
     how = (f"reused, measured {p.provenance.date_utc}" if stored.reused
            else f"measured: {len(p.records)} points in {p.measurement_wall_s:.0f} s, {len(p.skipped)} skipped")
-    if p.provenance.other_cpu_share is not None:
-        how += f"; others took {p.provenance.other_cpu_share:.0%} of the CPU meanwhile"
     print(f"      {stored.path} ({how})", file=err, flush=True)
-    for note in p.notes:
-        if note.startswith(BUSY_NOTE_PREFIX):
-            print(f"      WARNING: {note}", file=err, flush=True)
+    for line in host_load_lines(p.provenance.other_cpu_share, p.notes):
+        print(f"      {line}", file=err, flush=True)
     return stored.path
 
 

@@ -44,6 +44,13 @@ def test_busy_note_only_above_the_threshold():
     assert note.startswith(H.BUSY_NOTE_PREFIX) and "42%" in note and "quiet" in note
 
 
+def test_host_load_lines_give_the_share_and_only_the_busy_notes_as_warnings():
+    busy = H.busy_note(0.42)
+    assert H.host_load_lines(None, ["AMX tile permission requested"]) == []
+    assert H.host_load_lines(0.01, []) == ["other processes took 1% of the host's CPU time meanwhile (measured)"]
+    assert H.host_load_lines(0.42, ["other note", busy])[1:] == [f"WARNING: {busy}"]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat is Linux's")
 def test_a_process_burning_a_core_beside_us_is_seen_and_our_own_work_is_not():
     start = H.sample()

@@ -70,3 +70,10 @@ def busy_note(share: float | None, what: str = "this profile") -> str | None:
         return None
     return (f"{BUSY_NOTE_PREFIX} other processes took {share:.0%} of the CPU time while {what} was measured; "
             f"its times may be too slow: measure again on a quiet machine")
+
+
+def host_load_lines(share: float | None, notes: list[str]) -> list[str]:
+    """What a measurement's record says of the host's load: the measured share, then each busy-host
+    note as a warning (no lines when neither is there)."""
+    lines = [] if share is None else [f"other processes took {share:.0%} of the host's CPU time meanwhile (measured)"]
+    return lines + [f"WARNING: {n}" for n in notes if n.startswith(BUSY_NOTE_PREFIX)]

@@ -56,16 +56,13 @@ def _fmt_s(t: float) -> str:
 
 def table_lines(profile) -> list[str]:
     """Points, skips, time range and implementation per operator (pure)."""
-    from bench.hardware.hostload import BUSY_NOTE_PREFIX
+    from bench.hardware.hostload import host_load_lines
     from core.schema.operators import OPERATORS
 
     lines = [(f"{profile.name} ({profile.device_name}, {profile.device_kind}, {profile.threads} threads, "
               f"activations {profile.activation_dtype}): {len(profile.records)} points in "
               f"{profile.measurement_wall_s:.0f} s, {len(profile.skipped)} skipped")]
-    share = profile.provenance.other_cpu_share
-    if share is not None:
-        lines.append(f"  other processes took {share:.0%} of the host's CPU time meanwhile (measured)")
-    lines += [f"  WARNING: {n}" for n in profile.notes if n.startswith(BUSY_NOTE_PREFIX)]
+    lines += [f"  {line}" for line in host_load_lines(profile.provenance.other_cpu_share, profile.notes)]
     for op in OPERATORS:
         recs = profile.of(op)
         skipped = sum(1 for s in profile.skipped if s.op == op)
