@@ -25,6 +25,7 @@ from bench.server.stopping import Interrupted, install_stop_handlers
 from calibrate.profile import cli as profile_cli
 from core.cli import Parser, at_least_one, non_negative, positive
 from pipeline.chain import PipelineError, PipelineOptions, PrepareOptions, run_pipeline
+from pipeline.ladder_plan import SWEEP_BUDGET_S
 from solver.report import cli as report_cli
 
 PROG = "python -m pipeline"
@@ -50,6 +51,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-operators", action="store_true",
                    help="do not measure the device's operator profile (stage 1, ~3 min once per host; a stored one "
                         "under RESULTS/hardware/operators/ is reused and still checks the ladder)")
+    p.add_argument("--sweep-budget-s", type=non_negative, default=SWEEP_BUDGET_S, metavar="S",
+                   help=f"the default CPU ladder's top size is the largest whose sweep, predicted from the operator "
+                        f"profile, fits S seconds (default {SWEEP_BUDGET_S:g}; 0: the default ladder as it is)")
     p.add_argument("--quick", action="store_true",
                    help="a shorter sweep for CI: 4 measured requests per run, no warm-up")
     for stage in ("prepare", "sweep", "calibrate", "report"):
@@ -90,6 +94,7 @@ def options_from_args(args: argparse.Namespace) -> PipelineOptions:
         models_dir=args.models_dir, usd_per_hour=args.usd_per_hour, chinchilla_params=args.chinchilla_params,
         requests=args.requests, name=args.name, prepare=prepare, sweep_overrides=sweep, profile=profile,
         report=report, paper_gpu=not args.no_paper_gpu, operators=not args.no_operators,
+        sweep_budget_s=args.sweep_budget_s or None,
     )
 
 

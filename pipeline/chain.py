@@ -12,6 +12,9 @@ Each stage is a typed function of its own package, called with an options object
      (the device's operators, for a ladder: measured once per host within `operators_budget_s`,
      then reused; a device without vLLM's CPU ops or CUDA skips it with a line, it is a check)
   2. bench.model.prepare.prepare / bench.run.ladder.prepare_ladder -> models/<name>/
+     (the default CPU ladder's top size chosen by pipeline.ladder_plan: the largest whose sweep,
+     predicted from the operator profile, fits `sweep_budget_s`; runs predicted over 10 s get fewer
+     requests, which stage 3 sweeps)
   3. bench.run.sweep.run_from_config (a SweepConfig)              -> results/runs/<hw>/<model>/<run>/
   4. calibrate.profile.make.profile_runs (ProfileOptions)         -> results/calibration/<hw>-ladder.json
      (with the operator profile, the ladder's sizes are also predicted from the device's operators,
@@ -43,12 +46,15 @@ from bench.operators import kernels as operator_kernels
 from bench.operators import store as operator_store
 from bench.run import ladder
 from bench.run import sweep as run_sweep
+from calibrate.operators.interpolate import OperatorTable
 from calibrate.profile import make as profile_make
 from calibrate.profile.cli import format_table
 from core.cli import CliError, one_line
 from core.errors import InputError
 from core.files import free_path
 from core.paper import PAPER
+from core.schema.operators import load_profile
+from pipeline import ladder_plan
 from solver.report.make import ReportOptions, make_report
 
 STAGES = 5
@@ -98,6 +104,9 @@ class PipelineOptions:
     paper_gpu: bool = True  # set the paper's inference GPU (datasheet, assumed) beside the measured hardware
     operators: bool = True  # measure (or reuse) the device's operator profile for a ladder
     operators_budget_s: float = operator_store.DEFAULT_MAX_SECONDS
+    # the default CPU ladder's sweep, predicted from the operator profile, must fit this (its top size
+    # is chosen for it: pipeline.ladder_plan); None: the default ladder as it is
+    sweep_budget_s: float | None = ladder_plan.SWEEP_BUDGET_S
     cwd: str | None = None  # directory the relative paths above are taken from (default: the current one)
 
     def path(self, *parts: str) -> Path:
@@ -145,8 +154,27 @@ def measure_operators(opts: PipelineOptions, gpu: bool, *, err=None) -> Path | N
     return stored.path
 
 
-def prepare_models(opts: PipelineOptions, *, err=None) -> list[Path]:
-    """Stage 2: the INT8 model(s) to serve: one (`model`) or the ladder (bench.run.ladder)."""
+def plan_ladder(opts: PipelineOptions, operators: Path | None, config: str, *,
+                err=None) -> ladder_plan.LadderPlan | None:
+    """The default CPU ladder with its top size fitted to `sweep_budget_s` and long runs' requests cut
+    (pipeline.ladder_plan), the plan printed; None (the ladder as it is) for one model, a named ladder,
+    no budget, no operator profile, or a sweep whose runs cannot be predicted."""
+    err = err or sys.stderr
+    if opts.model or opts.ladder or opts.sweep_budget_s is None or operators is None:
+        return None
+    table = OperatorTable(load_profile(operators).records)
+    plan = ladder_plan.plan_default_ladder(table, sweep_config(opts, Path("planned"), config), opts.sweep_budget_s)
+    if plan is None:
+        print("      sweep time not predicted (runs at a request rate or from a length distribution, or sizes "
+              "outside the operator grid): the default ladder", file=err, flush=True)
+        return None
+    for line in plan.lines():
+        print(f"      {line}", file=err, flush=True)
+    return plan
+
+
+def prepare_models(opts: PipelineOptions, rungs: list[ladder.Rung] | None = None, *, err=None) -> list[Path]:
+    """Stage 2: the INT8 model(s) to serve: one (`model`) or the ladder (`rungs`, else bench.run.ladder's)."""
     err = err or sys.stderr
     models_dir = opts.path(opts.models_dir)
     if opts.model:
@@ -154,7 +182,7 @@ def prepare_models(opts: PipelineOptions, *, err=None) -> list[Path]:
         return [Path(model_prepare.prepare(model=opts.model, quantization=p.quantization, out_dir=p.out_dir, name=p.name,
                              models_dir=models_dir, spec=p.spec or model_prepare.CLI_DEFAULT_SPEC, quantizer=p.quantizer,
                              check_generate=p.check_generate))]
-    return ladder.prepare_ladder(ladder.default_rungs(opts.ladder), models_dir=models_dir,
+    return ladder.prepare_ladder(rungs or ladder.default_rungs(opts.ladder), models_dir=models_dir,
                                  on_status=lambda m: print(f"      {m}", file=err, flush=True))
 
 
@@ -167,9 +195,11 @@ def sweep_config(opts: PipelineOptions, model_dir: Path, config: str):
     return with_overrides(load_config(config), ov)
 
 
-def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, err=None) -> list[Path]:
-    """Stage 3: sweep each model with the same config; the run directories of this sweep's specs
-    (complete runs measured earlier included, other runs of the same series left out)."""
+def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str,
+                 requests: list[dict[str, int]] | None = None, *, err=None) -> list[Path]:
+    """Stage 3: sweep each model with the same config (each point's measured requests from
+    `requests[i]` where a plan cut them: pipeline.ladder_plan.capped_config); the run directories of
+    this sweep's specs (complete runs measured earlier included, other runs of the same series left out)."""
     err = err or sys.stderr
     def on_run_end(res) -> None:
         state = "already complete" if res.skipped else res.record.status
@@ -177,9 +207,11 @@ def sweep_models(opts: PipelineOptions, model_dirs: list[Path], config: str, *, 
               file=err, flush=True)
 
     runs: list[Path] = []
-    for d in model_dirs:
+    for i, d in enumerate(model_dirs):
         print(f"      model {d}", file=err, flush=True)
         cfg = sweep_config(opts, d, config)
+        if requests:
+            cfg = ladder_plan.capped_config(cfg, requests[i])
         outcome = None
         for attempt in range(1 + SWEEP_RETRIES):
             if outcome is not None:
@@ -271,9 +303,16 @@ def run_pipeline(opts: PipelineOptions, *, err=None) -> Path:
     what = opts.model or ("ladder " + ", ".join(opts.ladder) if opts.ladder else "the CPU ladder (built here)")
     print(f"pipeline: {'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: vLLM CPU backend'}; {what}", file=err, flush=True)
     operators = _stage(1, "measure the device's operators", lambda: measure_operators(opts, gpu, err=err), err=err)
-    model_dirs = _stage(2, "prepare the INT8 model(s)", lambda: prepare_models(opts, err=err), err=err)
     config = opts.config or default_config(gpu, ladder=not opts.model)
-    run_dirs = _stage(3, "sweep with vLLM", lambda: sweep_models(opts, model_dirs, config, err=err), err=err)
+    plans: list[ladder_plan.LadderPlan | None] = []
+
+    def prepare_planned() -> list[Path]:
+        plans.append(plan_ladder(opts, operators, config, err=err))
+        return prepare_models(opts, plans[0].rungs() if plans[0] else None, err=err)
+
+    model_dirs = _stage(2, "prepare the INT8 model(s)", prepare_planned, err=err)
+    requests = [plans[0].requests(i) for i in range(len(model_dirs))] if plans and plans[0] else None
+    run_dirs = _stage(3, "sweep with vLLM", lambda: sweep_models(opts, model_dirs, config, requests, err=err), err=err)
     if not run_dirs:
         raise PipelineError("stage 3 wrote no run directory")
     profile = _stage(4, "calibrate a profile", calibrate_runs, opts, run_dirs, operators, err=err)
