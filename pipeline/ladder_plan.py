@@ -37,6 +37,7 @@ MARGIN = 1.1
 # client, calibrate's least): on the 318M model of 2026-12-07 the prefill runs of the ladder config
 # took 22-34 s each, their per-token figures settled long before.
 RUN_CAP_S = 10.0
+SHORTER_CAPS_S = (5.0, 2.5)  # tried in turn, on the smallest top size, only when no top size fits
 TOP_LAYERS = (12, 11, 10, 9, 8, 7, 6, 5)  # candidate top sizes, largest first
 
 
@@ -76,6 +77,7 @@ class LadderPlan:
     budget_s: float
     chosen: bool  # the top size was chosen here (False: the ladder as given)
     note: str = ""
+    run_cap_s: float = RUN_CAP_S
 
     @property
     def seconds(self) -> float:
@@ -99,7 +101,7 @@ class LadderPlan:
             cut = sorted({f"{r.label} {r.planned_requests} -> {r.num_requests}" for r in t.runs
                           if r.num_requests < r.planned_requests})
             out.append(f"  h{d.hidden}-l{d.layers} ({params_of(d) / 1e6:.1f}M): {t.seconds:.0f} s, {len(t.runs)} runs"
-                       + (f"; requests cut to ~{RUN_CAP_S:g} s per run: " + ", ".join(cut) if cut else ""))
+                       + (f"; requests cut to ~{self.run_cap_s:g} s per run: " + ", ".join(cut) if cut else ""))
         verdict = "within" if self.fits else "OVER"
         out.append(f"  total {self.seconds:.0f} s (x {MARGIN:g} margin: {self.seconds * MARGIN:.0f} s), {verdict} the sweep "
                    f"budget of {self.budget_s:.0f} s; span {self.span:.0f}x in N" + (f"; {self.note}" if self.note else ""))
@@ -140,8 +142,9 @@ def _times(table: OperatorTable, specs: Sequence[TinySpec], runs: Sequence[Plann
 def plan_default_ladder(table: OperatorTable, cfg: SweepConfig, budget_s: float = SWEEP_BUDGET_S,
                         top_layers: Sequence[int] = TOP_LAYERS) -> LadderPlan | None:
     """The default CPU ladder with the largest top size (of `top_layers`) whose predicted sweep fits
-    `budget_s`; the smallest candidate (said so) when none does; None when the sweep's runs cannot be
-    predicted (see `planned_runs`)."""
+    `budget_s` with runs cut to RUN_CAP_S; when none does, the smallest candidate with runs cut
+    shorter (SHORTER_CAPS_S) until it fits, or at the shortest, over the budget (said so in `note`);
+    None when the sweep's runs cannot be predicted (see `planned_runs`)."""
     runs = planned_runs(cfg)
     if runs is None:
         return None
@@ -161,6 +164,12 @@ def plan_default_ladder(table: OperatorTable, cfg: SweepConfig, budget_s: float 
             return plan
     if not tried:
         return None
-    smallest = tried[-1]
-    return LadderPlan(smallest.specs, smallest.times, budget_s, chosen=True,
-                      note="no candidate fits: the smallest top size is swept")
+    plan = tried[-1]
+    for cap in SHORTER_CAPS_S:
+        plan = LadderPlan(plan.specs, _times(table, plan.specs, runs, max_seqs, run_cap_s=cap), budget_s, chosen=True,
+                          note=f"no top size fits with runs of {RUN_CAP_S:g} s: the smallest, runs cut to {cap:g} s",
+                          run_cap_s=cap)
+        if plan.fits:
+            return plan
+    return replace(plan, note=f"no candidate fits even with runs cut to {plan.run_cap_s:g} s: the smallest top size is "
+                              "swept, over the budget")

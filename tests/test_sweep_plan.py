@@ -86,8 +86,17 @@ def test_the_top_size_is_the_largest_whose_sweep_fits(table):
     assert between.seconds == pytest.approx(totals[9])
     tight = lp.plan_default_ladder(table, cfg, budget_s=1.0)
     assert not tight.fits and tight.specs[-1] == lp.family_spec(lp.TOP_LAYERS[-1])
+    assert tight.run_cap_s == lp.SHORTER_CAPS_S[-1]  # the shortest runs were tried before giving up
     text = "\n".join(tight.lines())
-    assert "OVER the sweep budget of 1 s" in text and "no candidate fits" in text and "assumed" in text
+    assert "OVER the sweep budget of 1 s" in text and "no candidate fits even with runs cut to 2.5 s" in text
+    assert "assumed" in text
+    # between the only candidate's sweep at 10 s runs and at 5 s runs: it fits once the runs are cut to 5 s
+    low = lp.family_spec(12)
+    at = {cap: sum(t.seconds for t in lp._times(table, list(DEFAULT_CPU_LADDER[:-1]) + [low], runs, 16, run_cap_s=cap))
+          for cap in (lp.RUN_CAP_S, 5.0)}
+    assert at[5.0] < at[lp.RUN_CAP_S]
+    cut = lp.plan_default_ladder(table, cfg, budget_s=margin * (at[5.0] + at[lp.RUN_CAP_S]) / 2, top_layers=(12,))
+    assert cut.fits and cut.run_cap_s == 5.0 and cut.specs[-1] == low and "runs cut to 5 s" in cut.note
 
 
 def test_family_dims_match_the_default_ladder():
