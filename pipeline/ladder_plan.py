@@ -8,10 +8,9 @@ the ladder wants the widest span the host can afford (>= 100x in N). Both depend
 each candidate top size (calibrate.operators.sweeptime), the largest whose whole sweep fits
 `budget_s` is taken, and the plan is printed with what it rests on (the overheads are assumed until
 a ladder of the device has been fitted). The candidates are the family of the default ladder
-(d = 128·L, L layers, 2L heads of 64, L KV heads, vocab 4096): L = 12 (N = 3.4e8, 131x the
+(d = 128·L, L layers, 2L heads of 64, L KV heads, vocab 4096): L = 12 (N = 3.2e8, 121x the
 smallest) down to 5 (3.4e7). The lower rungs stay the default ladder's (2.6M and 14.7M). A ladder
-the user names is never changed: its predicted time is printed, with a warning when it is over the
-budget.
+the user names (`--ladder-model`) is neither planned nor changed.
 """
 
 from __future__ import annotations
@@ -75,7 +74,6 @@ class LadderPlan:
     specs: tuple[TinySpec, ...]
     times: tuple[ModelSweepTime, ...]
     budget_s: float
-    chosen: bool  # the top size was chosen here (False: the ladder as given)
     note: str = ""
     run_cap_s: float = RUN_CAP_S
 
@@ -150,7 +148,10 @@ def plan_default_ladder(table: OperatorTable, cfg: SweepConfig, budget_s: float 
         return None
     max_seqs = cfg.server.max_num_seqs or 256
     lower = tuple(DEFAULT_CPU_LADDER[:-1])
-    base = _times(table, lower, runs, max_seqs)
+    try:
+        base = _times(table, lower, runs, max_seqs)
+    except OperatorGridError:  # a profile cut short by its time budget before the small sizes' shapes
+        return None
     tried = []
     for layers in top_layers:
         top = family_spec(layers)
@@ -158,7 +159,7 @@ def plan_default_ladder(table: OperatorTable, cfg: SweepConfig, budget_s: float 
             t = _times(table, [top], runs, max_seqs)
         except OperatorGridError:  # a shape the operator profile does not cover: not a candidate
             continue
-        plan = LadderPlan(lower + (top,), base + t, budget_s, chosen=True)
+        plan = LadderPlan(lower + (top,), base + t, budget_s)
         tried.append(plan)
         if plan.fits:
             return plan
@@ -166,7 +167,7 @@ def plan_default_ladder(table: OperatorTable, cfg: SweepConfig, budget_s: float 
         return None
     plan = tried[-1]
     for cap in SHORTER_CAPS_S:
-        plan = LadderPlan(plan.specs, _times(table, plan.specs, runs, max_seqs, run_cap_s=cap), budget_s, chosen=True,
+        plan = LadderPlan(plan.specs, _times(table, plan.specs, runs, max_seqs, run_cap_s=cap), budget_s,
                           note=f"no top size fits with runs of {RUN_CAP_S:g} s: the smallest, runs cut to {cap:g} s",
                           run_cap_s=cap)
         if plan.fits:

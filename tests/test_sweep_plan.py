@@ -110,6 +110,13 @@ def test_family_dims_match_the_default_ladder():
 def test_a_sweep_that_cannot_be_predicted_is_left_as_it_is(table):
     cfg = parse_config({"runs": [{"workload": "decode", "request_rate_per_s": [2.0]}]})
     assert lp.planned_runs(cfg) is None and lp.plan_default_ladder(table, cfg) is None
+    # an operator profile without an operator the steps need (e.g. one cut short): no plan, no error
+    records = [r for r in load_profile(AMX_OPERATORS).records if r.op != "rotary"]
+    assert lp.plan_default_ladder(OperatorTable(records), load_config(LADDER_TOML)) is None
+    # one covering the small sizes only: the top sizes it cannot answer are not candidates
+    small = [r for r in load_profile(AMX_OPERATORS).records if r.op != "gemm" or r.k <= 3072]
+    plan = lp.plan_default_ladder(OperatorTable(small), load_config(LADDER_TOML), budget_s=1e9)
+    assert plan is not None and plan.specs[-1] == lp.family_spec(9)  # h1152: its MLP's K = 3072
 
 
 def test_the_pipeline_plans_only_the_default_ladder_with_an_operator_profile():
