@@ -35,8 +35,8 @@ ASSUMED_BASIS = ("assumed: engine overheads fitted on an AMX ladder of 2026-12-0
                  "(1.6 ms/step + 1.8 ms/layer/step + 0.27 ms/sequence, 8.2 ms/request)")
 # Measured on the AMX host (2026-12-07, docs/measurements.md "Sweep time, predicted"): a vLLM CPU
 # server start with the hardware lookup 37-42 s; per run beyond its requests (metrics settle,
-# prefix-cache reset, files) 0.5-1 s (the 23:33 ladder: 140 s beyond its requests' 595 s for 3
-# starts and 42 runs).
+# prefix-cache reset, files) 0.1-0.5 s (the two three-size ladders of 2026-12-07/08: 140 s and 126 s
+# beyond their requests for 3 starts and 42 runs each).
 SERVER_START_S = 40.0
 RUN_FIXED_S = 0.5
 
