@@ -37,3 +37,15 @@ def test_host_speed_times_every_cpu():
     assert res.returncode == 0, res.stderr
     cpus = re.findall(r"^cpu (\d+): (\d+) samples, p5 \d+, p50 \d+, p95 \d+", res.stdout, re.M)
     assert cpus and all(int(n) > 0 for _, n in cpus)
+
+
+def test_session_drift_sets_within_and_between_session_deviation_apart():
+    v = REPO / "results" / "validation"
+    res = run("session_drift.py", v / "2026-12-07d", v / "2026-12-08")
+    assert res.returncode == 0, res.stderr
+    shared = re.findall(r"^  (tiny-llama-h\d+-l\d+-w8a8) ", res.stdout, re.M)
+    assert set(shared) == {"tiny-llama-h256-l2-w8a8", "tiny-llama-h512-l4-w8a8"}  # the sizes both sessions swept
+    assert re.search(r"^within a session .* median [\d.]+%, worst [\d.]+% over \d+ runs", res.stdout, re.M)
+    assert re.search(r"^between sessions .* median [\d.]+%, worst [\d.]+% over 28 session means", res.stdout, re.M)
+    bad = run("session_drift.py", v / "2026-12-08")
+    assert bad.returncode == 2 and "two or more" in bad.stderr
